@@ -1,0 +1,38 @@
+# prime-stats: the two commands of the README.
+#   make demo   install what is missing, then run a whole PRIME study on the simulated cohort
+#   make test   install what is missing, then run every test (pytest + testthat)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export R_LIBS := $(CURDIR)/.Rlib
+export PRIMESTATS_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export RETICULATE_PYTHON := $(CURDIR)/$(VENV)/bin/python
+export MPLBACKEND := Agg
+DEMO_OUT ?= out/demo
+
+.PHONY: setup demo test test-python test-r check-r bench clean
+
+setup:
+	@tools/setup.sh
+
+demo: setup
+	$(VENV)/bin/prime-stats demo --out $(DEMO_OUT)
+
+test: setup
+	$(PY) -m pytest -q
+	@if command -v Rscript >/dev/null; then Rscript tests/testthat.R; fi
+
+test-python: setup
+	$(PY) -m pytest -q
+
+test-r: setup
+	Rscript tests/testthat.R
+
+check-r: setup
+	R CMD build --no-build-vignettes . && _R_CHECK_FORCE_SUGGESTS_=false R CMD check --no-manual primestats_*.tar.gz
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf out .setup-stamps .Rlib primestats_*.tar.gz primestats.Rcheck
