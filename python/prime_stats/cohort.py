@@ -1,0 +1,273 @@
+"""The Cohort: clinical table, outcomes, centre, image manifest and expression, with schema checks.
+
+Every check raises :class:`CohortError` with a message naming the column, patient or file at fault.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+PHASES = ("AP", "PVP")
+MANIFEST_COLUMNS = ("patient_id", "phase", "image", "mask")
+
+
+class CohortError(ValueError):
+    """Invalid cohort input; the message names the column, patient or file."""
+
+
+@dataclass(frozen=True)
+class CohortColumns:
+    """Names of the identifying and outcome columns in the clinical table."""
+    id: str = "patient_id"
+    centre: str = "centre"
+    response: str = "response_3m"
+    time: str = "os_days"
+    event: str = "os_event"
+    subsequent_therapy: str | None = "subsequent_therapy"
+
+    @property
+    def outcomes(self) -> tuple[str, ...]:
+        return (self.response, self.time, self.event)
+
+    @property
+    def reserved(self) -> tuple[str, ...]:
+        cols = (self.id, self.centre, *self.outcomes)
+        return cols + ((self.subsequent_therapy,) if self.subsequent_therapy else ())
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read CSV/TSV (optionally gzipped) or Parquet."""
+    p = Path(path)
+    if not p.is_file():
+        raise CohortError(f"file not found: {p}")
+    name = p.name.lower()
+    if name.endswith(".parquet") or name.endswith(".pq"):
+        return pd.read_parquet(p)
+    sep = "\t" if (".tsv" in name or ".txt" in name) else ","
+    return pd.read_csv(p, sep=sep)
+
+
+def _patients(ids: Iterable, limit: int = 5) -> str:
+    ids = list(ids)
+    more = f" (+{len(ids) - limit} more)" if len(ids) > limit else ""
+    return ", ".join(map(str, ids[:limit])) + more
+
+
+@dataclass
+class Cohort:
+    """A validated PRIME cohort.
+
+    ``clinical`` is indexed by patient ID and holds the centre, the outcomes and every candidate
+    predictor. ``manifest`` (optional) has one row per patient and phase with absolute paths to
+    image, mask and optional second-observer mask. ``expression`` (optional) is genes x samples.
+    """
+    clinical: pd.DataFrame
+    columns: CohortColumns = field(default_factory=CohortColumns)
+    manifest: pd.DataFrame | None = None
+    expression: pd.DataFrame | None = None
+    require_outcomes: bool = True
+    source: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.clinical = validate_clinical(self.clinical, self.columns, self.require_outcomes)
+        if self.manifest is not None:
+            self.manifest = validate_manifest(self.manifest, self.clinical.index)
+        if self.expression is not None:
+            self.expression = validate_expression(self.expression, self.clinical.index)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_files(cls, clinical: str | Path, manifest: str | Path | None = None,
+                   expression: str | Path | None = None, columns: CohortColumns | None = None,
+                   require_outcomes: bool = True, check_files: bool = True) -> "Cohort":
+        """Read a cohort from a clinical CSV/Parquet, an optional manifest CSV (paths relative
+        to the manifest's folder) and an optional genes x samples expression table."""
+        columns = columns or CohortColumns()
+        table = read_table(clinical)
+        man = None
+        if manifest is not None:
+            man = read_table(manifest)
+            man = resolve_manifest_paths(man, Path(manifest).parent, check_files=check_files)
+        expr = None
+        if expression is not None:
+            expr = read_table(expression)
+            expr = expr.set_index(expr.columns[0])
+        return cls(table, columns, man, expr, require_outcomes,
+                   source={"clinical": str(clinical), "manifest": str(manifest) if manifest else None,
+                           "expression": str(expression) if expression else None})
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def ids(self) -> pd.Index:
+        return self.clinical.index
+
+    @property
+    def centre(self) -> pd.Series:
+        return self.clinical[self.columns.centre]
+
+    @property
+    def response(self) -> pd.Series:
+        return self.clinical[self.columns.response]
+
+    def survival(self, ids: Iterable | None = None) -> np.ndarray:
+        """Survival outcome as a scikit-survival structured array (event, time)."""
+        from sksurv.util import Surv
+
+        sub = self.clinical if ids is None else self.clinical.loc[list(ids)]
+        return Surv.from_arrays(sub[self.columns.event].astype(bool).to_numpy(),
+                                sub[self.columns.time].astype(float).to_numpy(),
+                                name_event="event", name_time="time")
+
+    def predictors(self) -> pd.DataFrame:
+        """Candidate predictors: every clinical column except ID, centre and outcomes."""
+        return self.clinical.drop(columns=[c for c in self.columns.reserved if c in self.clinical])
+
+    def subset(self, ids: Iterable) -> "Cohort":
+        ids = list(ids)
+        unknown = [i for i in ids if i not in self.clinical.index]
+        if unknown:
+            raise CohortError(f"unknown patients: {_patients(unknown)}")
+        man = None if self.manifest is None else self.manifest[self.manifest["patient_id"].isin(ids)]
+        expr = None
+        if self.expression is not None:
+            expr = self.expression[[c for c in self.expression.columns if c in set(ids)]]
+        return Cohort(self.clinical.loc[ids].reset_index(), self.columns, man, expr,
+                      self.require_outcomes, self.source)
+
+    def __len__(self) -> int:
+        return len(self.clinical)
+
+    def __repr__(self) -> str:
+        cen = self.centre.value_counts().sort_index().to_dict() if self.columns.centre in self.clinical else {}
+        parts = [f"Cohort: {len(self)} patients", f"centres {cen}"]
+        if self.columns.response in self.clinical:
+            parts.append(f"response rate {self.response.mean():.1%}")
+        if self.columns.event in self.clinical:
+            parts.append(f"{int(self.clinical[self.columns.event].sum())} deaths")
+        if self.manifest is not None:
+            parts.append(f"{len(self.manifest)} images")
+        if self.expression is not None:
+            parts.append(f"expression {self.expression.shape[0]} genes x {self.expression.shape[1]} samples")
+        return "<" + ", ".join(parts) + ">"
+
+
+def validate_clinical(df: pd.DataFrame, cols: CohortColumns, require_outcomes: bool = True) -> pd.DataFrame:
+    """Check IDs and outcomes; return the table indexed by patient ID."""
+    if not isinstance(df, pd.DataFrame):
+        raise CohortError("clinical table must be a pandas DataFrame")
+    df = df.copy()
+    if df.index.name == cols.id and cols.id not in df.columns:
+        df = df.reset_index()
+    if cols.id not in df.columns:
+        raise CohortError(f"clinical table: ID column {cols.id!r} is missing "
+                          f"(columns: {_patients(df.columns, 8)})")
+    ids = df[cols.id]
+    if ids.isna().any():
+        rows = (np.flatnonzero(ids.isna()) + 2).tolist()  # +2: header line and 1-based rows
+        raise CohortError(f"clinical table: column {cols.id!r} is empty on file rows {rows[:10]}")
+    df[cols.id] = ids.astype(str).str.strip()
+    dup = df[cols.id][df[cols.id].duplicated()].unique()
+    if len(dup):
+        raise CohortError(f"clinical table: duplicate patient IDs in {cols.id!r}: {_patients(dup)}")
+    if cols.centre not in df.columns:
+        raise CohortError(f"clinical table: centre column {cols.centre!r} is missing")
+    df[cols.centre] = df[cols.centre].astype(str)
+    df = df.set_index(cols.id)
+    needed = cols.outcomes if require_outcomes else ()
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise CohortError(f"clinical table: outcome column(s) {missing} missing")
+    if cols.response in df.columns:
+        _check_binary(df, cols.response, allow_missing=not require_outcomes)
+    if cols.event in df.columns:
+        _check_binary(df, cols.event, allow_missing=not require_outcomes)
+    if cols.time in df.columns:
+        t = pd.to_numeric(df[cols.time], errors="coerce")
+        nonnum = df.index[t.isna() & df[cols.time].notna()]
+        if len(nonnum):
+            raise CohortError(f"{cols.time}: non-numeric survival time for patients {_patients(nonnum)}")
+        if require_outcomes and t.isna().any():
+            raise CohortError(f"{cols.time}: survival time missing for patients {_patients(df.index[t.isna()])}")
+        bad = df.index[t <= 0]
+        if len(bad):
+            raise CohortError(f"{cols.time}: survival time must be > 0; zero or negative for patients "
+                              f"{_patients(bad)}")
+        df[cols.time] = t.astype(float)
+    if cols.subsequent_therapy and cols.subsequent_therapy in df.columns:
+        _check_binary(df, cols.subsequent_therapy, allow_missing=True)
+    return df
+
+
+def _check_binary(df: pd.DataFrame, col: str, allow_missing: bool):
+    v = pd.to_numeric(df[col], errors="coerce")
+    bad = df.index[(v.notna() & ~v.isin([0, 1])) | (v.isna() & df[col].notna())]
+    if len(bad):
+        examples = df.loc[bad[:3], col].tolist()
+        raise CohortError(f"{col}: must be 0/1; got {examples} for patients {_patients(bad)}")
+    if not allow_missing and v.isna().any():
+        raise CohortError(f"{col}: missing for patients {_patients(df.index[v.isna()])}")
+    df[col] = v.astype("Int64") if v.isna().any() else v.astype(int)
+
+
+def resolve_manifest_paths(manifest: pd.DataFrame, base: Path, check_files: bool = True) -> pd.DataFrame:
+    """Make image/mask paths absolute (relative ones are relative to ``base``) and check they exist."""
+    man = manifest.copy()
+    missing_cols = [c for c in MANIFEST_COLUMNS if c not in man.columns]
+    if missing_cols:
+        raise CohortError(f"manifest: column(s) {missing_cols} missing (needs {list(MANIFEST_COLUMNS)})")
+    path_cols = [c for c in ("image", "mask", "mask_observer2") if c in man.columns]
+    for c in path_cols:
+        man[c] = [None if (pd.isna(p) or str(p) == "") else str((base / str(p)).resolve())
+                  if not Path(str(p)).is_absolute() else str(p) for p in man[c]]
+    if check_files:
+        for c in path_cols:
+            for pid, phase, p in zip(man["patient_id"], man["phase"], man[c]):
+                if c != "mask_observer2" and p is None:
+                    raise CohortError(f"manifest: patient {pid} phase {phase}: {c} path is empty")
+                if p is not None and not Path(p).exists():
+                    raise CohortError(f"manifest: patient {pid} phase {phase}: {c} file not found: {p}")
+    return man
+
+
+def validate_manifest(manifest: pd.DataFrame, known_ids: pd.Index) -> pd.DataFrame:
+    """Check phases, unknown patients and duplicate (patient, phase) rows."""
+    man = manifest.copy()
+    missing_cols = [c for c in MANIFEST_COLUMNS if c not in man.columns]
+    if missing_cols:
+        raise CohortError(f"manifest: column(s) {missing_cols} missing (needs {list(MANIFEST_COLUMNS)})")
+    man["patient_id"] = man["patient_id"].astype(str).str.strip()
+    man["phase"] = man["phase"].astype(str).str.strip().str.upper()
+    bad_phase = man.loc[~man["phase"].isin(PHASES)]
+    if len(bad_phase):
+        r = bad_phase.iloc[0]
+        raise CohortError(f"manifest: unknown phase {r['phase']!r} for patient {r['patient_id']} "
+                          f"(allowed: {', '.join(PHASES)})")
+    unknown = sorted(set(man["patient_id"]) - set(known_ids))
+    if unknown:
+        raise CohortError(f"manifest: rows for patients not in the clinical table: {_patients(unknown)}")
+    dup = man[man.duplicated(["patient_id", "phase"])]
+    if len(dup):
+        raise CohortError(f"manifest: more than one row for patient/phase "
+                          f"{_patients(dup['patient_id'] + '/' + dup['phase'])}")
+    return man.reset_index(drop=True)
+
+
+def validate_expression(expr: pd.DataFrame, known_ids: pd.Index) -> pd.DataFrame:
+    """Genes x samples; every sample must be a known patient and values numeric and finite."""
+    expr = expr.copy()
+    expr.columns = expr.columns.astype(str)
+    unknown = [c for c in expr.columns if c not in set(known_ids)]
+    if unknown:
+        raise CohortError(f"expression: samples not in the clinical table: {_patients(unknown)}")
+    if expr.index.duplicated().any():
+        raise CohortError(f"expression: duplicate gene names: {_patients(expr.index[expr.index.duplicated()])}")
+    values = expr.apply(pd.to_numeric, errors="coerce")
+    bad = values.isna() & expr.notna()
+    if bad.any().any():
+        col = bad.any().idxmax()
+        raise CohortError(f"expression: non-numeric values for sample {col}")
+    return values
