@@ -1,0 +1,340 @@
+"""Model explanations: cross-validated SHAP, SurvSHAP(t) and the response-vs-survival divergence.
+
+* :func:`cv_shap` - SHAP values with K-fold cross-validation averaging (the PRIME paper's scheme):
+  a clone of the estimator (the whole Pipeline) is fitted on K-1 folds and explains the held-out
+  fold, so every patient is explained by a model that never saw them. Tree models (alone or as the
+  last step of a Pipeline) use ``shap.TreeExplainer`` on the features the tree sees (interventional,
+  on the probability scale for classifiers); everything else (stacking/fusion models, SVMs,
+  survival ensembles) uses a model-agnostic explainer on the raw inputs: exact Shapley values
+  (``shap.ExactExplainer``) up to ``exact_max_features`` features, the antithetic permutation
+  estimator (``shap.PermutationExplainer``) above. Background data always come from the training
+  folds only.
+* :func:`survshap` - SurvSHAP(t) (Krzyziński et al., Knowledge-Based Systems 2023): Shapley values
+  of the survival function S(t|x) at a grid of times, with the time-aggregated importance
+  (integral of mean |SHAP(t)| over the grid divided by its length, survex's "integral" aggregation
+  normalised to the time span).
+* :func:`divergence_table` - response drivers beside survival drivers (importance shares).
+
+Reference: Lundberg & Lee (2017) SHAP; Lundberg et al. (2020) TreeSHAP.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone, is_classifier
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+
+__all__ = ["ShapResult", "cv_shap", "SurvShapResult", "survshap", "survival_at", "divergence_table"]
+
+
+@dataclass
+class ShapResult:
+    """Cross-validated SHAP values.
+
+    ``values``: held-out SHAP value per patient (rows, index of X) and feature; a feature that a
+    fold's pipeline did not pass to its model gets 0 there. ``data``: the feature values the
+    explainer saw (NaN where not used). ``fold_importance``: mean |SHAP| per fold (rows) and feature.
+    ``ranking``: feature, mean_abs_shap (over all patients), sd/min/max over folds, share, rank.
+    """
+
+    values: pd.DataFrame
+    data: pd.DataFrame
+    base_values: np.ndarray
+    fold: np.ndarray
+    fold_importance: pd.DataFrame
+    ranking: pd.DataFrame
+    explainer: str
+    output: str
+
+
+def _is_survival_target(y) -> bool:
+    y = np.asarray(y)
+    return y.dtype.names is not None and len(y.dtype.names) == 2
+
+
+def _splitter(estimator, y, cv: int, random_state):
+    if _is_survival_target(y):
+        strata = np.asarray(y[y.dtype.names[0]]).astype(int)
+        return StratifiedKFold(cv, shuffle=True, random_state=random_state).split(np.zeros(len(y)), strata)
+    if is_classifier(estimator):
+        return StratifiedKFold(cv, shuffle=True, random_state=random_state).split(np.zeros(len(y)), y)
+    return KFold(cv, shuffle=True, random_state=random_state).split(np.zeros(len(y)))
+
+
+def _prediction_function(model, columns, output: str):
+    """f(X array) -> one number per row, on the ``output`` scale."""
+
+    def f(arr):
+        df = pd.DataFrame(np.asarray(arr), columns=columns)
+        if output == "probability":
+            return model.predict_proba(df)[:, 1]
+        return np.asarray(model.predict(df), dtype=float)
+
+    return f
+
+
+def _default_output(estimator, y) -> str:
+    if is_classifier(estimator):
+        return "probability"
+    return "risk" if _is_survival_target(y) else "prediction"
+
+
+def _transformed_names(pre: Pipeline, columns) -> list[str]:
+    try:
+        return [str(c) for c in pre.get_feature_names_out(list(columns))]
+    except Exception:  # a transformer without get_feature_names_out
+        return None
+
+
+def _tree_explanation(model, X_train: pd.DataFrame, X_test: pd.DataFrame, output: str, n_background: int, rng):
+    """TreeSHAP of the final model on the features it sees, or None when shap cannot read it."""
+    import shap
+
+    if isinstance(model, Pipeline) and len(model.steps) > 1:
+        pre, final = model[:-1], model[-1]
+        Xtr = pre.transform(X_train)
+        Xte = pre.transform(X_test)
+        names = _transformed_names(pre, X_train.columns)
+        if names is None or len(names) != np.asarray(Xte).shape[1]:
+            return None
+    else:
+        final, Xtr, Xte, names = model, X_train, X_test, list(map(str, X_train.columns))
+    Xtr, Xte = np.asarray(Xtr, dtype=float), np.asarray(Xte, dtype=float)
+    bg = Xtr[rng.choice(len(Xtr), size=min(n_background, len(Xtr)), replace=False)]
+    try:
+        kw = {"model_output": "probability"} if output == "probability" else {}
+        explainer = shap.TreeExplainer(final, data=bg, feature_perturbation="interventional", **kw)
+        sv = explainer.shap_values(Xte, check_additivity=False)
+    except Exception:  # model type not supported by TreeExplainer
+        return None
+    sv = np.asarray(sv)
+    if sv.ndim == 3:  # (n, p, classes) for classifiers
+        sv = sv[..., 1]
+    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
+    base = base[-1] if base.size > 1 else base[0]
+    return sv, Xte, names, np.full(len(Xte), float(base)), "shap.TreeExplainer (interventional)"
+
+
+def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_max_features, max_evals, rng):
+    import shap
+
+    cols = list(X_train.columns)
+    bg = X_train.to_numpy(dtype=float)
+    bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
+    f = _prediction_function(model, cols, output)
+    masker = shap.maskers.Independent(bg, max_samples=len(bg))
+    p = len(cols)
+    if p <= exact_max_features:
+        explainer, name = shap.ExactExplainer(f, masker), "shap.ExactExplainer (interventional)"
+        expl = explainer(X_test.to_numpy(dtype=float))
+    else:
+        evals = max(2 * p + 1, 10 * p) if max_evals == "auto" else int(max_evals)
+        explainer = shap.PermutationExplainer(f, masker, seed=int(rng.integers(2**31 - 1)))
+        name = f"shap.PermutationExplainer (antithetic, max_evals={evals})"
+        expl = explainer(X_test.to_numpy(dtype=float), max_evals=evals, silent=True)
+    return (np.asarray(expl.values, dtype=float), X_test.to_numpy(dtype=float), list(map(str, cols)),
+            np.asarray(expl.base_values, dtype=float).reshape(-1), name)
+
+
+def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "auto",
+            output: str | None = None, n_background: int = 50, exact_max_features: int = 8,
+            max_evals: int | str = "auto", random_state: int = 0) -> ShapResult:
+    """K-fold cross-validated SHAP for any scikit-learn / scikit-survival estimator or Pipeline.
+
+    ``explainer``: "auto" (TreeExplainer when the final model is a supported tree ensemble, else
+    model-agnostic), "tree" (fail if unsupported) or "agnostic". ``output``: "probability"
+    (classifiers, P(y=1)), "risk" (survival models, ``predict``) or "prediction".
+    """
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError("X must be a pandas DataFrame with named feature columns")
+    if explainer not in ("auto", "tree", "agnostic"):
+        raise ValueError(f"explainer must be 'auto', 'tree' or 'agnostic', not {explainer!r}")
+    if len(X) != len(y):
+        raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+    bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if bad:
+        raise ValueError(f"non-numeric feature column(s) {bad[:5]}: encode them before explaining")
+    output = output or _default_output(estimator, y)
+    rng = np.random.default_rng(random_state)
+    folds = list(_splitter(estimator, y, cv, random_state))
+    n = len(X)
+    parts, data_parts, base, fold_id, fold_imp, names_used = [], [], np.empty(n), np.empty(n, int), [], set()
+    for k, (tr, te) in enumerate(folds):
+        model = clone(estimator).fit(X.iloc[tr], y[tr] if not isinstance(y, pd.Series) else y.iloc[tr])
+        res = None
+        if explainer in ("auto", "tree"):
+            res = _tree_explanation(model, X.iloc[tr], X.iloc[te], output, n_background, rng)
+            if res is None and explainer == "tree":
+                raise ValueError(f"shap.TreeExplainer cannot explain {type(model).__name__}; "
+                                 "use explainer='agnostic'")
+        if res is None:
+            res = _agnostic_explanation(model, X.iloc[tr], X.iloc[te], output, n_background,
+                                        exact_max_features, max_evals, rng)
+        sv, xv, names, b, names_used_k = res
+        names_used.add(names_used_k)
+        idx = X.index[te]
+        parts.append(pd.DataFrame(sv, index=idx, columns=names))
+        data_parts.append(pd.DataFrame(xv, index=idx, columns=names))
+        base[te], fold_id[te] = b, k
+        fold_imp.append(pd.Series(np.abs(sv).mean(axis=0), index=names, name=k))
+    values = pd.concat(parts).reindex(X.index)
+    order = list(dict.fromkeys(c for p in parts for c in p.columns))
+    values = values[order].fillna(0.0)
+    data = pd.concat(data_parts).reindex(X.index)[order]
+    fold_importance = pd.DataFrame(fold_imp).reindex(columns=order).fillna(0.0)
+    fold_importance.index.name = "fold"
+    mean_abs = values.abs().mean(axis=0)
+    ranking = pd.DataFrame({
+        "feature": order, "mean_abs_shap": mean_abs.to_numpy(),
+        "sd_folds": fold_importance.std(axis=0, ddof=1).to_numpy(),
+        "min_folds": fold_importance.min(axis=0).to_numpy(),
+        "max_folds": fold_importance.max(axis=0).to_numpy(),
+        "n_folds_used": np.array([sum(c in p.columns for p in parts) for c in order]),
+    })
+    ranking["share"] = ranking["mean_abs_shap"] / ranking["mean_abs_shap"].sum()
+    ranking = ranking.sort_values("mean_abs_shap", ascending=False, kind="mergesort").reset_index(drop=True)
+    ranking["rank"] = np.arange(1, len(ranking) + 1)
+    return ShapResult(values=values, data=data, base_values=base, fold=fold_id,
+                      fold_importance=fold_importance, ranking=ranking,
+                      explainer="; ".join(sorted(names_used)), output=output)
+
+
+# --------------------------------------------------------------------------------------------
+# SurvSHAP(t)
+# --------------------------------------------------------------------------------------------
+def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
+    """S(t|x) at ``times`` for each row of X (n x len(times)).
+
+    Accepts scikit-survival models (step functions) and lifelines-style models whose
+    ``predict_survival_function(X, times=...)`` returns a times x samples DataFrame.
+    """
+    times = np.asarray(times, dtype=float)
+    sf = model.predict_survival_function(X)
+    if isinstance(sf, pd.DataFrame):
+        sf = model.predict_survival_function(X, times=times)
+        return sf.to_numpy(dtype=float).T
+    sf = np.asarray(sf)
+    if sf.dtype == object:
+        lo, hi = sf[0].domain
+        if times.min() < lo or times.max() > hi:
+            raise ValueError(f"times must lie within the model's follow-up domain [{lo:g}, {hi:g}], "
+                             f"got [{times.min():g}, {times.max():g}]")
+        return np.vstack([fn(times) for fn in sf])
+    raise TypeError("predict_survival_function must return step functions or a DataFrame; for "
+                    "array output pass a wrapper that evaluates S(t|x) at the requested times")
+
+
+@dataclass
+class SurvShapResult:
+    """SurvSHAP(t): ``values`` (n x times x features), ``base_values`` (n x times, E[S(t)]
+    over the background), ``prediction`` S(t|x), ``importance`` (long: time, feature,
+    mean_abs_shap) and ``ranking`` (feature, aggregated importance over time, rank)."""
+
+    values: np.ndarray
+    base_values: np.ndarray
+    prediction: np.ndarray
+    times: np.ndarray
+    features: list
+    index: pd.Index
+    importance: pd.DataFrame
+    ranking: pd.DataFrame
+    explainer: str
+
+
+def survshap(model, X: pd.DataFrame, times, *, background: pd.DataFrame, n_background: int = 50,
+             exact_max_features: int = 8, max_evals: int | str = "auto",
+             random_state: int = 0) -> SurvShapResult:
+    """SurvSHAP(t) of a fitted survival model for the rows of X.
+
+    The model is treated as a black box returning S(t|x) at ``times``; Shapley values use an
+    interventional (independent) masker on ``background`` rows (training data only). Values sum,
+    at each t, to S(t|x) - E_background[S(t|x')] (efficiency).
+    """
+    import shap
+
+    if not isinstance(X, pd.DataFrame) or not isinstance(background, pd.DataFrame):
+        raise TypeError("X and background must be pandas DataFrames")
+    if list(X.columns) != list(background.columns):
+        raise ValueError("X and background must have the same columns in the same order")
+    times = np.sort(np.asarray(times, dtype=float))
+    if times.size < 1:
+        raise ValueError("times must not be empty")
+    cols = list(X.columns)
+    rng = np.random.default_rng(random_state)
+    survival_at(model, X.iloc[:1], times)  # fail early with a clear message on bad times
+
+    def f(arr):
+        return survival_at(model, pd.DataFrame(np.asarray(arr), columns=cols), times)
+
+    bg = background.to_numpy(dtype=float)
+    bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
+    masker = shap.maskers.Independent(bg, max_samples=len(bg))
+    p = len(cols)
+    if p <= exact_max_features:
+        expl = shap.ExactExplainer(f, masker)(X.to_numpy(dtype=float))
+        name = "shap.ExactExplainer on S(t|x) (interventional)"
+    else:
+        evals = max(2 * p + 1, 10 * p) if max_evals == "auto" else int(max_evals)
+        expl = shap.PermutationExplainer(f, masker, seed=random_state)(X.to_numpy(dtype=float),
+                                                                      max_evals=evals, silent=True)
+        name = f"shap.PermutationExplainer on S(t|x) (antithetic, max_evals={evals})"
+    values = np.transpose(np.asarray(expl.values, dtype=float), (0, 2, 1))  # n x T x p
+    base = np.asarray(expl.base_values, dtype=float).reshape(len(X), len(times))
+    mean_abs = np.abs(values).mean(axis=0)  # T x p
+    importance = pd.DataFrame({"time": np.repeat(times, p), "feature": np.tile(cols, len(times)),
+                               "mean_abs_shap": mean_abs.ravel()})
+    if times.size > 1:
+        agg = np.trapezoid(mean_abs, times, axis=0) / (times[-1] - times[0])
+    else:
+        agg = mean_abs[0]
+    ranking = pd.DataFrame({"feature": cols, "importance": agg,
+                            "max_abs_shap": mean_abs.max(axis=0)})
+    ranking = ranking.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
+    ranking["share"] = ranking["importance"] / ranking["importance"].sum()
+    ranking["rank"] = np.arange(1, p + 1)
+    ranking["aggregation"] = "time-averaged mean |SHAP(t)| (trapezoid over the time grid)"
+    return SurvShapResult(values=values, base_values=base, prediction=f(X.to_numpy(dtype=float)),
+                          times=times, features=cols, index=X.index, importance=importance,
+                          ranking=ranking, explainer=name)
+
+
+# --------------------------------------------------------------------------------------------
+# divergence view
+# --------------------------------------------------------------------------------------------
+def _ranking_of(obj) -> pd.DataFrame:
+    if isinstance(obj, (ShapResult, SurvShapResult)):
+        r = obj.ranking
+    elif isinstance(obj, pd.DataFrame):
+        r = obj
+    else:
+        raise TypeError("pass a ShapResult, SurvShapResult or a ranking DataFrame")
+    col = "mean_abs_shap" if "mean_abs_shap" in r.columns else "importance"
+    if "feature" not in r.columns or col not in r.columns:
+        raise ValueError("a ranking needs columns 'feature' and 'mean_abs_shap' (or 'importance')")
+    return pd.DataFrame({"feature": r["feature"].astype(str), "importance": r[col].astype(float)})
+
+
+def divergence_table(response, survival, *, top: int = 10) -> pd.DataFrame:
+    """Response drivers beside survival drivers.
+
+    Importances are turned into shares (each model's mean |SHAP| divided by its total, because
+    probability and risk scales differ). Columns: feature, response_share, response_rank,
+    survival_share, survival_rank, difference (response - survival share) and driver:
+    "response" / "survival" (in that model's top ``top`` only), "both" or "neither".
+    """
+    r, s = _ranking_of(response), _ranking_of(survival)
+    out = r.merge(s, on="feature", how="outer", suffixes=("_response", "_survival")).fillna(0.0)
+    for m in ("response", "survival"):
+        imp = out[f"importance_{m}"]
+        out[f"{m}_share"] = imp / imp.sum() if imp.sum() > 0 else 0.0
+        out[f"{m}_rank"] = imp.rank(ascending=False, method="min").astype(int)
+    in_r, in_s = out["response_rank"] <= top, out["survival_rank"] <= top
+    out["driver"] = np.select([in_r & in_s, in_r, in_s], ["both", "response", "survival"], "neither")
+    out["difference"] = out["response_share"] - out["survival_share"]
+    out = out[["feature", "response_share", "response_rank", "survival_share", "survival_rank",
+               "difference", "driver"]]
+    key = np.maximum(out["response_share"], out["survival_share"])
+    return out.iloc[np.argsort(-key.to_numpy(), kind="stable")].reset_index(drop=True)

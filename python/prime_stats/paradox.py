@@ -1,0 +1,159 @@
+"""The responder paradox: crossing PRIME-R (predicted response) with PRIME-S (survival risk).
+
+Patients are placed in four quadrants by two cut-offs that are frozen on the training data and
+never re-estimated on the evaluation cohort: the PRIME-R probability threshold (predicted
+responder if ``probability >= response_threshold``; by default Youden's J on the training ROC
+curve) and the PRIME-S risk cut-off (high risk if ``risk > risk_threshold``; by default the
+training median, as :class:`prime_stats.evaluation.survival.MedianRiskStratifier`).
+
+Per quadrant: counts, observed 3-month response rate (Wilson 95% CI), Kaplan-Meier curves and
+medians; across quadrants the k-sample log-rank test; and the Cox hazard ratio of
+"responder / high risk" against "responder / low risk" (the paradox: predicted responders whose
+systemic biology still predicts early death).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_curve
+from statsmodels.stats.proportion import proportion_confint
+
+from prime_stats.evaluation import survival as surv
+
+QUADRANTS = ("responder/low risk", "responder/high risk",
+             "non-responder/low risk", "non-responder/high risk")
+
+__all__ = ["QUADRANTS", "ParadoxThresholds", "freeze_thresholds", "assign_quadrants",
+           "ParadoxResult", "responder_paradox"]
+
+
+@dataclass(frozen=True)
+class ParadoxThresholds:
+    """Cut-offs frozen on the training data."""
+
+    response_threshold: float
+    risk_threshold: float
+    response_rule: str
+    risk_rule: str
+
+
+def _vector(x, name: str) -> np.ndarray:
+    v = np.asarray(x, dtype=float).ravel()
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name} has {int((~np.isfinite(v)).sum())} missing/infinite value(s) at "
+                         f"position(s) {np.flatnonzero(~np.isfinite(v))[:5].tolist()}")
+    return v
+
+
+def freeze_thresholds(train_probability, train_response, train_risk, *,
+                      response_rule: str | float = "youden", risk_quantile: float = 0.5) -> ParadoxThresholds:
+    """Freeze the two cut-offs on training predictions (out-of-fold predictions recommended).
+
+    ``response_rule``: "youden" (threshold maximising sensitivity + specificity - 1 on the
+    training ROC curve) or a fixed probability (e.g. 0.5). The risk cut-off is the
+    ``risk_quantile`` quantile of the training risk scores (median by default).
+    """
+    p = _vector(train_probability, "train_probability")
+    y = _vector(train_response, "train_response")
+    r = _vector(train_risk, "train_risk")
+    if not (len(p) == len(y)):
+        raise ValueError(f"train_probability ({len(p)}) and train_response ({len(y)}) differ in length")
+    if response_rule == "youden":
+        if set(np.unique(y)) != {0.0, 1.0}:
+            raise ValueError("train_response must contain both 0 and 1 to set a Youden threshold")
+        fpr, tpr, thr = roc_curve(y, p)
+        j = tpr - fpr
+        k = int(np.argmax(j[1:])) + 1  # skip the +inf threshold
+        thr_resp, rule = float(thr[k]), "Youden J on training ROC"
+    else:
+        thr_resp = float(response_rule)
+        if not 0 < thr_resp < 1:
+            raise ValueError(f"a fixed response threshold must lie in (0, 1), got {thr_resp}")
+        rule = f"fixed probability {thr_resp:g}"
+    strat = surv.MedianRiskStratifier(quantile=risk_quantile).fit(r)
+    return ParadoxThresholds(thr_resp, strat.cutoff_, rule,
+                             f"training {'median' if risk_quantile == 0.5 else f'{risk_quantile:g} quantile'} risk")
+
+
+def assign_quadrants(probability, risk, thresholds: ParadoxThresholds) -> np.ndarray:
+    """Quadrant label per patient from frozen thresholds (no look at the evaluation outcomes)."""
+    p = _vector(probability, "probability")
+    r = _vector(risk, "risk")
+    if len(p) != len(r):
+        raise ValueError(f"probability ({len(p)}) and risk ({len(r)}) differ in length")
+    resp = np.where(p >= thresholds.response_threshold, "responder", "non-responder")
+    high = np.where(r > thresholds.risk_threshold, "high risk", "low risk")
+    return np.char.add(np.char.add(resp.astype(str), "/"), high.astype(str))
+
+
+@dataclass
+class ParadoxResult:
+    """Quadrant analysis: per-patient ``data``, the ``table`` of counts and response rates,
+    Kaplan-Meier ``km``, the ``logrank`` table and the paradox ``hazard_ratio``."""
+
+    data: pd.DataFrame
+    table: pd.DataFrame
+    km: surv.KaplanMeierResult
+    logrank: pd.DataFrame
+    hazard_ratio: pd.DataFrame
+    thresholds: ParadoxThresholds
+
+
+def responder_paradox(probability, risk, response, os_days, os_event, *,
+                      thresholds: ParadoxThresholds, patient_id=None,
+                      km_times=(180.0, 365.0, 730.0, 1095.0), conf_level: float = 0.95,
+                      engine: str = "python") -> ParadoxResult:
+    """Four-quadrant analysis of PRIME-R x PRIME-S on one evaluation cohort.
+
+    ``table`` columns: quadrant, n, responders, response_rate, lower, upper (Wilson CI),
+    events, median_os, method. ``hazard_ratio``: Cox HR (Efron ties, Wald CI) of
+    "responder/high risk" vs "responder/low risk" (estimate, lower, upper, p, n, events).
+    ``engine`` is passed to the survival helpers ("python" or "r").
+    """
+    p, r = _vector(probability, "probability"), _vector(risk, "risk")
+    y = _vector(response, "response")
+    t, e = _vector(os_days, "os_days"), _vector(os_event, "os_event")
+    n = len(p)
+    for name, v in (("risk", r), ("response", y), ("os_days", t), ("os_event", e)):
+        if len(v) != n:
+            raise ValueError(f"{name} has {len(v)} values but probability has {n}")
+    if not set(np.unique(y)) <= {0.0, 1.0}:
+        raise ValueError("response must be coded 0/1")
+    ids = np.asarray(patient_id) if patient_id is not None else np.arange(n).astype(str)
+    data = pd.DataFrame({"patient_id": ids, "probability": p, "risk": r, "response": y.astype(int),
+                         "os_days": t, "os_event": e.astype(int),
+                         "quadrant": assign_quadrants(p, r, thresholds)})
+    data["quadrant"] = pd.Categorical(data["quadrant"], categories=list(QUADRANTS))
+
+    km = surv.kaplan_meier(data.assign(quadrant=data["quadrant"].astype(str)), "os_days", "os_event",
+                           group="quadrant", times=km_times, conf_level=conf_level, engine=engine)
+    km_summary = km.summary.set_index("group")
+    rows = []
+    for q in QUADRANTS:
+        d = data[data["quadrant"] == q]
+        k = int(d["response"].sum())
+        lo, up = proportion_confint(k, len(d), alpha=1 - conf_level, method="wilson") if len(d) else (np.nan, np.nan)
+        rows.append({"quadrant": q, "n": len(d), "responders": k,
+                     "response_rate": k / len(d) if len(d) else np.nan, "lower": lo, "upper": up,
+                     "events": int(d["os_event"].sum()),
+                     "median_os": km_summary["median"].get(q, np.nan)})
+    table = pd.DataFrame(rows)
+    table["method"] = f"observed response rate, Wilson {conf_level:.0%} CI; KM median OS"
+
+    present = data["quadrant"].astype(str)
+    logrank = surv.logrank_test(data.assign(quadrant=present), "os_days", "os_event", "quadrant",
+                                engine=engine)
+
+    resp = data[present.str.startswith("responder/")]
+    groups = resp["quadrant"].astype(str)
+    if groups.nunique() < 2 or resp["os_event"].sum() == 0:
+        raise ValueError("the paradox HR needs predicted responders in both risk groups and at least "
+                         f"one death among them; counts: {groups.value_counts().to_dict()}")
+    hr = surv.cox_hazard_ratios(resp.assign(high_risk=(groups == "responder/high risk").astype(int)),
+                                "os_days", "os_event", ["high_risk"], conf_level=conf_level,
+                                engine=engine)
+    hr = hr.assign(contrast="responder/high risk vs responder/low risk")
+    return ParadoxResult(data=data, table=table, km=km, logrank=logrank, hazard_ratio=hr,
+                         thresholds=thresholds)
