@@ -256,9 +256,11 @@ def _tumour_volume(seed: int, diameter: float, irregularity: float, heterogeneit
         tumour = np.where(necrotic, 25.0 + 5 * field_, tumour)
         img = np.where(mask == 1, tumour + rng.normal(0, noise_sd, shape), img)
         vols.append(np.round(img).astype(np.int16))
-    # second observer: boundary re-drawn at a slightly different threshold of a blurred mask
-    blurred = ndimage.gaussian_filter(mask.astype(float), sigma=(0.5, 1.0, 1.0))
-    mask2 = (blurred > rng.uniform(0.4, 0.6)).astype(np.uint8)
+    # second observer: the boundary re-drawn with a smooth random inward/outward shift of ~1 mm
+    blurred = ndimage.gaussian_filter(mask.astype(float), sigma=(0.4, 1.2, 1.2))
+    wobble = ndimage.gaussian_filter(rng.normal(size=shape), sigma=(1.0, 5.0, 5.0))
+    wobble *= 0.15 / (wobble.std() + 1e-9)
+    mask2 = (blurred + wobble > rng.uniform(0.45, 0.55)).astype(np.uint8)
     if mask2.sum() == 0:
         mask2 = mask.copy()
     return vols[0], vols[1], mask, mask2, (in_plane, in_plane, slice_mm)

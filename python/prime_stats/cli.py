@@ -1,0 +1,145 @@
+"""The ``prime-stats`` command line.
+
+Exit codes: 0 success, 2 bad usage or configuration, 3 bad input data, 1 unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+EXIT_USAGE, EXIT_DATA, EXIT_ERROR = 2, 3, 1
+
+
+def _simulate(args) -> int:
+    from .simulate import simulate_study
+
+    written = simulate_study(args.out, n_a=args.n_a, n_b=args.n_b, seed=args.seed,
+                             images=not args.no_images, n_expression=args.n_expression,
+                             workers=args.workers, progress=not args.quiet)
+    print(f"simulated PRIME study written to {Path(args.out).resolve()}")
+    for k, v in written.items():
+        print(f"  {k:16s} {v}")
+    print(f"run it with:  prime-stats run {written['config']}")
+    return 0
+
+
+def _run(args) -> int:
+    from .study import StudyConfig, run_study
+
+    cfg = StudyConfig.from_yaml(args.config)
+    if args.output:
+        cfg.output = str(Path(args.output).resolve())
+    if args.fast:
+        cfg.models.fast = True
+    res = run_study(cfg, progress=not args.quiet)
+    _print_metrics(res.metrics)
+    print(f"outputs in {res.output_dir}")
+    return 0
+
+
+def _print_metrics(metrics):
+    import pandas as pd
+
+    cols = [c for c in ("endpoint", "model", "split", "metric", "estimate", "lower", "upper")
+            if c in metrics.columns]
+    with pd.option_context("display.width", 120, "display.max_rows", 200,
+                           "display.float_format", "{:.3f}".format):
+        print(metrics[cols].to_string(index=False))
+
+
+def _demo(args) -> int:
+    from .simulate import simulate_study
+    from .study import StudyConfig, run_study
+
+    out = Path(args.out).resolve()
+    data = out / "data"
+    if (data / "study.yaml").is_file() and not args.fresh:
+        print(f"reusing the simulated study in {data} (--fresh to regenerate)", file=sys.stderr)
+    else:
+        simulate_study(data, seed=args.seed, workers=args.workers, progress=True)
+    cfg = StudyConfig.from_yaml(data / "study.yaml")
+    cfg.output = str(out / "results")
+    cfg.models.n_jobs = args.workers
+    res = run_study(cfg, progress=True)
+    _print_metrics(res.metrics)
+    print(f"\nPRIME demo finished. Outputs in {res.output_dir}")
+    for f in sorted(res.output_dir.iterdir()):
+        print(f"  {f.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="prime-stats",
+        description="PRIME: multimodal HCC response (PRIME-R) and survival (PRIME-S) models, "
+                    "validated without leakage.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'prime-stats COMMAND --help' for a command's options and an example.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, help_, example):
+        return sub.add_parser(name, help=help_, description=help_,
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="example:\n  " + textwrap.dedent(example).strip())
+
+    s = add("simulate", "write the simulated PRIME study (clinical, dual-phase CT, expression)",
+            "prime-stats simulate --out sim --seed 1")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--seed", type=int, default=2024)
+    s.add_argument("--n-a", type=int, default=113, help="patients at centre A (development)")
+    s.add_argument("--n-b", type=int, default=133, help="patients at centre B (external)")
+    s.add_argument("--n-expression", type=int, default=33, help="patients with RNA-seq counts")
+    s.add_argument("--no-images", action="store_true", help="clinical data only")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=_simulate)
+
+    r = add("run", "run a PRIME study from a YAML config", "prime-stats run sim/study.yaml")
+    r.add_argument("config", help="StudyConfig YAML file")
+    r.add_argument("--output", help="override the config's output folder")
+    r.add_argument("--fast", action="store_true", help="small grids (a quick look, not for reporting)")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=_run)
+
+    d = add("demo", "simulate the 246-patient study and run it end to end",
+            "prime-stats demo --out out/demo")
+    d.add_argument("--out", default="out/demo")
+    d.add_argument("--seed", type=int, default=2024)
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--fresh", action="store_true", help="re-simulate even if data exist")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def _version() -> str:
+    from . import __version__
+    return f"prime-stats {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cohort import CohortError
+    from .study import ConfigError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"prime-stats {args.command}: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (CohortError, FileNotFoundError) as exc:
+        print(f"prime-stats {args.command}: input error: {exc}", file=sys.stderr)
+        return EXIT_DATA
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""StudyConfig validation, the split, and a small simulate -> run through the CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from prime_stats.cli import main
+from prime_stats.study import ConfigError, StudyConfig, run_study, split_cohort, load_cohort
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    assert main(["simulate", "--out", str(out), "--seed", "7", "--n-a", "90", "--n-b", "60",
+                 "--no-images", "--n-expression", "0", "--quiet"]) == 0
+    return out
+
+
+def test_simulate_run_end_to_end(sim, capsys):
+    assert main(["run", str(sim / "study.yaml"), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "AUC" in printed and "outputs in" in printed
+    res = sim / "results"
+    pred = pd.read_csv(res / "predictions.csv")
+    assert set(pred.split) == {"train", "test", "external"}
+    assert (pred.split == "external").sum() == 60
+    assert pred.prob_response.between(0, 1).all() and pred.risk_score.notna().all()
+    metrics = pd.read_csv(res / "metrics.csv")
+    assert {"endpoint", "model", "split", "metric", "estimate"} <= set(metrics.columns)
+    assert metrics.estimate.between(0, 1).all()
+    prov = json.loads((res / "provenance.json").read_text())
+    assert prov["seed"] == 7 and len(prov["data_sha256"]["clinical"]) == 64
+
+
+def test_split_is_stratified_reproducible_and_disjoint(sim):
+    cfg = StudyConfig.from_yaml(sim / "study.yaml")
+    cohort = load_cohort(cfg)
+    s1, s2 = split_cohort(cohort, cfg), split_cohort(cohort, cfg)
+    pd.testing.assert_series_equal(s1, s2)
+    dev = cohort.centre == "A"
+    assert (s1[dev] != "external").all() and (s1[~dev] == "external").all()
+    assert abs((s1 == "test").sum() - 0.3 * dev.sum()) <= 1
+    rr = cohort.response.groupby(s1).mean()
+    assert abs(rr["train"] - rr["test"]) < 0.08
+
+
+def test_same_config_same_numbers(sim, tmp_path):
+    cfg = StudyConfig.from_yaml(sim / "study.yaml")
+    cfg.output = str(tmp_path / "a")
+    a = run_study(cfg, progress=False).predictions
+    cfg.output = str(tmp_path / "b")
+    b = run_study(cfg, progress=False).predictions
+    pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({}, "'data.clinical' is required"),
+    ({"data": {"clinical": "clinical.csv"}, "sed": 1}, "unknown config key 'sed'"),
+    ({"data": {"clinical": "clinical.csv"}, "split": {"test_fracton": 0.3}}, "'split.test_fracton'"),
+    ({"data": {"clinical": "clinical.csv"}, "split": {"test_fraction": 1.5}}, "'split.test_fraction'"),
+    ({"data": {"clinical": "clinical.csv"}, "seed": "x"}, "'seed' must be int"),
+    ({"data": {"clinical": "nope.csv"}}, "'data.clinical': file not found"),
+    ({"data": {"clinical": "clinical.csv"}, "models": {"engine": "magic"}}, "'models.engine'"),
+    ({"data": {"clinical": "clinical.csv"}, "evaluation": {"times": [365, -1]}}, "'evaluation.times'"),
+    ({"data": {"clinical": "clinical.csv"}, "split": {"external": ["A"]}}, "'split.external'"),
+])
+def test_bad_config_names_the_key(sim, raw, message):
+    with pytest.raises(ConfigError, match=message):
+        StudyConfig.from_dict(raw, base_dir=sim)
+
+
+def test_cli_exit_codes_and_messages(sim, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"clinical": str(sim / "clinical.csv")}, "outptu": "x"}))
+    r = subprocess.run([sys.executable, "-m", "prime_stats.cli", "run", str(bad)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown config key 'outptu'" in r.stderr
+    broken = pd.read_csv(sim / "clinical.csv")
+    broken.loc[4, "os_event"] = 3
+    broken.to_csv(tmp_path / "clinical.csv", index=False)
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump({"data": {"clinical": "clinical.csv"}}))
+    r = subprocess.run([sys.executable, "-m", "prime_stats.cli", "run", str(tmp_path / "ok.yaml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 3 and "os_event: must be 0/1" in r.stderr and "A0005" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "prime_stats.cli", "simulate", "--help"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "example:" in r.stdout

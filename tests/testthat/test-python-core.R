@@ -1,0 +1,35 @@
+has_core <- function() {
+  py <- Sys.getenv("PRIMESTATS_PYTHON", "")
+  nzchar(py) && file.exists(py) && requireNamespace("reticulate", quietly = TRUE)
+}
+
+test_that("the Python core simulates a cohort and runs a study from R", {
+  skip_if_not(has_core(), "PRIMESTATS_PYTHON not set (make test sets it)")
+  dir <- tempfile("ps_r_")
+  sim <- ps_simulate(dir, seed = 3L, n_a = 80L, n_b = 60L, images = FALSE, n_expression = 0L)
+  expect_s3_class(sim$clinical, "data.frame")
+  expect_equal(nrow(sim$clinical), 140)
+  expect_true(all(c("patient_id", "centre", "response_3m", "os_days", "os_event") %in% names(sim$clinical)))
+  expect_setequal(unique(sim$clinical$centre), c("A", "B"))
+  expect_true(all(sim$clinical$os_days > 0))
+
+  res <- ps_run(sim$files[["config"]], output = file.path(dir, "results"), progress = FALSE)
+  expect_s3_class(res, "ps_study")
+  expect_setequal(unique(res$predictions$split), c("train", "test", "external"))
+  expect_equal(nrow(res$predictions), 140)
+  auc <- res$metrics$estimate[res$metrics$metric == "AUC"]
+  expect_true(all(auc >= 0 & auc <= 1))
+  expect_output(print(res), "PRIME study results")
+})
+
+test_that("ps_run accepts a data.frame and reports bad input clearly", {
+  skip_if_not(has_core(), "PRIMESTATS_PYTHON not set (make test sets it)")
+  sim <- ps_simulate(tempfile("ps_r_"), seed = 4L, n_a = 60L, n_b = 40L, images = FALSE, n_expression = 0L)
+  res <- ps_run(clinical = sim$clinical, settings = list(seed = 1L), progress = FALSE)
+  expect_equal(nrow(res$predictions), 100)
+  bad <- sim$clinical
+  bad$os_event[3] <- 2
+  expect_error(ps_run(clinical = bad, progress = FALSE), "os_event: must be 0/1")
+  expect_error(ps_run(clinical = sim$clinical, settings = list(split = list(test_fracton = 0.3)),
+                      progress = FALSE), "test_fracton")
+})
