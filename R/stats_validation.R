@@ -27,6 +27,15 @@
   data.frame(time = time, event = event)
 }
 
+# riskRegression and pec recognise the response by the unqualified names Surv()/Hist(), so the formula
+# gets an environment in which both are bound (no library() calls needed)
+.ps_val_surv_formula <- function() {
+  fenv <- new.env()
+  fenv$Surv <- survival::Surv
+  fenv$Hist <- prodlim::Hist
+  stats::as.formula("Surv(time, event) ~ 1", env = fenv)
+}
+
 .ps_val_need <- function(pkgs) {
   for (p in pkgs) if (!requireNamespace(p, quietly = TRUE)) stop("R package ", p, " is required")
 }
@@ -102,7 +111,7 @@ ps_r_score_survival <- function(time, event, risks, times, metrics = c("auc", "b
     m <- if (is.null(dim(r))) matrix(as.numeric(r), nrow(d), length(times)) else as.matrix(r)
     storage.mode(m) <- "double"; colnames(m) <- NULL; m
   })
-  s <- riskRegression::Score(mats, formula = survival::Surv(time, event) ~ 1, data = d, times = times,
+  s <- riskRegression::Score(mats, formula = .ps_val_surv_formula(), data = d, times = times,
                              metrics = metrics, summary = if ("brier" %in% metrics) "ipa" else NULL,
                              null.model = "brier" %in% metrics, cens.model = "km",
                              conf.int = conf_level, se.fit = TRUE)
@@ -162,10 +171,7 @@ ps_r_ibs <- function(time, event, risk, times) {
   d <- .ps_val_surv(time, event)
   times <- as.numeric(times)
   S <- 1 - as.matrix(risk); colnames(S) <- NULL; storage.mode(S) <- "double"
-  # pec rewrites Surv() to Hist() and needs both unqualified in the formula's environment
-  fenv <- new.env(); fenv$Surv <- survival::Surv; fenv$Hist <- prodlim::Hist
-  pe <- pec::pec(list(m = S), formula = stats::as.formula("Surv(time, event) ~ 1", env = fenv),
-                 data = d, times = times,
+  pe <- pec::pec(list(m = S), formula = .ps_val_surv_formula(), data = d, times = times,
                  exact = FALSE, cens.model = "marginal", reference = FALSE, verbose = FALSE,
                  start = times[1], maxtime = max(times))
   ibs <- pec::crps(pe, models = "m", times = max(times), start = times[1])

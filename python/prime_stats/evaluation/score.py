@@ -1,0 +1,151 @@
+"""One-call validation tables in the spirit of ``riskRegression::Score``.
+
+``score_binary`` and ``score_survival`` return one long, tidy DataFrame with the columns
+``model, metric, time, estimate, se, lower, upper, method, engine``.  ``engine="R"`` computes every
+number through :mod:`prime_stats.rbridge` (pROC / riskRegression / survival / pec / rms), ``"python"``
+with the pure-Python implementations in this package, and ``"auto"`` uses R when it and the needed
+packages are available and Python otherwise.  The ``engine`` column records which one produced each row.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import rbridge
+from .calibration import calibration_binary, calibration_survival
+from .discrimination import (_risk_matrix, as_binary, as_float_array, as_survival, auc_delong,
+                             concordance_index, time_dependent_auc)
+from .overall import brier_binary, brier_survival, integrated_brier_score
+
+COLUMNS = ["model", "metric", "time", "estimate", "se", "lower", "upper", "method", "engine"]
+DEFAULT_TIMES = (182.5, 365.0, 730.0, 1095.0)
+_R_BINARY = ("pROC", "riskRegression", "rms")
+_R_SURVIVAL = ("survival", "riskRegression", "pec", "Hmisc")
+
+
+def _engine(engine: str, packages: Sequence[str]) -> str:
+    if engine not in ("auto", "python", "R"):
+        raise ValueError(f"engine must be 'auto', 'python' or 'R', got {engine!r}")
+    if engine == "python":
+        return "python"
+    ok = rbridge.r_available(packages)
+    if engine == "R" and not ok:
+        raise RuntimeError(f"engine='R' requested but R or one of {list(packages)} is not available")
+    return "R" if ok else "python"
+
+
+def _long(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    df = pd.concat(frames, ignore_index=True)
+    for c in COLUMNS:
+        if c not in df:
+            df[c] = np.nan
+    return df[COLUMNS].reset_index(drop=True)
+
+
+def _with_model(df: pd.DataFrame, name: str) -> pd.DataFrame:
+    df = df.copy()
+    df["model"] = name
+    return df
+
+
+def _check_models(predictions, what: str) -> dict:
+    if not isinstance(predictions, Mapping) or not predictions:
+        raise ValueError(f"{what} must be a non-empty dict {{model name: predictions}}")
+    return {str(k): v for k, v in predictions.items()}
+
+
+def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", calibration: bool = True,
+                 conf_level: float = 0.95) -> pd.DataFrame:
+    """AUC (DeLong CI), Brier, IPA and (optionally) calibration statistics for each model.
+
+    ``predictions``: ``{model name: predicted probability of y == 1}``.
+    """
+    y = as_binary(y)
+    preds = _check_models(predictions, "predictions")
+    for name, p in preds.items():
+        preds[name] = as_float_array(p, f"predictions[{name!r}]")
+        if len(preds[name]) != len(y):
+            raise ValueError(f"predictions[{name!r}] has length {len(preds[name])}, y has {len(y)}")
+    eng = _engine(engine, _R_BINARY)
+    frames = []
+    if eng == "R":
+        frames.append(rbridge.call_r("ps_r_score_binary", y=y, probs=preds, conf_level=conf_level))
+        if calibration:
+            for name, p in preds.items():
+                frames.append(_with_model(rbridge.call_r("ps_r_val_prob", y=y, prob=p,
+                                                         conf_level=conf_level), name))
+    else:
+        for name, p in preds.items():
+            frames.append(_with_model(auc_delong(y, p, conf_level), name))
+            frames.append(_with_model(brier_binary(y, p, conf_level), name))
+            if calibration:
+                frames.append(_with_model(calibration_binary(y, p, conf_level), name))
+    return _long(frames)
+
+
+def score_survival(time, event, risks: Mapping[str, object], times: Sequence[float] = DEFAULT_TIMES,
+                   risk_scores: Mapping[str, object] | None = None, engine: str = "auto",
+                   ibs: bool = True, calibration: bool = True, conf_level: float = 0.95) -> pd.DataFrame:
+    """Harrell's and Uno's C, AUC(t), Brier(t), IPA(t), integrated Brier and calibration at each time.
+
+    ``risks``: ``{model: array (n, len(times))}`` of predicted event probabilities F(t|x) = 1 - S(t|x)
+    at each time.  ``risk_scores``: optional ``{model: array (n,)}`` used for the C-indices (e.g. a
+    linear predictor); by default the predicted risk at the last time.  The IBS integrates the Brier
+    curve over ``times`` with a left Riemann sum (``pec::crps``), so pass a fine grid if the IBS matters.
+    """
+    time, event = as_survival(time, event)
+    times = [float(t) for t in times]
+    if list(times) != sorted(set(times)):
+        raise ValueError("times must be strictly increasing")
+    if times[-1] >= time.max():
+        raise ValueError(f"the last time {times[-1]} is at or beyond the last follow-up ({time.max()})")
+    models = _check_models(risks, "risks")
+    rm = {name: _risk_matrix(r, len(time), times, f"risks[{name!r}]") for name, r in models.items()}
+    scores = {}
+    for name in rm:
+        if risk_scores is not None and name in risk_scores:
+            scores[name] = as_float_array(risk_scores[name], f"risk_scores[{name!r}]")
+            if len(scores[name]) != len(time):
+                raise ValueError(f"risk_scores[{name!r}] has length {len(scores[name])}, time has {len(time)}")
+        else:
+            scores[name] = rm[name][:, -1]
+    eng = _engine(engine, _R_SURVIVAL)
+    frames = []
+    if eng == "R":
+        frames.append(rbridge.call_r("ps_r_score_survival", time=time, event=event,
+                                     risks={k: pd.DataFrame(v) for k, v in rm.items()},
+                                     times=np.asarray(times), conf_level=conf_level))
+        for name in rm:
+            for tw in ("n", "n/G2"):
+                frames.append(_with_model(rbridge.call_r("ps_r_concordance", time=time, event=event,
+                                                         risk=scores[name], timewt=tw,
+                                                         conf_level=conf_level), name))
+            if ibs and len(times) > 1:
+                frames.append(_with_model(rbridge.call_r("ps_r_ibs", time=time, event=event,
+                                                         risk=pd.DataFrame(rm[name]),
+                                                         times=np.asarray(times)), name))
+            if calibration:
+                for k, t in enumerate(times):
+                    frames.append(_with_model(rbridge.call_r(
+                        "ps_r_calibration_survival", time=time, event=event, risk=rm[name][:, k], t=t,
+                        conf_level=conf_level), name))
+    else:
+        for name, r in rm.items():
+            for tw in ("n", "n/G2"):
+                frames.append(_with_model(concordance_index(time, event, scores[name], tw, conf_level), name))
+            frames.append(_with_model(time_dependent_auc(time, event, r, times, conf_level), name))
+            frames.append(_with_model(brier_survival(time, event, r, times, conf_level), name))
+            if ibs and len(times) > 1:
+                frames.append(_with_model(integrated_brier_score(time, event, r, times), name))
+            if calibration:
+                for k, t in enumerate(times):
+                    frames.append(_with_model(calibration_survival(time, event, r[:, k], t,
+                                                                   conf_level=conf_level), name))
+    out = _long(frames)
+    order = {m: i for i, m in enumerate(["C-index", "AUC(t)", "Brier", "IPA", "IBS", "O/E", "slope",
+                                         "ICI", "E50", "E90", "Emax"])}
+    out["_o"] = out.metric.map(order)
+    return out.sort_values(["model", "_o", "method", "time"], kind="stable").drop(columns="_o") \
+        .reset_index(drop=True)
