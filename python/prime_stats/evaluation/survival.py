@@ -572,9 +572,9 @@ class MedianRiskStratifier(TransformerMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         return self.transform(X)
 
-    def labels(self, X) -> np.ndarray:
-        """Group labels 'low'/'high' for plotting and tables."""
-        return np.where(self.transform(X) == 1, "high", "low")
+    def labels(self, X) -> pd.Categorical:
+        """Group labels 'low'/'high' (ordered categorical, 'low' = reference) for plots and tables."""
+        return pd.Categorical.from_codes(self.transform(X), categories=["low", "high"])
 
 
 def subgroup_hazard_ratios(data: pd.DataFrame, time: str, event: str, risk_group: str,
@@ -585,7 +585,7 @@ def subgroup_hazard_ratios(data: pd.DataFrame, time: str, event: str, risk_group
     The interaction p value is the likelihood-ratio test of Cox(risk_group * subgroup) against
     Cox(risk_group + subgroup) on all patients (df = levels - 1). Returns a forest-plot table:
     subgroup, level, n, events, estimate, lower, upper, p, p_interaction. Levels with no events or
-    only one risk group get NaN HRs and a ``note``.
+    only one risk group get NaN HRs and a ``note``; the interaction p is then NaN too (not estimable).
     """
     t, e = _check_survival(data, time, event, id_col)
     rg, rlev = _check_group(data, risk_group, id_col, min_levels=2)
@@ -617,7 +617,8 @@ def subgroup_hazard_ratios(data: pd.DataFrame, time: str, event: str, risk_group
     for s in subgroups:
         sv, slev = _check_group(data, s, id_col, min_levels=1)
         p_int = np.nan
-        if len(slev) > 1:
+        estimable = all(np.unique(x[sv == lv]).size == 2 for lv in slev)  # both risk groups in every level
+        if len(slev) > 1 and estimable:
             S = pd.get_dummies(pd.Categorical(sv, categories=slev), drop_first=True, dtype=float)
             S.columns = [f"{s}{c}" for c in S.columns]
             base = pd.concat([pd.DataFrame({risk_group: x}), S], axis=1)
