@@ -1,0 +1,279 @@
+"""Late fusion (PRIME-R), Bayesian model averaging (PRIME-S), early fusion and the nested-CV
+modality comparison.
+
+Everything learned here is learned from the rows passed to ``fit``: the meta-classifier sees only
+out-of-fold training probabilities, the BMA weights only out-of-fold training risk scores, and both
+are frozen before any internal-test or external cohort is scored.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.utils.validation import check_is_fitted
+from sksurv.metrics import concordance_index_censored
+
+from .features import survival_arrays, survival_folds
+from .models.response import RESPONSE_LEARNERS
+from .models.selection import ModalityClassifier, ModalitySurvival, check_columns
+from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
+
+__all__ = ["PrimeR", "PrimeS", "CoxCalibration", "compare_modalities"]
+
+
+def _kinds(clinical, radiomics):
+    kinds = [k for k, f in (("clinical", clinical), ("radiomics", radiomics)) if len(f)]
+    if not kinds:
+        raise ValueError("give clinical_features and/or radiomics_features")
+    return kinds
+
+
+def _concat(frames):
+    frames = [f for f in frames if f is not None and len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+class PrimeR(ClassifierMixin, BaseEstimator):
+    """PRIME-R late fusion.
+
+    For each modality the best pipeline (learner and hyper-parameters) is chosen by stratified
+    ``cv``-fold CV AUC on the training data (``ModalityClassifier``); its out-of-fold training
+    probabilities (``cross_val_predict``: selection and model refitted in each fold) train an
+    unpenalised logistic meta-classifier; the base pipelines are then refitted on all training rows.
+    With a single modality the meta-classifier only recalibrates that modality's probability.
+
+    Fitted attributes: ``bases_`` (kind -> ModalityClassifier), ``chosen_learners_``,
+    ``best_params_``, ``oof_proba_``, ``meta_``, ``fusion_weights_``, ``selected_features_``,
+    ``tuning_table_``, ``selection_report_``.
+    """
+
+    def __init__(self, clinical_features=(), radiomics_features=(), learners=RESPONSE_LEARNERS, cv=5,
+                 fast=False, grids=None, random_state=0, n_jobs=1):
+        self.clinical_features = clinical_features
+        self.radiomics_features = radiomics_features
+        self.learners = learners
+        self.cv = cv
+        self.fast = fast
+        self.grids = grids
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y):
+        kinds = _kinds(self.clinical_features, self.radiomics_features)
+        check_columns(X, list(self.clinical_features) + list(self.radiomics_features))
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError(f"response must be binary; got classes {self.classes_.tolist()}")
+        folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        self.bases_, oof = {}, {}
+        for k in kinds:
+            base = ModalityClassifier(self.clinical_features, self.radiomics_features, k, self.learners,
+                                      self.cv, self.fast, self.grids, self.random_state, self.n_jobs).fit(X, y)
+            self.bases_[k] = base
+            oof[k] = cross_val_predict(clone(base.best_estimator_), X[base.columns_], y, cv=folds,
+                                       method="predict_proba", n_jobs=self.n_jobs)[:, 1]
+        self.oof_proba_ = pd.DataFrame(oof, index=X.index)
+        self.meta_ = LogisticRegression(C=np.inf, max_iter=1000).fit(self.oof_proba_.to_numpy(), y)
+        self.fusion_weights_ = pd.DataFrame({
+            "term": ["intercept"] + [f"p_{k}" for k in kinds],
+            "coefficient": np.r_[self.meta_.intercept_, self.meta_.coef_.ravel()],
+            "oof_auc": [np.nan] + [roc_auc_score(y, oof[k]) for k in kinds]})
+        self.chosen_learners_ = {k: b.best_learner_ for k, b in self.bases_.items()}
+        self.best_params_ = {k: b.best_params_ for k, b in self.bases_.items()}
+        self.selected_features_ = _concat([b.selected_features_.assign(feature_kind=k, learner=b.best_learner_)
+                                           for k, b in self.bases_.items()])
+        self.tuning_table_ = _concat([b.tuning_table_ for b in self.bases_.values()])
+        self.selection_report_ = _concat([b.selection_report_ for b in self.bases_.values()])
+        return self
+
+    def base_proba(self, X):
+        """Each modality's probability of the positive class (DataFrame, one column per modality)."""
+        check_is_fitted(self, "meta_")
+        return pd.DataFrame({k: b.predict_proba(X)[:, 1] for k, b in self.bases_.items()},
+                            index=getattr(X, "index", None))
+
+    def predict_proba(self, X):
+        return self.meta_.predict_proba(self.base_proba(X).to_numpy())
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class CoxCalibration(BaseEstimator):
+    """Cox model of one z-scored risk score (Breslow ties), h(t|s) = h0(t) exp(beta z(s)).
+
+    ``beta_``, ``se_`` and ``loglik_`` from statsmodels PHReg; the Breslow baseline cumulative hazard
+    H0(t) = sum_{t_i <= t} d_i / sum_{j in R(t_i)} exp(beta z_j) (R ``basehaz(fit, centered=FALSE)``
+    on the z scale); ``bic_`` = -2 loglik + log(number of events) (Volinsky & Raftery 2000)."""
+
+    def fit(self, score, y):
+        from statsmodels.duration.hazard_regression import PHReg
+        event, time = survival_arrays(y)
+        score = np.asarray(score, dtype=float).ravel()
+        self.mean_, self.sd_ = float(score.mean()), float(score.std()) or 1.0
+        z = (score - self.mean_) / self.sd_
+        res = PHReg(time, z[:, None], status=event.astype(int), ties="breslow").fit(disp=0)
+        self.beta_, self.se_ = float(res.params[0]), float(res.bse[0])
+        self.loglik_ = float(res.llf)
+        self.n_events_ = int(event.sum())
+        self.bic_ = -2 * self.loglik_ + np.log(self.n_events_)
+        eta = np.exp(self.beta_ * z)
+        ut = np.unique(time[event])
+        d = np.array([np.sum(event & (time == t)) for t in ut])
+        at_risk = np.array([eta[time >= t].sum() for t in ut])
+        self.times_, self.cumhaz_ = ut, np.cumsum(d / at_risk)
+        return self
+
+    def linear_predictor(self, score):
+        return self.beta_ * (np.asarray(score, dtype=float).ravel() - self.mean_) / self.sd_
+
+    def survival(self, score, times):
+        """S(t|s) at ``times`` -> array (n, len(times)); S = 1 before the first event time."""
+        times = np.atleast_1d(np.asarray(times, dtype=float))
+        idx = np.searchsorted(self.times_, times, side="right") - 1
+        H0 = np.where(idx < 0, 0.0, self.cumhaz_[np.clip(idx, 0, None)])
+        return np.exp(-np.outer(np.exp(self.linear_predictor(score)), H0))
+
+
+class PrimeS(BaseEstimator):
+    """PRIME-S: Bayesian model averaging of the base survival pipelines.
+
+    Every (modality, learner) pipeline is tuned by CV C-index on the training data
+    (``ModalitySurvival``). Each one's out-of-fold training risk score is recalibrated by a Cox model
+    (``CoxCalibration``); posterior model probabilities under equal priors are approximated by
+    w_m proportional to exp(-BIC_m / 2). The averaged model is
+    S(t|x) = sum_m w_m S0_m(t)^exp(beta_m z_m(x)) (a mixture of survival functions, hence monotone and
+    in [0, 1]) with risk score sum_m w_m beta_m z_m(x) (posterior-mean log hazard ratio). The
+    pipelines are refitted on all training rows; weights and calibrations are frozen at ``fit``.
+
+    Fitted attributes: ``bases_`` ((kind, learner) -> ModalitySurvival), ``calibrations_``,
+    ``bma_table_``, ``chosen_learners_`` (best learner per modality by CV C-index),
+    ``selected_features_``, ``tuning_table_``, ``selection_report_``.
+    """
+
+    def __init__(self, clinical_features=(), radiomics_features=(), learners=SURVIVAL_LEARNERS, cv=5,
+                 fast=False, grids=None, random_state=0, n_jobs=1):
+        self.clinical_features = clinical_features
+        self.radiomics_features = radiomics_features
+        self.learners = learners
+        self.cv = cv
+        self.fast = fast
+        self.grids = grids
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(self, X, y):
+        kinds = _kinds(self.clinical_features, self.radiomics_features)
+        check_columns(X, list(self.clinical_features) + list(self.radiomics_features))
+        event, time = survival_arrays(y)
+        folds = survival_folds(y, self.cv, self.random_state)
+        self.bases_, self.calibrations_, rows = {}, {}, []
+        for k in kinds:
+            for learner in self.learners:
+                base = ModalitySurvival(self.clinical_features, self.radiomics_features, k, (learner,),
+                                        self.cv, self.fast, self.grids, self.random_state,
+                                        self.n_jobs).fit(X, y)
+                oof = cross_val_predict(clone(base.best_estimator_), X[base.columns_], y, cv=folds,
+                                        n_jobs=self.n_jobs)
+                cal = CoxCalibration().fit(oof, y)
+                self.bases_[(k, learner)] = base
+                self.calibrations_[(k, learner)] = cal
+                rows.append({"feature_kind": k, "learner": learner, "cv_cindex": base.best_score_,
+                             "oof_cindex": concordance_index_censored(event, time, oof)[0],
+                             "beta": cal.beta_, "se": cal.se_, "loglik": cal.loglik_, "bic": cal.bic_})
+        tab = pd.DataFrame(rows)
+        delta = tab["bic"] - tab["bic"].min()
+        w = np.exp(-delta / 2)
+        tab["weight"] = w / w.sum()
+        self.bma_table_ = tab
+        self.weights_ = tab["weight"].to_numpy()
+        self.chosen_learners_ = {k: tab.loc[tab.feature_kind == k].sort_values(
+            "cv_cindex", ascending=False, kind="stable")["learner"].iloc[0] for k in kinds}
+        self.selected_features_ = _concat([b.selected_features_.assign(feature_kind=k, learner=le)
+                                           for (k, le), b in self.bases_.items()])
+        self.tuning_table_ = _concat([b.tuning_table_ for b in self.bases_.values()])
+        self.selection_report_ = _concat([b.selection_report_.assign(learner=le)
+                                          for (k, le), b in self.bases_.items()])
+        return self
+
+    def _scores(self, X):
+        check_is_fitted(self, "weights_")
+        return [(w, self.calibrations_[key], self.bases_[key].predict(X))
+                for w, key in zip(self.weights_, self.bases_)]
+
+    def predict(self, X):
+        """BMA risk score: posterior-mean Cox log hazard ratio (higher = shorter survival)."""
+        return sum(w * cal.linear_predictor(s) for w, cal, s in self._scores(X))
+
+    def predict_survival_function(self, X, times):
+        """BMA S(t|x) at ``times`` -> array (n, len(times)), non-increasing in t, within [0, 1]."""
+        return sum(w * cal.survival(s, times) for w, cal, s in self._scores(X))
+
+    def score(self, X, y):
+        """Harrell's C-index of the BMA risk score."""
+        return cindex_scorer(self, X, y)
+
+
+def _mean_ci(values, level=0.95):
+    v = np.asarray(values, dtype=float)
+    k = len(v)
+    se = v.std(ddof=1) / np.sqrt(k) if k > 1 else np.nan
+    q = stats.t.ppf(0.5 + level / 2, k - 1) if k > 1 else np.nan
+    return v.mean(), v.mean() - q * se, v.mean() + q * se, se
+
+
+def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
+                       fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False):
+    """Nested-CV comparison of clinical only, radiomics only, early fusion and late fusion.
+
+    Outer ``outer_cv``-fold stratified CV (on the response, or on the event indicator); inside each
+    outer training set every model does its own ``cv``-fold tuning, selection and fusion; the outer
+    held-out fold gives AUC (binary y) or Harrell's C-index (structured survival y). Returns a tidy
+    table (endpoint, model, metric, estimate, lower, upper, se, n_folds, method="nested CV"):
+    estimate = mean over outer folds, interval = mean +/- t_{k-1} SE across folds (fold-to-fold SE,
+    which understates the full variance; Bates, Hastie & Tibshirani 2023). With ``return_folds`` the
+    per-fold values (fold, model, value) are returned too: ``(table, folds)``.
+    """
+    survival = np.asarray(y).dtype.names is not None
+    check_columns(X, list(clinical_features) + list(radiomics_features))
+    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs)
+    if survival:
+        learners = learners or SURVIVAL_LEARNERS
+        endpoint, metric = "survival", "C-index"
+        outer = survival_folds(y, outer_cv, random_state + 1)
+        single = lambda kind: ModalitySurvival(clinical_features, radiomics_features, kind, learners, **kw)  # noqa: E731
+        models = {"clinical": single("clinical"), "radiomics": single("radiomics"),
+                  "early fusion": single("early"),
+                  "late fusion": PrimeS(clinical_features, radiomics_features, learners, **kw)}
+    else:
+        y = np.asarray(y)
+        learners = learners or RESPONSE_LEARNERS
+        endpoint, metric = "response", "AUC"
+        outer = list(StratifiedKFold(outer_cv, shuffle=True, random_state=random_state + 1).split(X, y))
+        single = lambda kind: ModalityClassifier(clinical_features, radiomics_features, kind, learners, **kw)  # noqa: E731
+        models = {"clinical": single("clinical"), "radiomics": single("radiomics"),
+                  "early fusion": single("early"),
+                  "late fusion": PrimeR(clinical_features, radiomics_features, learners, **kw)}
+    rows = []
+    for f, (tr, te) in enumerate(outer):
+        Xtr, Xte, ytr, yte = X.iloc[tr], X.iloc[te], y[tr], y[te]
+        for name, model in models.items():
+            m = clone(model).fit(Xtr, ytr)
+            if survival:
+                value = cindex_scorer(m, Xte, yte)
+            else:
+                value = roc_auc_score(yte, m.predict_proba(Xte)[:, 1])
+            rows.append({"fold": f, "model": name, "value": value})
+    folds = pd.DataFrame(rows)
+    out = []
+    for name in models:
+        est, lo, hi, se = _mean_ci(folds.loc[folds.model == name, "value"])
+        out.append({"endpoint": endpoint, "model": name, "metric": metric, "estimate": est,
+                    "lower": lo, "upper": hi, "se": se, "n_folds": len(outer), "method": "nested CV"})
+    res = pd.DataFrame(out)
+    return (res, folds) if return_folds else res

@@ -1,0 +1,38 @@
+"""Default hyper-parameter grids (modest, so that the whole study fits in minutes on 2 cores).
+
+Keys use the Pipeline step name ``model__``. ``fast=True`` gives a two-point grid per learner for
+tests and quick runs.
+"""
+from __future__ import annotations
+
+__all__ = ["default_grid"]
+
+_GRIDS = {
+    "bagging": {"model__n_estimators": [50, 100], "model__max_samples": [0.7, 1.0]},
+    "adaboost": {"model__n_estimators": [50, 100], "model__learning_rate": [0.1, 0.5]},
+    "stacking": {"model__final_estimator__C": [0.1, 1.0], "model__rf__min_samples_leaf": [1, 5]},
+    "rotation_forest": {"model__n_estimators": [10, 30], "model__max_depth": [3, None]},
+    "stochastic_gb": {"model__learning_rate": [0.05, 0.1], "model__max_depth": [2, 3]},
+    "rsf": {"model__min_samples_leaf": [5, 15], "model__max_features": ["sqrt", None]},
+    "gbsa": {"model__learning_rate": [0.05, 0.1], "model__max_depth": [1, 2]},
+    "fast_svm": {"model__alpha": [0.01, 0.1, 1.0]},
+}
+
+_FAST = {
+    "bagging": {"model__n_estimators": [30], "model__max_samples": [0.7, 1.0]},
+    "adaboost": {"model__n_estimators": [30], "model__learning_rate": [0.1, 0.5]},
+    "stacking": {"model__final_estimator__C": [0.1, 1.0], "model__rf__n_estimators": [30]},
+    "rotation_forest": {"model__n_estimators": [10], "model__max_depth": [3, None]},
+    "stochastic_gb": {"model__n_estimators": [50], "model__learning_rate": [0.05, 0.1]},
+    "rsf": {"model__n_estimators": [50], "model__min_samples_leaf": [5, 15]},
+    "gbsa": {"model__n_estimators": [50], "model__learning_rate": [0.05, 0.1]},
+    "fast_svm": {"model__alpha": [0.1, 1.0]},
+}
+
+
+def default_grid(learner, fast=False):
+    """Parameter grid (dict of lists, ``model__`` prefixed) for a learner name."""
+    table = _FAST if fast else _GRIDS
+    if learner not in table:
+        raise ValueError(f"no default grid for learner {learner!r}; known: {sorted(table)}")
+    return {k: list(v) for k, v in table[learner].items()}
