@@ -169,7 +169,8 @@ class CensoringKM:
         # leave the censoring risk set at that time
         deaths_at_u = np.searchsorted(np.sort(time[~cens]), self.u, side="right") - \
             np.searchsorted(np.sort(time[~cens]), self.u, side="left")
-        self.at_risk = len(time) - np.searchsorted(srt, self.u, side="left") - deaths_at_u
+        self.n_at_risk = len(time) - np.searchsorted(srt, self.u, side="left")
+        self.at_risk = self.n_at_risk - deaths_at_u
         self.d = np.bincount(np.searchsorted(self.u, time[cens]), minlength=len(self.u))
         self.surv = np.cumprod(1.0 - self.d / self.at_risk)
 
@@ -186,7 +187,8 @@ class CensoringKM:
 
         ``h_case``: psi_i of subjects weighted by 1/G(T_i-) (zero elsewhere); ``h_ctrl_total``: sum of psi_j
         of subjects weighted by 1/G(t).  Returns, for each subject k,
-        sum_u H(u) n / Y(u) dM^C_k(u), H(u) = (1/n)[sum_i psi_i 1(u < T_i) + 1(u <= t) sum_j psi_j].
+        sum_u H(u) n / Y(u) dM^C_k(u), H(u) = (1/n)[sum_i psi_i 1(u < T_i) + 1(u <= t) sum_j psi_j],
+        with Y(u) = #{T >= u} (deaths at u included, riskRegression's convention for this term).
         """
         n = len(self.time)
         u = self.u
@@ -196,8 +198,9 @@ class CensoringKM:
         tail = np.concatenate([np.cumsum(hs[::-1])[::-1], [0.0]])
         H = tail[np.searchsorted(ts, u, side="right")] + np.where(u <= t, h_ctrl_total, 0.0)
         H = H / n
-        jump = H * n / self.at_risk                       # coefficient of dN^C_k(u)
-        comp = H * n * self.d / self.at_risk ** 2         # coefficient of 1(T_k >= u) dLambda
+        Y = self.n_at_risk
+        jump = H * n / Y                                  # coefficient of dN^C_k(u)
+        comp = H * n * self.d / Y ** 2                    # coefficient of 1(T_k >= u) dLambda
         cum_comp = np.concatenate([[0.0], np.cumsum(comp)])
         k_idx = np.searchsorted(u, self.time, side="right")   # number of u <= T_k
         term = -cum_comp[k_idx]
