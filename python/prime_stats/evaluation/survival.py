@@ -7,7 +7,9 @@ can name the offending column and patient. Results are tidy DataFrames (``estima
 * :func:`kaplan_meier` - ``survival::survfit`` (Greenwood variance, ``conf.type="log"`` by default),
   numbers at risk at chosen times, median survival with the ``print.survfit`` CI rule;
 * :func:`logrank_test` - ``survival::survdiff`` (rho = 0);
-* :func:`cox_hazard_ratios` - ``survival::coxph`` (Efron ties, Wald CI);
+* :func:`cox_hazard_ratios` - ``survival::coxph`` (Efron ties, Newton-Raphson with step halving,
+  Wald CI; lifelines/statsmodels were not used because they diverge on real data where coxph
+  converges, e.g. pbc with edema);
 * :func:`cox_zph` - ``survival::cox.zph`` (score test for beta(t) = beta + theta g(t), KM transform);
 * :class:`MedianRiskStratifier` - risk groups with the cut-off frozen on training data;
 * :func:`subgroup_hazard_ratios` - HR per subgroup level and the likelihood-ratio interaction test;
@@ -374,24 +376,92 @@ class _CoxFit:
     events: int
 
 
-def _fit_cox(X: pd.DataFrame, t: np.ndarray, e: np.ndarray) -> _CoxFit:
-    """Cox partial likelihood with Efron ties (lifelines CoxPHFitter, as survival::coxph)."""
-    from lifelines import CoxPHFitter
+class _EfronCox:
+    """Cox partial likelihood with Efron's tie correction (as survival::coxph) for fixed data.
 
+    ``evaluate(beta)`` returns the log partial likelihood and the per-event-time score
+    contributions U_t (m x p) and information I_t (m x p x p); :meth:`fit` maximises it by
+    Newton-Raphson with step halving, coxph's algorithm.
+    """
+
+    def __init__(self, X: np.ndarray, t: np.ndarray, e: np.ndarray):
+        self.X = np.asarray(X, float) - np.asarray(X, float).mean(0)
+        order = np.argsort(-t, kind="stable")
+        self.order, self.ts, self.es = order, t[order], e[order]
+        self.etimes = np.unique(self.ts[self.es == 1])
+        # last index (in descending-time order) of the risk set {time >= t} of each event time
+        self.last = len(t) - np.searchsorted(self.ts[::-1], self.etimes, side="left") - 1
+        dead = np.flatnonzero(self.es == 1)
+        self.dead = dead[np.argsort(self.ts[dead], kind="stable")]  # deaths grouped by ascending time
+        self.d = np.bincount(np.searchsorted(self.etimes, self.ts[self.dead]), minlength=self.etimes.size)
+        self.starts = np.concatenate([[0], np.cumsum(self.d)[:-1]])
+        self.slot_j = np.repeat(np.arange(self.etimes.size), self.d)  # one slot per death
+        self.slot_f = np.concatenate([np.arange(k) / k for k in self.d])  # Efron weights k/d
+
+    def evaluate(self, beta: np.ndarray):
+        Xs = self.X[self.order]
+        eta = Xs @ beta
+        c = eta.max()
+        r = np.exp(eta - c)
+        xx = Xs[:, :, None] * Xs[:, None, :]
+        S0 = np.cumsum(r)[self.last]
+        S1 = np.cumsum(r[:, None] * Xs, axis=0)[self.last]
+        S2 = np.cumsum(r[:, None, None] * xx, axis=0)[self.last]
+        dd = self.dead
+        D0 = np.add.reduceat(r[dd], self.starts)
+        D1 = np.add.reduceat(r[dd, None] * Xs[dd], self.starts, axis=0)
+        D2 = np.add.reduceat(r[dd, None, None] * xx[dd], self.starts, axis=0)
+        DX = np.add.reduceat(Xs[dd], self.starts, axis=0)
+        j, f = self.slot_j, self.slot_f
+        s0 = S0[j] - f * D0[j]
+        s1 = S1[j] - f[:, None] * D1[j]
+        s2 = S2[j] - f[:, None, None] * D2[j]
+        xbar = s1 / s0[:, None]
+        m, p = self.etimes.size, Xs.shape[1]
+        U = DX.copy()
+        np.subtract.at(U, j, xbar)
+        I = np.zeros((m, p, p))
+        np.add.at(I, j, s2 / s0[:, None, None] - xbar[:, :, None] * xbar[:, None, :])
+        loglik = float(eta[dd].sum() - np.sum(np.log(s0) + c))
+        return loglik, U, I
+
+    def fit(self, max_iter: int = 50, eps: float = 1e-12):
+        beta = np.zeros(self.X.shape[1])
+        ll0, U, I = self.evaluate(beta)
+        ll, ll_null = ll0, ll0
+        for _ in range(max_iter):
+            step = np.linalg.solve(I.sum(0), U.sum(0))
+            new = beta + step
+            ll_new, U_new, I_new = self.evaluate(new)
+            halvings = 0
+            while not np.isfinite(ll_new) or ll_new < ll - 1e-12:
+                new = (new + beta) / 2
+                ll_new, U_new, I_new = self.evaluate(new)
+                halvings += 1
+                if halvings > 30:
+                    raise RuntimeError("step halving failed")
+            converged = abs(ll_new - ll) <= eps * max(abs(ll), 1.0) and np.max(np.abs(new - beta)) < 1e-8
+            beta, ll, U, I = new, ll_new, U_new, I_new
+            if converged:
+                break
+        else:
+            raise RuntimeError(f"no convergence in {max_iter} Newton-Raphson iterations "
+                               f"(a coefficient may be infinite: monotone likelihood)")
+        cov = np.linalg.inv(I.sum(0))
+        if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
+            raise RuntimeError("information matrix is singular (collinear covariates?)")
+        return beta, np.sqrt(np.diag(cov)), ll, ll_null
+
+
+def _fit_cox(X: pd.DataFrame, t: np.ndarray, e: np.ndarray) -> _CoxFit:
+    """Cox PH fit with Efron ties by Newton-Raphson with step halving (survival::coxph's method)."""
     if e.sum() == 0:
         raise ValueError("no events: Cox hazard ratios are undefined")
-    df = X.copy()
-    df["__time"], df["__event"] = t, e
-    cph = CoxPHFitter()
     try:
-        cph.fit(df, duration_col="__time", event_col="__event",
-                fit_options={"precision": 1e-12, "max_steps": 200})
-    except Exception as exc:  # ConvergenceError (e.g. complete separation / monotone likelihood)
+        beta, se, ll, ll0 = _EfronCox(X.to_numpy(float), t, e).fit()
+    except (RuntimeError, np.linalg.LinAlgError) as exc:
         raise RuntimeError(f"Cox model with covariates {list(X.columns)} did not converge: {exc}") from exc
-    return _CoxFit(cph.params_.to_numpy(), cph.standard_errors_.to_numpy(), list(X.columns),
-                   float(cph.log_likelihood_),
-                   float(cph.log_likelihood_ - cph.log_likelihood_ratio_test().test_statistic / 2),
-                   len(t), int(e.sum()))
+    return _CoxFit(beta, se, list(X.columns), ll, ll0, len(t), int(e.sum()))
 
 
 def _hr_table(fit: _CoxFit, conf_level: float) -> pd.DataFrame:
@@ -433,38 +503,6 @@ def cox_hazard_ratios(data: pd.DataFrame, time: str, event: str, covariates: Seq
     return out
 
 
-def _efron_score_information(X: np.ndarray, eta: np.ndarray, t: np.ndarray, e: np.ndarray):
-    """Per-event-time Efron score U_t (m x p) and information I_t (m x p x p) at fixed eta."""
-    r = np.exp(eta - eta.max())
-    order = np.argsort(-t, kind="stable")
-    ts, es, Xs, rs = t[order], e[order], X[order], r[order]
-    p = X.shape[1]
-    # risk-set sums over subjects with time >= t (cumulative from the longest time)
-    c0 = np.cumsum(rs)
-    c1 = np.cumsum(rs[:, None] * Xs, axis=0)
-    c2 = np.cumsum(rs[:, None, None] * Xs[:, :, None] * Xs[:, None, :], axis=0)
-    etimes = np.unique(ts[es == 1])
-    U = np.zeros((etimes.size, p))
-    I = np.zeros((etimes.size, p, p))
-    last = len(ts) - np.searchsorted(ts[::-1], etimes, side="left") - 1  # last index with time >= t
-    for j, tt in enumerate(etimes):
-        k_last = last[j]
-        S0, S1, S2 = c0[k_last], c1[k_last], c2[k_last]
-        dm = (ts == tt) & (es == 1)
-        d = int(dm.sum())
-        D0 = rs[dm].sum()
-        D1 = (rs[dm, None] * Xs[dm]).sum(0)
-        D2 = (rs[dm, None, None] * Xs[dm, :, None] * Xs[dm, None, :]).sum(0)
-        U[j] = Xs[dm].sum(0)
-        for k in range(d):
-            f = k / d
-            s0, s1, s2 = S0 - f * D0, S1 - f * D1, S2 - f * D2
-            xbar = s1 / s0
-            U[j] -= xbar
-            I[j] += s2 / s0 - np.outer(xbar, xbar)
-    return etimes, U, I
-
-
 def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str],
             transform: str = "km", id_col: str | None = "patient_id", engine: str = "python") -> pd.DataFrame:
     """Proportional-hazards test of a Cox model (``survival::cox.zph``, survival >= 3.0).
@@ -493,7 +531,6 @@ def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str]
         return out
     fit = _fit_cox(X, t, e)
     Xv = X.to_numpy(float)
-    eta = (Xv - Xv.mean(0)) @ fit.params
     if transform == "km":
         ut, _, _, _, s, _ = _km_curve(t, e)
         idx = np.searchsorted(ut, t, side="left")  # number of distinct times < t -> S(t-)
@@ -505,7 +542,9 @@ def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str]
     else:
         ttimes = stats.rankdata(t)
     g = ttimes - ttimes[e == 1].mean()
-    etimes, U, I = _efron_score_information(Xv, eta, t, e)
+    model = _EfronCox(Xv, t, e)
+    _, U, I = model.evaluate(fit.params)
+    etimes = model.etimes
     gt = g[np.argsort(t, kind="stable")][np.searchsorted(np.sort(t), etimes)]  # g at each event time
     p = Xv.shape[1]
     u2 = (gt[:, None] * U).sum(0)

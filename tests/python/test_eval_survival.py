@@ -1,0 +1,282 @@
+"""Survival analysis checked against R survival on real data and against published outputs.
+
+Published values (no R needed):
+* lung (lifelines.datasets.load_lung = survival::lung): survfit(Surv(time, status) ~ sex) medians
+  270 (212-310) and 426 (348-550); survdiff chi-square 10.3 on 1 df, O = 112/53, E = 91.6/73.4;
+  coxph(~ age + sex + ph.ecog) coefficients 0.011067 / -0.552612 / 0.463728 (survival's printed
+  summary, reproduced in countless tutorials).
+* Rossi recidivism (lifelines.datasets.load_rossi): Fox & Weisberg, "Cox proportional-hazards
+  regression for survival data in R" (appendix to An R Companion to Applied Regression), coef and
+  se of fin, age, race, wexp, mar, paro, prio; likelihood-ratio test 33.27 on 7 df.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines.datasets import load_lung, load_rossi
+from sklearn.base import clone
+
+from prime_stats.evaluation import survival as sv
+
+ROSSI_COVS = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
+
+
+@pytest.fixture(scope="module")
+def lung():
+    d = load_lung()
+    d["patient_id"] = [f"L{i:03d}" for i in range(len(d))]
+    d["sexc"] = d["sex"].map({1: "male", 2: "female"})
+    return d
+
+
+@pytest.fixture(scope="module")
+def rossi():
+    return load_rossi()
+
+
+def _r_frame(r_engine, code):
+    """An R data.frame with every column numeric (integer NAs travel safely as NaN)."""
+    return r_engine.run_r(f"local({{ d <- {code}; d[] <- lapply(d, function(c) if (is.factor(c) || "
+                          f"is.character(c)) as.character(c) else as.numeric(c)); d }})")
+
+
+# ------------------------------------------------------------------------------------------
+# published values, Python engine only
+# ------------------------------------------------------------------------------------------
+def test_km_medians_and_logrank_match_published_lung(lung):
+    km = sv.kaplan_meier(lung, "time", "status", group="sex")
+    s = km.summary.set_index("group")
+    assert s.loc[1, ["n", "events", "median", "lower", "upper"]].tolist() == [138, 112, 270, 212, 310]
+    assert s.loc[2, ["n", "events", "median", "lower", "upper"]].tolist() == [90, 53, 426, 348, 550]
+    lr = sv.logrank_test(lung, "time", "status", "sex")
+    assert lr["statistic"].iloc[0] == pytest.approx(10.3267, abs=1e-4)
+    assert lr["p"].iloc[0] == pytest.approx(0.00131, abs=1e-5)
+    assert lr["observed"].tolist() == [112, 53]
+    np.testing.assert_allclose(lr["expected"], [91.6, 73.4], atol=0.05)
+    assert (lr["df"] == 1).all()
+
+
+def test_cox_matches_published_lung_and_rossi(lung, rossi):
+    d = lung.dropna(subset=["ph.ecog"])
+    t = sv.cox_hazard_ratios(d, "time", "status", ["age", "sex", "ph.ecog"])
+    np.testing.assert_allclose(t["coef"], [0.011067, -0.552612, 0.463728], atol=1e-6)
+    np.testing.assert_allclose(t["se"], [0.009267, 0.167739, 0.113577], atol=1e-6)
+    assert t["n"].iloc[0] == 227 and t["events"].iloc[0] == 164
+    r = sv.cox_hazard_ratios(rossi, "week", "arrest", ROSSI_COVS)
+    np.testing.assert_allclose(r["coef"], [-0.37942, -0.05744, 0.31390, -0.14980, -0.43370, -0.08487, 0.09150],
+                               atol=1e-5)
+    np.testing.assert_allclose(r["se"], [0.19138, 0.02200, 0.30799, 0.21222, 0.38187, 0.19576, 0.02865],
+                               atol=1e-5)
+    assert r.attrs["lr_statistic"] == pytest.approx(33.27, abs=0.005)
+    # HR and Wald CI are exp(coef), exp(coef -/+ 1.96 se)
+    np.testing.assert_allclose(r["estimate"], np.exp(r["coef"]), rtol=1e-12)
+    np.testing.assert_allclose(r["lower"], np.exp(r["coef"] - 1.959963985 * r["se"]), rtol=1e-8)
+
+
+def test_numbers_at_risk_and_at_times(lung):
+    km = sv.kaplan_meier(lung, "time", "status", group="sexc", times=[0, 365, 2000])
+    at = km.at_times.set_index(["group", "time"])
+    assert at.loc[("male", 0.0), "n_risk"] == 138 and at.loc[("male", 0.0), "surv"] == 1.0
+    assert at.loc[("male", 365.0), "n_risk"] == int((lung.loc[lung.sexc == "male", "time"] >= 365).sum())
+    assert at.loc[("male", 365.0), "surv"] == pytest.approx(0.336088, abs=1e-6)
+    assert at.loc[("female", 2000.0), "n_risk"] == 0
+    nar = sv.numbers_at_risk(lung, "time", [0, 180, 365], group="sexc")
+    assert nar.loc["female"].tolist() == [90, 71, 30]
+    assert nar.loc["male"].tolist() == [138, 89, 35]
+
+
+def test_median_risk_stratifier_freezes_training_cutoff():
+    rng = np.random.default_rng(0)
+    train, test = rng.normal(0, 1, 101), rng.normal(3, 1, 50)  # shifted external cohort
+    st = sv.MedianRiskStratifier().fit(train)
+    assert st.cutoff_ == pytest.approx(np.median(train))
+    groups = st.transform(test)
+    assert groups.mean() > 0.9  # a re-split on the test median would give 0.5
+    np.testing.assert_array_equal(groups, (test > np.median(train)).astype(int))
+    lab = st.labels(test)
+    assert list(lab.categories) == ["low", "high"]
+    assert clone(st).get_params() == {"quantile": 0.5}
+    with pytest.raises(ValueError, match="missing/infinite"):
+        st.transform(np.array([0.1, np.nan]))
+    with pytest.raises(ValueError, match="quantile"):
+        sv.MedianRiskStratifier(quantile=1.5).fit(train)
+
+
+def test_errors_name_column_and_patient(lung):
+    bad = lung.copy()
+    bad.loc[5, "time"] = np.nan
+    with pytest.raises(ValueError, match=r"'time'.*patient_id L005"):
+        sv.kaplan_meier(bad, "time", "status")
+    bad = lung.copy()
+    bad["status"] = bad["status"] + 1  # R-style 1/2 coding
+    with pytest.raises(ValueError, match="'status' must be coded 0"):
+        sv.logrank_test(bad, "time", "status", "sex")
+    with pytest.raises(ValueError, match="at least 2"):
+        sv.logrank_test(lung.assign(one="a"), "time", "status", "one")
+    with pytest.raises(ValueError, match="no events"):
+        sv.cox_hazard_ratios(lung.assign(status=0), "time", "status", ["age"])
+    with pytest.raises(ValueError, match="'ph.ecog' has 1 missing"):
+        sv.cox_hazard_ratios(lung, "time", "status", ["ph.ecog"])
+    with pytest.raises(KeyError, match="os_days"):
+        sv.kaplan_meier(lung, "os_days", "status")
+    with pytest.raises(ValueError, match="constant"):
+        sv.cox_hazard_ratios(lung.assign(k=1.0), "time", "status", ["age", "k"])
+    with pytest.raises(ValueError, match="no censored"):
+        sv.median_followup(lung.assign(status=1), "time", "status")
+
+
+def test_subgroups_and_adjusted_structure(lung):
+    d = lung.dropna(subset=["ph.ecog"]).copy()
+    d["risk"] = sv.MedianRiskStratifier().fit(d["ph.ecog"] + d["age"] / 100).labels(d["ph.ecog"] + d["age"] / 100)
+    d["age_grp"] = np.where(d["age"] >= 65, ">=65", "<65")
+    tab = sv.subgroup_hazard_ratios(d, "time", "status", "risk", ["sexc", "age_grp"])
+    assert tab["subgroup"].tolist() == ["Overall", "sexc", "sexc", "age_grp", "age_grp"]
+    assert tab.loc[0, "n"] == len(d) and tab.loc[1:2, "n"].sum() == len(d)
+    assert (tab["lower"] < tab["estimate"]).all() and (tab["estimate"] < tab["upper"]).all()
+    assert "high vs low" in tab["method"].iloc[0]
+    adj = sv.adjusted_hazard_ratio(d, "time", "status", "risk", ["sexc", "age"])
+    assert adj["model"].iloc[0] == "unadjusted" and adj["model"].iloc[1].startswith("adjusted for sexc")
+    assert adj.loc[adj["model"] == "unadjusted", "term"].tolist() == ["riskhigh"]
+
+
+def test_rmst_by_hand():
+    # two subjects die at 1 and 3, one censored at 2: S = 1 on [0,1), 2/3 on [1,3), 0 after
+    d = pd.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1]})
+    r = sv.restricted_mean_survival(d, "t", "e", tau=4.0)
+    assert r["estimate"].iloc[0] == pytest.approx(1 + 2 * 2 / 3)
+
+
+def test_figures_render_numbers_at_risk(lung, tmp_path):
+    from prime_stats.report import figures_survival as fs
+
+    fig = fs.plot_kaplan_meier(lung, "time", "status", "sexc", risk_times=[0, 6, 12, 24],
+                               time_scale=30.4375, xlabel="Months")
+    texts = {t.get_text() for ax in fig.axes for t in ax.texts}
+    assert "138" in texts and "90" in texts
+    assert any(t.startswith("Log-rank p = 0.001") for t in texts)
+    assert any("HR male vs female: 1.70" in t for t in texts)
+    fig.savefig(tmp_path / "km.png", dpi=80)
+    d = lung.dropna(subset=["ph.ecog"]).copy()
+    d["risk"] = np.where(d["ph.ecog"] >= 1, 1, 0)
+    tab = sv.subgroup_hazard_ratios(d, "time", "status", "risk", ["sexc"])
+    fig = fs.plot_forest(tab)
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    assert f"{tab['p_interaction'].iloc[1]:.3f}" in texts
+    fig.savefig(tmp_path / "forest.png", dpi=80)
+    assert (tmp_path / "forest.png").stat().st_size > 5000
+
+
+# ------------------------------------------------------------------------------------------
+# against R survival (r_engine)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("conf_type", ["log", "log-log", "plain"])
+def test_km_curve_matches_survfit_pbc(r_engine, conf_type):
+    pbc = _r_frame(r_engine, "survival::pbc[!is.na(survival::pbc$trt), c('time','status','trt')]")
+    pbc["dead"] = (pbc["status"] == 2).astype(int)
+    km = sv.kaplan_meier(pbc, "time", "dead", group="trt", times=[365, 1825, 3650], conf_type=conf_type)
+    ref = r_engine.run_r(f"""local({{d <- survival::pbc[!is.na(survival::pbc$trt), ];
+        f <- survival::survfit(survival::Surv(time, status == 2) ~ trt, data = d, conf.type = '{conf_type}');
+        s <- summary(f, times = c(365, 1825, 3650));
+        list(curve = data.frame(time = f$time, n_risk = f$n.risk, surv = f$surv, lower = f$lower,
+                                upper = f$upper),
+             at = data.frame(n_risk = s$n.risk, surv = s$surv, lower = s$lower, upper = s$upper),
+             med = as.data.frame(unname(summary(f)$table[, c('median', '0.95LCL', '0.95UCL')])))}})""")
+    c = km.curve
+    np.testing.assert_allclose(c["time"], ref["curve"]["time"])
+    np.testing.assert_allclose(c["n_risk"], ref["curve"]["n_risk"])
+    np.testing.assert_allclose(c["surv"], ref["curve"]["surv"], atol=1e-12)
+    np.testing.assert_allclose(c["lower"], ref["curve"]["lower"], atol=1e-10)
+    np.testing.assert_allclose(c["upper"], ref["curve"]["upper"], atol=1e-10)
+    np.testing.assert_allclose(km.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float),
+                               ref["at"].to_numpy(float), atol=1e-10)
+    np.testing.assert_allclose(km.summary[["median", "lower", "upper"]].to_numpy(float),
+                               ref["med"].to_numpy(float), atol=1e-10)
+
+
+def test_logrank_and_cox_match_r_pbc(r_engine):
+    pbc = _r_frame(r_engine, "survival::pbc[!is.na(survival::pbc$stage), ]")
+    pbc["dead"] = (pbc["status"] == 2).astype(int)
+    pbc["logbili"] = np.log(pbc["bili"])
+    pbc["edema_f"] = pbc["edema"].astype(str)
+    lr = sv.logrank_test(pbc, "time", "dead", "stage")
+    ref = r_engine.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$stage), ];
+        s <- survival::survdiff(survival::Surv(time, status == 2) ~ stage, data = d); c(s$chisq, s$exp)})""")
+    assert lr["statistic"].iloc[0] == pytest.approx(ref[0], rel=1e-10)
+    np.testing.assert_allclose(lr["expected"], ref[1:], rtol=1e-10)
+    hr = sv.cox_hazard_ratios(pbc, "time", "dead", ["age", "logbili", "albumin", "edema_f"])
+    ref = r_engine.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$stage), ];
+        f <- survival::coxph(survival::Surv(time, status == 2) ~ age + log(bili) + albumin + factor(edema), data = d);
+        s <- summary(f)$conf.int; as.data.frame(cbind(s[, c(1, 3, 4)], summary(f)$coefficients[, 5]))})""")
+    np.testing.assert_allclose(hr[["estimate", "lower", "upper", "p"]].to_numpy(float), ref.to_numpy(float),
+                               rtol=1e-6)
+    assert hr["term"].tolist() == ["age", "logbili", "albumin", "edema_f0.5", "edema_f1.0"]
+
+
+@pytest.mark.parametrize("transform", ["km", "identity"])
+def test_cox_zph_matches_r(r_engine, rossi, transform):
+    if not r_engine.r_available(["carData"]):
+        pytest.skip("carData (Rossi) is not installed in R")
+    z = sv.cox_zph(rossi, "week", "arrest", ROSSI_COVS, transform=transform)
+    ref = r_engine.run_r(f"""local({{f <- survival::coxph(survival::Surv(week, arrest) ~ fin + age + race +
+        wexp + mar + paro + prio, data = carData::Rossi);
+        as.data.frame(survival::cox.zph(f, transform = '{transform}')$table)}})""")
+    np.testing.assert_allclose(z[["statistic", "df", "p"]].to_numpy(float), ref.to_numpy(float), rtol=1e-5)
+    # a multi-level factor is one multi-df term (pbc edema)
+    pbc = _r_frame(r_engine, "survival::pbc[1:312, ]")
+    pbc["dead"] = (pbc["status"] == 2).astype(int)
+    pbc["edema_f"] = pbc["edema"].astype(str)
+    z2 = sv.cox_zph(pbc, "time", "dead", ["age", "albumin", "edema_f"], transform=transform)
+    ref2 = r_engine.run_r(f"""local({{d <- survival::pbc[1:312, ]; d$edema_f <- factor(d$edema);
+        f <- survival::coxph(survival::Surv(time, status == 2) ~ age + albumin + edema_f, data = d);
+        as.data.frame(survival::cox.zph(f, transform = '{transform}')$table)}})""")
+    np.testing.assert_allclose(z2[["statistic", "df", "p"]].to_numpy(float), ref2.to_numpy(float), rtol=1e-5)
+    assert z2["df"].tolist() == [1, 1, 2, 4]
+
+
+def test_followup_rmst_subgroup_interaction_match_r(r_engine):
+    gb = _r_frame(r_engine, "survival::gbsg")
+    fu = sv.median_followup(gb, "rfstime", "status")
+    ref = r_engine.run_r("""unname(summary(survival::survfit(survival::Surv(rfstime, 1 - status) ~ 1,
+        data = survival::gbsg))$table[c('median', '0.95LCL', '0.95UCL')])""")
+    np.testing.assert_allclose(fu[["estimate", "lower", "upper"]].to_numpy(float)[0], ref, atol=1e-10)
+    rm = sv.restricted_mean_survival(gb, "rfstime", "status", tau=1825, group="hormon")
+    ref = r_engine.run_r("""summary(survival::survfit(survival::Surv(rfstime, status) ~ hormon,
+        data = survival::gbsg), rmean = 1825)$table[, c('rmean', 'se(rmean)')] |> as.data.frame()""")
+    np.testing.assert_allclose(rm[["estimate", "se"]].to_numpy(float), np.asarray(ref, float), rtol=1e-10)
+    gb["size_grp"] = np.where(gb["size"] > 20, "T2+", "T1")
+    gb["grade_f"] = gb["grade"].astype(int).astype(str)
+    tab = sv.subgroup_hazard_ratios(gb, "rfstime", "status", "hormon", ["size_grp", "grade_f"])
+    ref = r_engine.run_r("""local({d <- survival::gbsg; d$size_grp <- ifelse(d$size > 20, 'T2+', 'T1');
+        p <- function(v) { f0 <- survival::coxph(survival::Surv(rfstime, status) ~ hormon + d[[v]], data = d);
+            f1 <- survival::coxph(survival::Surv(rfstime, status) ~ hormon * d[[v]], data = d);
+            anova(f0, f1)[2, 'Pr(>|Chi|)'] };
+        d$grade_f <- factor(d$grade);
+        sub <- survival::coxph(survival::Surv(rfstime, status) ~ hormon, data = d[d$size_grp == 'T1', ]);
+        c(p('size_grp'), p('grade_f'), summary(sub)$conf.int[c(1, 3, 4)])})""")
+    assert tab.loc[tab["subgroup"] == "size_grp", "p_interaction"].iloc[0] == pytest.approx(ref[0], rel=1e-5)
+    assert tab.loc[tab["subgroup"] == "grade_f", "p_interaction"].iloc[0] == pytest.approx(ref[1], rel=1e-5)
+    t1 = tab[(tab["subgroup"] == "size_grp") & (tab["level"] == "T1")].iloc[0]
+    np.testing.assert_allclose([t1["estimate"], t1["lower"], t1["upper"]], ref[2:], rtol=1e-6)
+    adj = sv.adjusted_hazard_ratio(gb, "rfstime", "status", "hormon", ["age", "nodes"])
+    ref = r_engine.run_r("""local({f <- survival::coxph(survival::Surv(rfstime, status) ~ hormon + age + nodes,
+        data = survival::gbsg); summary(f)$conf.int[, 1]})""")
+    np.testing.assert_allclose(adj.loc[adj["model"] != "unadjusted", "estimate"], np.asarray(ref), rtol=1e-6)
+
+
+def test_r_engine_returns_same_tables(r_engine, lung):
+    d = lung.dropna(subset=["ph.ecog"])
+    for fn, kw in [(sv.logrank_test, dict(group="sexc")),
+                   (sv.cox_hazard_ratios, dict(covariates=["age", "sexc", "ph.ecog"])),
+                   (sv.cox_zph, dict(covariates=["age", "sexc", "ph.ecog"])),
+                   (sv.median_followup, {})]:
+        py = fn(d, "time", "status", **kw)
+        rr = fn(d, "time", "status", engine="r", **kw)
+        assert (rr["engine"] == "r").all() and (py["engine"] == "python").all()
+        num = [c for c in py.columns if c in rr.columns and pd.api.types.is_numeric_dtype(py[c])]
+        np.testing.assert_allclose(py[num].to_numpy(float), rr[num].to_numpy(float), rtol=1e-6, atol=1e-9)
+    kp = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500])
+    kr = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500], engine="r")
+    np.testing.assert_allclose(kp.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float),
+                               kr.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float), atol=1e-10)
+    assert kp.summary["group"].tolist() == kr.summary["group"].tolist()
