@@ -217,7 +217,7 @@ ps_r_calibration_survival <- function(time, event, risk, t, nk = 3, conf_level =
   .ps_val_need("Hmisc")
   d <- .ps_val_surv(time, event)
   F <- as.numeric(risk); z <- stats::qnorm(0.5 + conf_level / 2)
-  d$cll <- log(-log(1 - F))
+  d$cll <- log(-log1p(-F))
   km <- summary(survival::survfit(survival::Surv(time, event) ~ 1, data = d), times = t)
   O <- 1 - km$surv; E <- mean(F)
   se_log <- km$std.err / O

@@ -182,12 +182,12 @@ def _survival_inputs(time, event, risk, t):
 
 
 def _surv_observed(time, event, F, t, nk):
-    cll = np.log(-np.log(1 - F))
+    cll = np.log(-np.log1p(-F))
     knots = rcs_knots(cll, nk)
     _, beta, H0 = _cox_breslow(time, event, rcs_basis(cll, knots))
 
     def observed(Fnew):
-        c = np.log(-np.log(1 - Fnew))
+        c = np.log(-np.log1p(-Fnew))
         return 1 - np.exp(-H0(t) * np.exp(rcs_basis(c, knots) @ beta))
     return observed
 
@@ -212,7 +212,7 @@ def calibration_survival(time, event, risk, t: float, nk: int = 3, conf_level: f
     se_log_O = np.sqrt(var_S) / O
     rows = [dict(metric="O/E", time=t, estimate=O / E, se=se_log_O, lower=O / E * np.exp(-z * se_log_O),
                  upper=O / E * np.exp(z * se_log_O), method="1-KM(t) / mean predicted risk", engine="python")]
-    cll = np.log(-np.log(1 - F))
+    cll = np.log(-np.log1p(-F))
     fit, beta, _ = _cox_breslow(time, event, cll[:, None])
     se = float(fit.bse[0])
     rows.append(dict(metric="slope", time=t, estimate=float(beta[0]), se=se, lower=float(beta[0] - z * se),
