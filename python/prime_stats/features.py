@@ -9,7 +9,7 @@ The selection recipe follows the PRIME paper (DESIGN.md section 1):
 
 * response: drop > 30 % missing, median-impute, radiomics variance < 0.01 (raw scale) removed,
   z-score, clinical univariate logistic screen (p < 0.05), elastic-net logistic regression
-  (5-fold CV, l1_ratio 0.5, saga), keep |coef| > 1e-4;
+  (5-fold CV deviance, l1_ratio 0.5, saga), keep |coef| > 1e-4;
 * survival: drop > 30 % missing, median-impute, radiomics variance < 0.1 (raw scale) removed,
   z-score, Cox-lasso screen, elastic-net Cox, top 10 by |coef|; both Cox penalties are chosen by
   cross-validated Harrell's C-index (scikit-survival ``CoxnetSurvivalAnalysis``).
@@ -189,7 +189,8 @@ class UnivariateLogisticScreen(_Reporting):
 
 class ElasticNetLogisticSelector(_Reporting):
     """Elastic-net logistic regression (saga, ``l1_ratio`` 0.5, C chosen by stratified ``cv``-fold
-    CV AUC on the training data); keep features with |coef| > ``threshold`` (paper: 1e-4).
+    CV binomial deviance on the training data, glmnet's default criterion; AUC is rank-based and
+    flat in C, so it under-selects); keep features with |coef| > ``threshold`` (paper: 1e-4).
     Expects z-scored input. If the CV-optimal penalty zeroes every coefficient, the ``min_features``
     largest |coef| at the weakest penalty on the grid are kept and the report says so."""
 
@@ -210,7 +211,7 @@ class ElasticNetLogisticSelector(_Reporting):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             lr = LogisticRegressionCV(
-                Cs=self.Cs, l1_ratios=[self.l1_ratio], solver="saga", cv=folds, scoring="roc_auc",
+                Cs=self.Cs, l1_ratios=[self.l1_ratio], solver="saga", cv=folds, scoring="neg_log_loss",
                 max_iter=self.max_iter, tol=self.tol, random_state=self.random_state,
                 use_legacy_attributes=False).fit(X, y)
         self.C_ = float(lr.C_)

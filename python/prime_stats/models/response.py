@@ -1,7 +1,8 @@
 """PRIME-R base learners (Bagging, AdaBoost, Stacking, Rotation Forest, stochastic gradient boosting)
 and the per-modality Pipeline
 
-missingness filter -> median imputation -> [radiomics: variance < 0.01 removed] -> z-score ->
+[clinical: one-hot encoding of text columns (training levels)] -> missingness filter ->
+median imputation -> [radiomics: variance < 0.01 removed] -> z-score ->
 [clinical: univariate logistic p < 0.05] -> elastic-net logistic selection -> learner.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
+from ..clinical import ClinicalEncoder
 from ..features import (ElasticNetLogisticSelector, MissingnessFilter, UnivariateLogisticScreen,
                         VarianceFilter)
 from .rotation_forest import RotationForestClassifier
@@ -57,7 +59,8 @@ def make_response_learner(learner, random_state=None):
 
 
 def _response_preprocess(kind, variance_threshold, alpha):
-    steps = [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
+    steps = [("encode", ClinicalEncoder())] if kind == "clinical" else []
+    steps += [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
     if kind == "radiomics":
         steps.append(("variance", VarianceFilter(variance_threshold)))
     steps.append(("scale", StandardScaler()))

@@ -73,8 +73,8 @@ def _model_importance(model, names):
             for est, feats in zip(model.estimators_, model.estimators_features_):
                 acc[feats] += est.feature_importances_
             imp = acc / len(model.estimators_)
-        elif hasattr(model, "svm_"):
-            imp = np.asarray(model.svm_.coef_, dtype=float).ravel()
+        elif hasattr(model, "svm_"):  # ranking SVM: predict = -X @ coef, report the risk direction
+            imp = -np.asarray(model.svm_.coef_, dtype=float).ravel()
         elif hasattr(model, "named_estimators_"):  # Stacking: the logistic base learner's coefs
             imp = model.named_estimators_["lr"].coef_.ravel()
         else:

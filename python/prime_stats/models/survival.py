@@ -2,7 +2,8 @@
 FastSurvivalSVM given a survival function by a Cox/Breslow calibration of its score.
 
 ``make_survival_pipeline`` builds the per-modality chain
-missingness filter -> median imputation -> [radiomics: variance < 0.1 removed] -> z-score ->
+[clinical: one-hot encoding of text columns] -> missingness filter -> median imputation ->
+[radiomics: variance < 0.1 removed] -> z-score ->
 Cox-lasso screen -> elastic-net Cox top-10 -> learner, as one scikit-survival-compatible Pipeline.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.svm import FastSurvivalSVM
 
+from ..clinical import ClinicalEncoder
 from ..features import CoxnetSelector, MissingnessFilter, VarianceFilter, survival_arrays
 
 __all__ = [
@@ -89,7 +91,8 @@ def make_survival_learner(learner, random_state=None):
 
 
 def _survival_preprocess(kind, variance_threshold):
-    steps = [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
+    steps = [("encode", ClinicalEncoder())] if kind == "clinical" else []
+    steps += [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
     if kind == "radiomics":
         steps.append(("variance", VarianceFilter(variance_threshold)))
     steps.append(("scale", StandardScaler()))

@@ -1,0 +1,168 @@
+"""Selectors: what they keep, why, on which scale, and agreement with reference implementations."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.feature_selection import VarianceThreshold
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from sksurv.linear_model import CoxnetSurvivalAnalysis
+from sksurv.metrics import concordance_index_censored
+from sksurv.util import Surv
+
+from prime_stats.features import (CoxnetSelector, ElasticNetLogisticSelector, MissingnessFilter,
+                                  UnivariateLogisticScreen, VarianceFilter, selection_report,
+                                  survival_arrays)
+from prime_stats.models import make_response_pipeline
+
+
+@pytest.fixture(scope="module")
+def bc():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X, y.to_numpy()
+
+
+def _cox_data(n=300, p=25, seed=0):
+    """Cox data with three planted effects (x0, x1, x2) and random censoring."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(rng.normal(size=(n, p)), columns=[f"x{j}" for j in range(p)])
+    eta = 1.0 * X.x0 - 0.8 * X.x1 + 0.6 * X.x2
+    t = rng.exponential(np.exp(-eta))
+    c = rng.exponential(np.median(t) * 2, size=n)
+    return X, Surv.from_arrays(t <= c, np.minimum(t, c))
+
+
+def test_missingness_filter_threshold_report_and_names():
+    X = pd.DataFrame({"a": [1, np.nan, 3, 4, 5, 6, 7, 8, 9, 10.0],       # 10 % missing
+                      "b": [np.nan] * 3 + [1.0] * 7,                       # 30 %
+                      "c": [np.nan] * 4 + [1.0] * 6})                      # 40 %
+    f = MissingnessFilter(0.3).set_output(transform="pandas").fit(X)
+    out = f.transform(X)
+    assert list(out.columns) == ["a", "b"]          # 30 % is kept (rule is "> 30 % dropped")
+    assert np.isnan(out.iloc[1, 0])                 # it filters, it does not impute
+    rep = f.report_.set_index("feature")
+    assert rep.loc["c", "reason"] == "missing > 30%" and not rep.loc["c", "kept"]
+    assert rep.loc["c", "value"] == pytest.approx(0.4)
+
+
+def test_missingness_filter_names_non_numeric_column():
+    X = pd.DataFrame({"age": [50.0, 60.0], "bclc": ["B", "C"]})
+    with pytest.raises(ValueError, match="bclc"):
+        MissingnessFilter().fit(X)
+
+
+def test_variance_filter_uses_raw_scale_and_matches_sklearn(bc):
+    X, _ = bc
+    f = VarianceFilter(0.01).fit(X)
+    np.testing.assert_allclose(f.report_["value"], np.var(X.to_numpy(), axis=0), rtol=1e-12)
+    assert f.support_.tolist() == (VarianceThreshold(0.01).fit(X).variances_ >= 0.01).tolist()
+    kept = set(f.get_feature_names_out())
+    assert "mean area" in kept and "mean smoothness" not in kept   # var(smoothness) ~ 2e-4
+    # after z-scoring every variance is 1, so the threshold would keep everything: order matters
+    Z = StandardScaler().fit_transform(X)
+    assert VarianceFilter(0.01).fit(Z).support_.all()
+
+
+def test_univariate_screen_matches_statsmodels_lrt(bc):
+    import statsmodels.api as sm
+    X, y = bc
+    cols = ["mean radius", "mean texture", "mean smoothness", "mean fractal dimension",
+            "texture error", "symmetry error"]
+    s = UnivariateLogisticScreen(alpha=0.05).fit(X[cols], y)
+    for j, c in enumerate(cols):
+        ref = sm.Logit(y, sm.add_constant(X[[c]])).fit(disp=0)
+        assert s.pvalues_[j] == pytest.approx(ref.llr_pvalue, rel=1e-6, abs=1e-300)
+        assert s.coef_[j] == pytest.approx(ref.params[c], rel=1e-5)
+    assert s.support_.tolist() == list(s.pvalues_ < 0.05)
+    assert not s.support_[cols.index("mean fractal dimension")]   # p ~ 0.76 in this data set
+
+
+def test_univariate_screen_matches_r_glm_lrt(bc, r_engine):
+    X, y = bc
+    d = pd.DataFrame({"y": y, "x": X["texture error"].to_numpy()})
+    code = ("local({d <- data.frame(y = c(%s), x = c(%s));"
+            "anova(glm(y ~ x, binomial, data = d), test = 'LRT')[2, 'Pr(>Chi)']})"
+            % (",".join(map(str, d.y)), ",".join(repr(float(v)) for v in d.x)))
+    p_r = float(r_engine.run_r(code))
+    s = UnivariateLogisticScreen().fit(d[["x"]], d.y)
+    assert s.pvalues_[0] == pytest.approx(p_r, rel=1e-6)
+
+
+def test_univariate_screen_fallback_is_reported():
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(60, 4)), columns=list("abcd"))
+    y = np.tile([0, 1], 30)
+    s = UnivariateLogisticScreen(alpha=1e-9).fit(X, y)
+    assert s.support_.sum() == 1
+    assert s.report_.loc[s.support_, "reason"].item().startswith("fallback")
+
+
+def test_elastic_net_selector_finds_informative_and_matches_refit():
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(rng.normal(size=(300, 40)), columns=[f"f{j}" for j in range(40)])
+    y = rng.binomial(1, 1 / (1 + np.exp(-(1.5 * X.f0 - 1.2 * X.f1 + 1.0 * X.f2))))
+    sel = ElasticNetLogisticSelector(random_state=0).set_output(transform="pandas").fit(X, y)
+    kept = list(sel.transform(X).columns)
+    assert set(np.array(X.columns)[np.argsort(-np.abs(sel.coef_))[:3]]) == {"f0", "f1", "f2"}
+    assert len(kept) < 40 and set(kept) >= {"f0", "f1", "f2"}
+    ref = LogisticRegression(C=sel.C_, l1_ratio=0.5, solver="saga", max_iter=10000, tol=1e-8).fit(X, y)
+    big = np.abs(ref.coef_.ravel()) > 0.05
+    np.testing.assert_allclose(sel.coef_[big], ref.coef_.ravel()[big], atol=0.03)
+    assert (sel.report_.loc[sel.support_, "reason"] == "|coef| > 0.0001").all()
+
+
+def test_elastic_net_selector_on_noise_keeps_min_features_and_says_so():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(80, 200)), columns=[f"n{j}" for j in range(200)])
+    y = rng.permutation(np.repeat([0, 1], 40))
+    sel = ElasticNetLogisticSelector(random_state=0).fit(X, y)
+    # pure noise: CV deviance picks the strongest penalty, which zeroes everything
+    assert sel.C_ == pytest.approx(1e-4)
+    assert sel.support_.sum() == 1
+    assert sel.report_.loc[sel.support_, "reason"].item().startswith("fallback")
+
+
+def test_coxnet_selector_cv_alpha_and_planted_effects():
+    X, y = _cox_data()
+    lasso = CoxnetSelector(l1_ratio=1.0, random_state=0).fit(X, y)
+    assert lasso.cv_scores_[list(lasso.alphas_).index(lasso.alpha_)] == pytest.approx(np.nanmax(lasso.cv_scores_))
+    assert lasso.alpha_ not in (lasso.alphas_[0],)            # the penalty is really chosen
+    assert {"x0", "x1", "x2"} <= set(lasso.get_feature_names_out())
+    top = CoxnetSelector(l1_ratio=0.5, top_k=3, random_state=0).fit(X, y)
+    assert set(top.get_feature_names_out()) == {"x0", "x1", "x2"}
+    assert np.sign(top.coef_[:3]).tolist() == [1, -1, 1]
+    # coefficients are scikit-survival's at the chosen alpha
+    ref = CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=top.alphas_).fit(X, y)
+    j = list(top.alphas_).index(top.alpha_)
+    np.testing.assert_allclose(top.coef_, ref.coef_[:, j], rtol=1e-6, atol=1e-8)
+
+
+def test_coxnet_selector_cv_scores_are_fold_cindices():
+    """The CV curve is the mean held-out Harrell C over event-stratified folds (recomputed here)."""
+    from prime_stats.features import survival_folds
+    X, y = _cox_data(n=200, p=8, seed=5)
+    s = CoxnetSelector(l1_ratio=1.0, cv=4, random_state=2).fit(X, y)
+    event, time = survival_arrays(y)
+    j = len(s.alphas_) // 2
+    vals = []
+    for tr, va in survival_folds(y, 4, 2):
+        m = CoxnetSurvivalAnalysis(l1_ratio=1.0, alphas=s.alphas_).fit(X.iloc[tr], y[tr])
+        vals.append(concordance_index_censored(event[va], time[va], m.predict(X.iloc[va], alpha=s.alphas_[j]))[0])
+    assert s.cv_scores_[j] == pytest.approx(np.mean(vals), rel=1e-10)
+
+
+def test_survival_target_validation():
+    with pytest.raises(ValueError, match="structured array"):
+        survival_arrays(np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="> 0"):
+        survival_arrays(Surv.from_arrays([True, False], [5.0, -1.0]))
+
+
+def test_selection_report_covers_every_selector(bc):
+    X, y = bc
+    clin = ["mean radius", "mean texture", "mean smoothness", "mean symmetry"]
+    pipe = make_response_pipeline("stochastic_gb", "clinical", random_state=0).fit(X[clin], y)
+    rep = selection_report(pipe)
+    assert set(rep["step"]) == {"MissingnessFilter", "UnivariateLogisticScreen", "ElasticNetLogisticSelector"}
+    final = rep[rep.step == "ElasticNetLogisticSelector"]
+    assert list(final.loc[final.kept, "feature"]) == list(pipe[:-1].get_feature_names_out())
