@@ -118,25 +118,54 @@ def _tree_explanation(model, X_train: pd.DataFrame, X_test: pd.DataFrame, output
     return sv, Xte, names, np.full(len(Xte), float(base)), "shap.TreeExplainer (interventional)"
 
 
+def _active_features(f, X_test: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """Features the fitted model's output depends on: column j is active when replacing it, in any
+    held-out row, by any background value changes the output. Inactive features (e.g. dropped by
+    the pipeline's selection step) have Shapley value 0 exactly (null-player axiom)."""
+    base = np.asarray(f(X_test))
+    n, m = len(X_test), len(bg)
+    active = np.zeros(X_test.shape[1], dtype=bool)
+    for j in range(X_test.shape[1]):
+        Z = np.repeat(X_test, m, axis=0)
+        Z[:, j] = np.tile(bg[:, j], n)
+        out = np.asarray(f(Z))
+        active[j] = not np.allclose(out, np.repeat(base, m, axis=0), rtol=0, atol=1e-12)
+    return active
+
+
 def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_max_features, max_evals, rng):
     import shap
 
     cols = list(X_train.columns)
     bg = X_train.to_numpy(dtype=float)
     bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
-    f = _prediction_function(model, cols, output)
-    masker = shap.maskers.Independent(bg, max_samples=len(bg))
+    xt = X_test.to_numpy(dtype=float)
+    f_full = _prediction_function(model, cols, output)
     p = len(cols)
-    if p <= exact_max_features:
-        explainer, name = shap.ExactExplainer(f, masker), "shap.ExactExplainer (interventional)"
-        expl = explainer(X_test.to_numpy(dtype=float))
+    active = np.ones(p, dtype=bool) if p <= exact_max_features else _active_features(f_full, xt, bg)
+    fixed = bg[0].copy()
+
+    def f(z):
+        full = np.tile(fixed, (len(z), 1))
+        full[:, active] = np.asarray(z)
+        return f_full(full)
+
+    masker = shap.maskers.Independent(bg[:, active], max_samples=len(bg))
+    q = int(active.sum())
+    values = np.zeros((len(xt), p))
+    if q == 0:
+        base = np.full(len(xt), float(np.mean(f_full(bg))))
+        return values, xt, list(map(str, cols)), base, "constant model (no active feature)"
+    if q <= exact_max_features:
+        expl = shap.ExactExplainer(f, masker)(xt[:, active], silent=True)
+        name = "shap.ExactExplainer (interventional)"
     else:
-        evals = max(2 * p + 1, 10 * p) if max_evals == "auto" else int(max_evals)
+        evals = max(2 * q + 1, 10 * q) if max_evals == "auto" else int(max_evals)
         explainer = shap.PermutationExplainer(f, masker, seed=int(rng.integers(2**31 - 1)))
         name = f"shap.PermutationExplainer (antithetic, max_evals={evals})"
-        expl = explainer(X_test.to_numpy(dtype=float), max_evals=evals, silent=True)
-    return (np.asarray(expl.values, dtype=float), X_test.to_numpy(dtype=float), list(map(str, cols)),
-            np.asarray(expl.base_values, dtype=float).reshape(-1), name)
+        expl = explainer(xt[:, active], max_evals=evals, silent=True)
+    values[:, active] = np.asarray(expl.values, dtype=float)
+    return (values, xt, list(map(str, cols)), np.asarray(expl.base_values, dtype=float).reshape(-1), name)
 
 
 def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "auto",
@@ -208,13 +237,16 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
 def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
     """S(t|x) at ``times`` for each row of X (n x len(times)).
 
-    Accepts scikit-survival models (step functions) and lifelines-style models whose
-    ``predict_survival_function(X, times=...)`` returns a times x samples DataFrame.
+    Accepts models whose ``predict_survival_function`` returns scikit-survival step functions,
+    an (n x times) array for a ``times`` argument (prime_stats.fusion.PrimeS), or a lifelines-style
+    times x samples DataFrame.
     """
+    import inspect
+
     times = np.asarray(times, dtype=float)
-    sf = model.predict_survival_function(X)
+    takes_times = "times" in inspect.signature(model.predict_survival_function).parameters
+    sf = model.predict_survival_function(X, times=times) if takes_times else model.predict_survival_function(X)
     if isinstance(sf, pd.DataFrame):
-        sf = model.predict_survival_function(X, times=times)
         return sf.to_numpy(dtype=float).T
     sf = np.asarray(sf)
     if sf.dtype == object:
@@ -223,8 +255,10 @@ def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
             raise ValueError(f"times must lie within the model's follow-up domain [{lo:g}, {hi:g}], "
                              f"got [{times.min():g}, {times.max():g}]")
         return np.vstack([fn(times) for fn in sf])
-    raise TypeError("predict_survival_function must return step functions or a DataFrame; for "
-                    "array output pass a wrapper that evaluates S(t|x) at the requested times")
+    if sf.ndim == 2 and sf.shape == (len(X), len(times)):
+        return sf.astype(float)
+    raise TypeError(f"predict_survival_function returned {type(sf).__name__} of shape {sf.shape}; "
+                    "expected step functions, an (n x times) array or a DataFrame")
 
 
 @dataclass
@@ -274,7 +308,7 @@ def survshap(model, X: pd.DataFrame, times, *, background: pd.DataFrame, n_backg
     masker = shap.maskers.Independent(bg, max_samples=len(bg))
     p = len(cols)
     if p <= exact_max_features:
-        expl = shap.ExactExplainer(f, masker)(X.to_numpy(dtype=float))
+        expl = shap.ExactExplainer(f, masker)(X.to_numpy(dtype=float), silent=True)
         name = "shap.ExactExplainer on S(t|x) (interventional)"
     else:
         evals = max(2 * p + 1, 10 * p) if max_evals == "auto" else int(max_evals)
