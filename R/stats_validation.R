@@ -245,7 +245,7 @@ ps_r_calibration_survival <- function(time, event, risk, t, nk = 3, conf_level =
 #'
 #' Binary outcome (\code{time = NULL}): NB = TP/n - FP/n * pt/(1-pt). Survival outcome: at horizon
 #' \code{horizon}, TP/n = (1 - KM_{risk >= pt}(t)) * P(risk >= pt) and FP/n = KM_{risk >= pt}(t) * P(risk >= pt)
-#' (Vickers et al. 2008). Net interventions avoided per patient = (NB - NB_all) / (pt/(1-pt)).
+#' (Vickers et al. 2008); a predicted risk of 0 is never test-positive (as Python dcurves). Net interventions avoided per patient = (NB - NB_all) / (pt/(1-pt)).
 #'
 #' @param y 0/1 outcome (binary) or event indicator (survival).
 #' @param prob predicted probability (risk by \code{horizon} for survival).
@@ -274,7 +274,7 @@ ps_r_net_benefit <- function(y, prob, thresholds, time = NULL, horizon = NULL) {
   }
   rows <- lapply(as.numeric(thresholds), function(pt) {
     odds <- pt / (1 - pt)
-    m <- tp_fp(p >= pt)
+    m <- tp_fp(p >= pt & p > 0)
     a <- if (is.null(time)) c(prev, 1 - prev) else tp_fp(rep(TRUE, n))
     nb <- c(model = m[1] - odds * m[2], all = a[1] - odds * a[2], none = 0)
     data.frame(threshold = pt, model = names(nb), net_benefit = unname(nb),

@@ -6,7 +6,9 @@ References
 - Vickers, Cronin, Elkin & Gonen (2008) BMC Med Inform Decis Mak 8:53 (survival: TP and FP from the
   Kaplan-Meier risk by t among patients with predicted risk >= pt).
 - Values identical to the Python ``dcurves`` package (``dca``): a patient is test-positive when
-  predicted risk >= threshold; net interventions avoided per patient = (NB - NB_all) / (pt/(1-pt)).
+  predicted risk >= threshold, and a predicted risk of exactly 0 is never test-positive (so a 0/1
+  marker is not "treat all" at threshold 0); net interventions avoided per patient =
+  (NB - NB_all) / (pt/(1-pt)).
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def net_benefit(y, predictions, thresholds=DEFAULT_THRESHOLDS,
     rows = []
     for name, p in models.items():
         for pt in th:
-            pos = p >= pt
+            pos = (p >= pt) & (p > 0)
             rows.append(dict(threshold=pt, model=name, test_pos_rate=pos.mean(),
                              tp_rate=(pos & (y == 1)).sum() / len(y), fp_rate=(pos & (y == 0)).sum() / len(y)))
     for pt in th:
@@ -104,7 +106,7 @@ def net_benefit_survival(time, event, predictions, t: float, thresholds=DEFAULT_
     prev = km_risk(time, event, t)
     for name, p in models.items():
         for pt in th:
-            pos = p >= pt
+            pos = (p >= pt) & (p > 0)
             r = risk_among(pos)
             rows.append(dict(threshold=pt, model=name, test_pos_rate=pos.mean(), tp_rate=r * pos.mean(),
                              fp_rate=(1 - r) * pos.mean()))
