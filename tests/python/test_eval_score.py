@@ -1,0 +1,100 @@
+"""One-call score tables: both engines give the same numbers on real data; engine selection and errors."""
+import numpy as np
+import pandas as pd
+import pytest
+from lifelines.datasets import load_gbsg2
+from sklearn.datasets import load_breast_cancer
+
+from prime_stats import rbridge
+from prime_stats.evaluation import score as score_mod
+from prime_stats.evaluation.score import COLUMNS, score_binary, score_survival
+
+PBC = """suppressMessages({library(survival); library(riskRegression)});
+d <- pbc[!is.na(pbc$protime) & !is.na(pbc$albumin), ]; d$ev <- as.integer(d$status == 2);
+dev <- d[1:200, ]; val <- d[201:nrow(d), ];
+f <- coxph(Surv(time, ev) ~ log(bili) + albumin + age + log(protime), data = dev, x = TRUE);
+g <- coxph(Surv(time, ev) ~ log(bili) + age, data = dev, x = TRUE);
+tt <- c(365, 730, 1095, 1825);
+data.frame(time = val$time, ev = val$ev, lp = predict(f, newdata = val),
+           f = predictRisk(f, newdata = val, times = tt), g = predictRisk(g, newdata = val, times = tt))"""
+TIMES = [365.0, 730.0, 1095.0, 1825.0]
+
+
+@pytest.fixture(scope="module")
+def bc():
+    d = load_breast_cancer(as_frame=True).frame
+    lin = 19.8 - 1.05 * d["mean radius"] - 0.22 * d["mean texture"]
+    return d.target.to_numpy(), {"radius+texture": (1 / (1 + np.exp(-lin))).to_numpy(),
+                                 "radius": (1 / (1 + np.exp(-(15.2 - 1.07 * d["mean radius"])))).to_numpy()}
+
+
+@pytest.fixture(scope="module")
+def pbc_val(r_engine):
+    d = r_engine.run_r(PBC)
+    risks = {m: np.clip(d[[c for c in d.columns if c.startswith(m + ".")]].to_numpy(float), 1e-9, 1 - 1e-9)
+             for m in ("f", "g")}
+    return d.time.to_numpy(float), d.ev.to_numpy(int), risks, d.lp.to_numpy(float)
+
+
+def _compare(a, b, keys):
+    m = a.merge(b, on=keys, how="outer", suffixes=("_py", "_r"), indicator=True)
+    return m
+
+
+def test_score_survival_engines_agree(r_engine, pbc_val):
+    t, e, risks, lp = pbc_val
+    a = score_survival(t, e, risks, TIMES, risk_scores={"f": lp}, engine="python")
+    b = score_survival(t, e, risks, TIMES, risk_scores={"f": lp}, engine="R")
+    assert list(a.columns) == COLUMNS and list(b.columns) == COLUMNS
+    assert set(a.engine) == {"python"} and set(b.engine) == {"R"}
+    a = a.assign(method=a.method.str.replace(r"IPCW, step rule over.*", "IBS", regex=True))
+    b = b.assign(method=b.method.str.replace(r"pec::crps over.*", "IBS", regex=True))
+    m = _compare(a, b, ["model", "metric", "time", "method"])
+    assert (m._merge == "both").all(), m[m._merge != "both"][["model", "metric", "time", "method"]]
+    assert len(m) == 2 * (2 + 4 * 3 + 1 + 4 * 6)
+    np.testing.assert_allclose(m.estimate_py, m.estimate_r, atol=1e-8)
+    has_se = m.se_r.notna()
+    np.testing.assert_allclose(m.se_py[has_se], m.se_r[has_se], atol=1e-8)
+
+
+def test_score_binary_engines_agree(r_engine, bc):
+    y, preds = bc
+    a = score_binary(y, preds, engine="python")
+    b = score_binary(y, preds, engine="R")
+    m = _compare(a, b, ["model", "metric"])
+    assert (m._merge == "both").all()
+    tol = np.where(m.metric.isin(["intercept", "slope", "CITL"]), 1e-6, 1e-7)   # iterative ML fits
+    assert (np.abs(m.estimate_py - m.estimate_r) <= tol).all()
+
+
+def test_python_engine_without_r(monkeypatch, bc):
+    y, preds = bc
+    monkeypatch.setattr(score_mod.rbridge, "r_available", lambda packages=(): False)
+    out = score_binary(y, preds, engine="auto")
+    assert set(out.engine) == {"python"}
+    assert set(out.metric) >= {"AUC", "Brier", "IPA", "CITL", "slope", "Eavg", "E90", "Emax"}
+    with pytest.raises(RuntimeError, match="engine='R'"):
+        score_binary(y, preds, engine="R")
+    g = load_gbsg2()
+    lin = (np.log(g.pnodes) * 0.4 - 0.002 * g.progrec - 7.0).to_numpy()
+    risk = 1 - np.exp(-np.exp(lin)[:, None] * np.array([[365, 730, 1095]]))
+    s = score_survival(g.time, g.cens, {"nodes": risk}, times=[365, 730, 1095], engine="auto")
+    assert set(s.engine) == {"python"}
+    c = s[(s.metric == "C-index") & (s.method == "Harrell")].iloc[0]
+    assert 0.5 < c.lower < c.estimate < c.upper < 1
+
+
+def test_input_errors(bc):
+    y, preds = bc
+    with pytest.raises(ValueError, match="engine"):
+        score_binary(y, preds, engine="julia")
+    with pytest.raises(ValueError, match="non-empty dict"):
+        score_binary(y, preds["radius"])
+    with pytest.raises(ValueError, match=r"predictions\['radius'\]"):
+        score_binary(y, {"radius": preds["radius"][:-1]}, engine="python")
+    t = np.linspace(10, 1000, 50)
+    e = np.tile([0, 1], 25)
+    with pytest.raises(ValueError, match="beyond the last follow-up"):
+        score_survival(t, e, {"m": np.full((50, 2), 0.3)}, times=[500, 1000], engine="python")
+    with pytest.raises(ValueError, match="strictly increasing"):
+        score_survival(t, e, {"m": np.full((50, 2), 0.3)}, times=[500, 100], engine="python")
