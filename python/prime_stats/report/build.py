@@ -1,0 +1,542 @@
+"""The TRIPOD+AI validation report of a PRIME study: one self-contained HTML file and its PDF.
+
+Input is a study output folder (written by :mod:`prime_stats.study`):
+
+- ``provenance.json`` and ``config.resolved.yaml``;
+- ``artefacts.json``: ``{"tables": {key: csv}, "figures": {key: png}, "engines": {statistic: "R"|"python"},
+  "notes": {key: text}}`` with paths relative to the study folder.
+
+Every section is mapped to its TRIPOD+AI items (Collins et al., BMJ 2024;385:e078378); a section
+whose tables and figures are all absent says so, with the reason from ``notes``. Patient
+identifiers are removed unless ``include_identifiers=True``. Nothing is recomputed here: the report
+only lays out what the study computed.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .. import __version__
+from . import tables as tb
+from .tripod import ChecklistItem, items_for_section, load_checklist
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class Section:
+    key: str
+    title: str
+    intro: str
+    tables: tuple[str, ...] = ()
+    figures: tuple[str, ...] = ()
+    always: bool = False          # built from provenance/config, present whenever those are
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("design", "Study design and data use",
+            "How the centres were used, the endpoints and horizons, and the analysis settings, read from "
+            "the resolved study configuration.", always=True),
+    Section("flow", "Participant flow",
+            "Participants, outcome events and follow-up in each analysis set.", ("flow", "followup")),
+    Section("table1", "Participant characteristics",
+            "Baseline characteristics by analysis set, with the test used for each comparison and the "
+            "standardised mean difference (SMD).", ("table1",)),
+    Section("missingness", "Missing data",
+            "Missing values per candidate predictor before any exclusion or imputation.", ("missingness",)),
+    Section("reproducibility", "Radiomic feature reproducibility",
+            "Inter- and intra-observer agreement (ICC) of the radiomic features and how many passed the "
+            "reproducibility filter.", ("icc_summary",)),
+    Section("specification", "Model specification",
+            "The fitted models: selected predictors with their coefficients or importances, tuned "
+            "hyperparameters, and the late-fusion weights (PRIME-R meta-classifier, PRIME-S Bayesian "
+            "model averaging).", ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
+    Section("performance", "Model performance",
+            "Every model in every validation set, with 95% confidence intervals. Apparent performance is "
+            "optimistic by construction; nested cross-validation and bootstrap optimism correction estimate "
+            "internal validity; the internal test split and the external centre received frozen models.",
+            ("metrics",)),
+    Section("discrimination", "Discrimination",
+            "ROC curves for the response models and time-dependent AUC for the survival models.",
+            (), ("roc_test", "roc_external", "td_auc")),
+    Section("calibration", "Calibration and overall accuracy",
+            "Calibration intercept, slope and summary errors, calibration curves, and the Brier score "
+            "over time.", ("calibration_response", "calibration_survival"),
+            ("calibration_test", "calibration_external", "brier_time")),
+    Section("utility", "Clinical utility",
+            "Decision-curve analysis: net benefit across threshold probabilities against treat-all and "
+            "treat-none.", ("decision_curve",), ("decision_test", "decision_external")),
+    Section("risk_groups", "Risk stratification",
+            "Patients split at the risk threshold frozen on the training data: Kaplan-Meier curves with "
+            "numbers at risk, log-rank tests and Cox hazard ratios.", ("km_groups", "logrank", "cox_hr"),
+            ("km_test", "km_external")),
+    Section("subgroups", "Subgroup analyses",
+            "Hazard ratio of the high- versus low-risk group within clinical subgroups.", ("subgroups",),
+            ("forest_subgroups",)),
+    Section("adjusted", "Adjusted Cox analysis",
+            "The risk group adjusted for subsequent therapy and other covariates, and the "
+            "proportional-hazards check (Schoenfeld residuals).", ("adjusted_cox", "cox_zph")),
+    Section("explain", "Model explanations",
+            "SHAP values averaged over cross-validation folds, SurvSHAP(t) for the survival model, and the "
+            "divergence between the predictors driving response and those driving survival.",
+            ("shap_response", "shap_survival", "divergence"),
+            ("shap_response", "shap_survival", "survshap", "divergence")),
+    Section("paradox", "The responder paradox",
+            "Patients cross-classified by predicted response and predicted survival risk (thresholds frozen "
+            "on the training data), and their survival.", ("paradox",), ("paradox_km",)),
+    Section("omics", "Transcriptomics",
+            "Differential expression between predicted groups, gene-set enrichment (Hallmark), ssGSEA "
+            "scores and immune-cell infiltration.", ("de", "gsea", "ssgsea", "immune"),
+            ("volcano", "gsea_enrichment", "immune")),
+    Section("provenance", "Provenance",
+            "What produced these numbers: software versions, the engine (R or Python) behind each statistic, "
+            "the random seed, SHA-256 hashes of the input files and the full configuration.", always=True),
+)
+SECTION_KEYS = tuple(s.key for s in SECTIONS) + ("additional", "checklist")
+
+TABLE_CAPTIONS = {
+    "flow": "Participants, responders and deaths per analysis set",
+    "followup": "Follow-up (reverse Kaplan-Meier)",
+    "table1": "Baseline characteristics",
+    "missingness": "Missing values per variable",
+    "icc_summary": "Feature reproducibility (ICC)",
+    "features_response": "PRIME-R: selected predictors",
+    "features_survival": "PRIME-S: selected predictors",
+    "hyperparameters": "Tuned hyperparameters",
+    "fusion_weights": "Fusion weights (meta-classifier coefficients; BMA weights)",
+    "calibration_response": "Calibration of the response models",
+    "calibration_survival": "Calibration of the survival models",
+    "decision_curve": "Net benefit",
+    "km_groups": "Survival by risk group",
+    "logrank": "Log-rank tests",
+    "cox_hr": "Cox hazard ratios, high vs low risk",
+    "subgroups": "Hazard ratios within subgroups",
+    "adjusted_cox": "Unadjusted and adjusted hazard ratios",
+    "cox_zph": "Proportional-hazards test",
+    "shap_response": "PRIME-R: mean |SHAP| per feature",
+    "shap_survival": "PRIME-S: mean |SHAP| per feature",
+    "divergence": "Response versus survival drivers",
+    "paradox": "Responder-paradox quadrants",
+    "de": "Differentially expressed genes",
+    "gsea": "Gene-set enrichment (GSEA)",
+    "ssgsea": "ssGSEA scores by group",
+    "immune": "Immune-cell infiltration by group",
+}
+FIGURE_CAPTIONS = {
+    "roc_test": "ROC curves, internal test set",
+    "roc_external": "ROC curves, external validation centre",
+    "td_auc": "Time-dependent AUC",
+    "calibration_test": "Calibration, internal test set",
+    "calibration_external": "Calibration, external validation centre",
+    "brier_time": "Brier score over time",
+    "decision_test": "Decision curves, internal test set",
+    "decision_external": "Decision curves, external validation centre",
+    "km_test": "Kaplan-Meier curves by risk group, internal test set",
+    "km_external": "Kaplan-Meier curves by risk group, external validation centre",
+    "forest_subgroups": "Subgroup hazard ratios",
+    "shap_response": "SHAP summary, PRIME-R",
+    "shap_survival": "SHAP summary, PRIME-S",
+    "survshap": "SurvSHAP(t), PRIME-S",
+    "divergence": "Response versus survival drivers",
+    "paradox_km": "Survival by responder-paradox quadrant",
+    "volcano": "Volcano plot",
+    "gsea_enrichment": "GSEA enrichment",
+    "immune": "Immune-cell infiltration",
+}
+MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
+            "immune": 30, "shap_response": 20, "shap_survival": 20, "decision_curve": 120}
+DEFAULT_MAX_ROWS = 40
+ENDPOINT_TITLE = {"response": "PRIME-R: 3-month objective response", "survival": "PRIME-S: overall survival"}
+
+
+# ----------------------------------------------------------------------------------- the study
+@dataclass
+class _Study:
+    root: Path
+    provenance: dict
+    config: dict
+    tables: dict = field(default_factory=dict)      # key -> DataFrame
+    figures: dict = field(default_factory=dict)     # key -> (bytes, width, height)
+    engines: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+    paths: dict = field(default_factory=dict)       # key -> relative path (tables and figures)
+    unusable: dict = field(default_factory=dict)    # key -> reason
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG file")
+    return struct.unpack(">II", data[16:24])
+
+
+def _resolve(root: Path, rel: str, kind: str, key: str) -> Path:
+    if not isinstance(rel, str) or not rel:
+        raise ValueError(f"artefacts.json: {kind} {key!r} must map to a relative path, got {rel!r}")
+    return (root / rel).resolve()
+
+
+def _load_study(study_dir: Path) -> _Study:
+    root = Path(study_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"study folder not found: {root}")
+    art_path = root / "artefacts.json"
+    if not art_path.is_file():
+        raise FileNotFoundError(f"{art_path} not found: the report needs the artefacts index written by a study run")
+    try:
+        art = json.loads(art_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{art_path}: not valid JSON ({exc})") from exc
+    for k in ("tables", "figures", "engines", "notes"):
+        if not isinstance(art.get(k, {}), dict):
+            raise ValueError(f"{art_path}: {k!r} must be a mapping of keys to values")
+    prov_path = root / "provenance.json"
+    prov = json.loads(prov_path.read_text()) if prov_path.is_file() else {}
+    cfg_path = root / "config.resolved.yaml"
+    cfg = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else dict(prov.get("config") or {})
+    st = _Study(root, prov, cfg, engines=dict(art.get("engines", {})),
+                notes={str(k): str(v) for k, v in art.get("notes", {}).items()})
+    for key, rel in art.get("tables", {}).items():
+        p = _resolve(root, rel, "table", key)
+        st.paths[f"table:{key}"] = rel
+        if not p.is_file():
+            st.unusable[f"table:{key}"] = f"listed in artefacts.json but {rel} was not found"
+            continue
+        try:
+            st.tables[key] = pd.read_csv(p)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            st.unusable[f"table:{key}"] = f"{rel} could not be read as CSV ({exc})"
+    for key, rel in art.get("figures", {}).items():
+        p = _resolve(root, rel, "figure", key)
+        st.paths[f"figure:{key}"] = rel
+        if not p.is_file():
+            st.unusable[f"figure:{key}"] = f"listed in artefacts.json but {rel} was not found"
+            continue
+        data = p.read_bytes()
+        try:
+            w, h = _png_size(data)
+        except ValueError:
+            st.unusable[f"figure:{key}"] = f"{rel} is not a PNG image"
+            continue
+        st.figures[key] = (data, w, h)
+    for k, why in st.unusable.items():
+        warnings.warn(f"report: {k} skipped: {why}", stacklevel=3)
+    return st
+
+
+# ------------------------------------------------------------------------------------ rendering
+class _Counter:
+    def __init__(self):
+        self.table = 0
+        self.figure = 0
+
+
+def _table_block(df: pd.DataFrame, caption: str, note: str, counter: _Counter, css: str = "") -> dict:
+    counter.table += 1
+    return {"kind": "table", "html": tb.to_html(df, f"Table {counter.table}. {caption}", css),
+            "note": note}
+
+
+def _figure(key: str, st: _Study, counter: _Counter, caption: str) -> dict:
+    data, w, h = st.figures[key]
+    counter.figure += 1
+    return {"src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
+            "caption": f"Figure {counter.figure}. {caption}", "wide": w / max(h, 1) > 1.45,
+            "alt": caption, "note": st.notes.get(key, "")}
+
+
+class _Builder:
+    def __init__(self, st: _Study, include_identifiers: bool):
+        self.st = st
+        self.ids = tb.Identifiers()
+        self.include_identifiers = include_identifiers
+        if not include_identifiers:
+            for df in st.tables.values():
+                self.ids.add_from(df)
+            for name in ("predictions.csv", "split.csv"):
+                p = st.root / name
+                if p.is_file():
+                    self.ids.add_from(pd.read_csv(p, nrows=100_000))
+        self.counter = _Counter()
+
+    def text(self, s: str) -> str:
+        return s if self.include_identifiers else self.ids.scrub_text(s)
+
+    def prepare(self, key: str) -> tuple[pd.DataFrame, str]:
+        df = self.st.tables[key]
+        note = ""
+        if not self.include_identifiers:
+            df, dropped = self.ids.scrub_frame(df)
+            if dropped:
+                note += f"Identifier column(s) removed: {', '.join(dropped)}. "
+        df, short = tb.shorten(df, MAX_ROWS.get(key, DEFAULT_MAX_ROWS))
+        return df, note + short
+
+    def missing(self, kind: str, key: str) -> dict:
+        what = TABLE_CAPTIONS.get(key) if kind == "table" else FIGURE_CAPTIONS.get(key)
+        reason = self.st.unusable.get(f"{kind}:{key}") or self.st.notes.get(key) or "not produced by this study run"
+        return {"kind": "missing", "what": f"{what or key} ({kind} '{key}')", "reason": self.text(reason)}
+
+    def table(self, key: str) -> dict:
+        df, note = self.prepare(key)
+        extra = self.st.notes.get(key, "")
+        return _table_block(tb.format_frame(df), TABLE_CAPTIONS.get(key, key), self.text(extra + " " + note).strip(),
+                            self.counter, "t1" if key == "table1" else "")
+
+    def figures(self, keys) -> dict:
+        figs = []
+        for k in keys:
+            f = _figure(k, self.st, self.counter, FIGURE_CAPTIONS.get(k, k))
+            f["note"] = self.text(f["note"])
+            figs.append(f)
+        return {"kind": "figures", "items": figs}
+
+    # ---------------------------------------------------------------- special sections
+    def design(self) -> list[dict]:
+        cfg = self.st.config or {}
+        if not cfg:
+            return [{"kind": "missing", "what": "study configuration (config.resolved.yaml)",
+                     "reason": "config.resolved.yaml and provenance.json carry no configuration"}]
+        g = lambda sec, k, d=None: (cfg.get(sec) or {}).get(k, d)  # noqa: E731
+        tf = g("split", "test_fraction")
+        cols = cfg.get("columns") or {}
+        times = g("evaluation", "times") or []
+        rows = [
+            ("Development centre(s)", ", ".join(map(str, g("split", "development", []) or [])) or "not set"),
+            ("External validation centre(s)", ", ".join(map(str, g("split", "external", []) or [])) or "none"),
+            ("Development split", (f"{1 - tf:.0%} training / {tf:.0%} internal test, stratified by "
+                                   f"{g('split', 'stratify', 'none')}") if isinstance(tf, (int, float)) else "not set"),
+            ("Data use", "Every learned step (imputation, scaling, selection, tuning, fusion) is fitted on the "
+                         "training split only; the internal test split and external centres receive the frozen models."),
+            ("Response endpoint", f"{cols.get('response', 'response_3m')} (binary)"),
+            ("Survival endpoint", f"{cols.get('time', 'os_days')} (days), event indicator {cols.get('event', 'os_event')}"),
+            ("Evaluation horizons", ", ".join(tb.fmt_time(t) for t in times) or "not set"),
+            ("Missing-data rule", f"candidate predictors with more than {g('features', 'max_missing', 0.3):.0%} "
+                                  "missing values excluded" if isinstance(g("features", "max_missing"), (int, float))
+             else "not set"),
+            ("Models", f"{g('models', 'engine', '?')}" + (" (fast grids)" if g("models", "fast") else "")),
+            ("Bootstrap replicates", str(g("evaluation", "bootstrap", "not set"))),
+            ("Statistics engine requested", str(g("evaluation", "engine", "auto"))),
+            ("Random seed", str(cfg.get("seed", self.st.provenance.get("seed", "not set")))),
+        ]
+        df = pd.DataFrame(rows, columns=["Setting", "Value"])
+        return [_table_block(df.map(self.text), "Study design", "", self.counter, "kv")]
+
+    def flow_diagram(self) -> dict | None:
+        f = self.st.tables.get("flow")
+        if f is None or not {"split", "n"} <= set(f.columns):
+            return None
+        boxes = []
+        for r in f.to_dict("records"):
+            lines = [f"n = {tb.fmt_num(r['n']) if not float(r['n']).is_integer() else int(r['n'])}"]
+            for c, lab in (("responders", "responders"), ("deaths", "deaths"), ("events", "events")):
+                if c in r and pd.notna(r[c]):
+                    lines.append(f"{int(r[c])} {lab}")
+            centre = f" (centre {r['centre']})" if "centre" in r and pd.notna(r.get("centre")) else ""
+            boxes.append({"title": tb.SPLIT_LABEL.get(str(r["split"]), str(r["split"]).capitalize()) + centre,
+                          "lines": lines})
+        return {"kind": "flow", "boxes": boxes}
+
+    def performance(self) -> list[dict]:
+        df = self.st.tables["metrics"]
+        if not self.include_identifiers:
+            df = self.ids.scrub_frame(df)[0]
+        blocks = []
+        for endpoint, wide, meth in tb.performance_tables(df):
+            blocks.append({"kind": "subheading", "text": ENDPOINT_TITLE.get(endpoint, endpoint or "All endpoints")})
+            blocks.append(_table_block(wide, f"{ENDPOINT_TITLE.get(endpoint, endpoint)}: estimate (95% CI)",
+                                       "", self.counter, "perf"))
+            blocks.append(_table_block(meth, "Methods and engines behind the estimates above", "",
+                                       self.counter, "meth"))
+        extra = self.st.notes.get("metrics", "")
+        if extra:
+            blocks.append({"kind": "note", "text": self.text(extra)})
+        return blocks
+
+    def provenance(self) -> list[dict]:
+        p, blocks = self.st.provenance, []
+        if not p:
+            blocks.append({"kind": "missing", "what": "provenance.json", "reason": "not found in the study folder"})
+        else:
+            sw = [("prime-stats", p.get("prime_stats", __version__)), ("Python", p.get("python", "")),
+                  ("R", p.get("R") or "not available"), ("Platform", p.get("platform", ""))]
+            sw += [(k, v or "not installed") for k, v in (p.get("packages") or {}).items()]
+            blocks.append(_table_block(pd.DataFrame(sw, columns=["Software", "Version"]).astype(str),
+                                       "Software versions", "", self.counter, "kv"))
+            run = [("Random seed", str(p.get("seed", ""))), ("Run time", f"{p.get('seconds', '?')} s"),
+                   ("Report generated", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+            blocks.append(_table_block(pd.DataFrame(run, columns=["Item", "Value"]), "Run", "", self.counter, "kv"))
+            hashes = p.get("data_sha256") or {}
+            if hashes:
+                blocks.append(_table_block(pd.DataFrame(list(hashes.items()), columns=["Input", "SHA-256"]),
+                                           "Input data hashes", "", self.counter, "kv hash"))
+        eng = dict(self.st.engines)
+        m = self.st.tables.get("metrics")
+        rows = [(k, v) for k, v in eng.items()]
+        if m is not None and {"metric", "engine"} <= set(m.columns):
+            per = m.groupby("metric", sort=False)["engine"].agg(lambda s: ", ".join(sorted(set(map(str, s.dropna())))))
+            rows += [(f"performance: {k}", v) for k, v in per.items() if k not in eng]
+        if rows:
+            blocks.append(_table_block(pd.DataFrame(rows, columns=["Statistic", "Engine"]).astype(str),
+                                       "Engine that computed each statistic", "", self.counter, "kv"))
+        else:
+            blocks.append({"kind": "missing", "what": "engines per statistic", "reason": "artefacts.json lists none"})
+        shown = {k for s in SECTIONS for k in s.tables + s.figures}
+        other = {k: v for k, v in self.st.notes.items() if k not in shown and k not in self.st.tables
+                 and k not in self.st.figures}
+        if other:
+            blocks.append(_table_block(pd.DataFrame(list(other.items()), columns=["Note", "Text"]).map(self.text),
+                                       "Run notes", "", self.counter, "kv"))
+        if self.st.config:
+            cfg_text = yaml.safe_dump(self.st.config, sort_keys=False)
+            blocks.append({"kind": "pre", "title": "Resolved configuration (config.resolved.yaml)",
+                           "text": self.text(cfg_text)})
+        return blocks
+
+    # ---------------------------------------------------------------- all sections
+    def section(self, s: Section) -> tuple[list[dict], bool]:
+        """Blocks of one section and whether it has any content."""
+        if s.key == "design":
+            return self.design(), bool(self.st.config)
+        if s.key == "provenance":
+            return self.provenance(), bool(self.st.provenance)
+        blocks, present = [], False
+        if s.key == "flow":
+            d = self.flow_diagram()
+            if d:
+                blocks.append(d)
+        tables = [k for k in s.tables if k in self.st.tables]
+        figures = [k for k in s.figures if k in self.st.figures]
+        if s.key == "performance" and tables:
+            blocks += self.performance()
+            present = True
+        else:
+            # tables and figures interleaved by topic order: a table then its figures
+            for k in tables:
+                blocks.append(self.table(k))
+                present = True
+            if figures:
+                blocks.append(self.figures(figures))
+                present = True
+        absent = [("table", k) for k in s.tables if k not in self.st.tables] + \
+                 [("figure", k) for k in s.figures if k not in self.st.figures]
+        blocks += [self.missing(kind, k) for kind, k in absent]
+        return blocks, present
+
+    def additional(self) -> list[dict]:
+        blocks = []
+        known_t = {k for s in SECTIONS for k in s.tables}
+        known_f = {k for s in SECTIONS for k in s.figures}
+        for k in self.st.tables:
+            if k not in known_t:
+                blocks.append(self.table(k))
+        extra_f = [k for k in self.st.figures if k not in known_f]
+        if extra_f:
+            blocks.append(self.figures(extra_f))
+        return blocks
+
+
+def _checklist_rows(items: list[ChecklistItem], present: dict, numbers: dict, titles: dict) -> list[dict]:
+    rows = []
+    for it in items:
+        links = [k for k in it.sections if present.get(k)]
+        see = [k for k in it.see if present.get(k)]
+        if it.sections and links:
+            status, cls = "Reported automatically", "auto"
+        elif it.sections:
+            status, cls = "Not available in this run: for the authors", "na"
+        else:
+            status, cls = "For the authors", "authors"
+        rows.append({"id": it.id, "part": it.part, "topic": it.topic, "text": it.text, "status": status,
+                     "cls": cls, "note": it.note,
+                     "links": [{"href": f"#sec-{k}", "label": f"§{numbers[k]} {titles[k]}"} for k in links + see]})
+    return rows
+
+
+def render_html(study_dir: str | Path, include_identifiers: bool = False, title: str | None = None) -> tuple[str, list[str]]:
+    """The report as one self-contained HTML string, and the keys of sections with no content."""
+    import jinja2
+
+    st = _load_study(Path(study_dir))
+    items = load_checklist(known_sections=SECTION_KEYS)
+    b = _Builder(st, include_identifiers)
+    sections, present, missing = [], {}, []
+    for i, s in enumerate(SECTIONS, start=1):
+        blocks, has = b.section(s)
+        present[s.key] = has
+        if not has:
+            missing.append(s.key)
+        rep, sup = items_for_section(items, s.key)
+        sections.append({"key": s.key, "number": i, "title": s.title, "intro": s.intro, "blocks": blocks,
+                         "reports": rep, "supports": sup, "present": has})
+    extra = b.additional()
+    if extra:
+        n = len(sections) + 1
+        sections.append({"key": "additional", "number": n, "title": "Additional results",
+                         "intro": "Tables and figures in artefacts.json that no standard section covers.",
+                         "blocks": extra, "reports": [], "supports": [], "present": True})
+        present["additional"] = True
+    numbers = {s["key"]: s["number"] for s in sections}
+    titles = {s["key"]: s["title"] for s in sections}
+    checklist = _checklist_rows(items, present, numbers, titles)
+    n_auto = sum(r["cls"] == "auto" for r in checklist)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    page = env.get_template("report.html.j2").render(
+        title=title or "PRIME-R and PRIME-S: TRIPOD+AI validation report",
+        subtitle=f"prime-stats {st.provenance.get('prime_stats', __version__)} · study folder “{st.root.resolve().name}” · "
+                 f"generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        css=(TEMPLATES / "report.css").read_text(), sections=sections, checklist=checklist,
+        checklist_number=len(sections) + 1, n_auto=n_auto, n_items=len(checklist),
+        identifiers_included=include_identifiers, missing=missing)
+    return page, missing
+
+
+def build_report(study_dir, out_html=None, out_pdf=None, include_identifiers: bool = False,
+                 title: str | None = None) -> dict:
+    """Write the study's TRIPOD+AI report: ``report.html`` (self-contained: CSS inline, figures as
+    data URIs) and ``report.pdf`` (WeasyPrint), by default into ``study_dir``.
+
+    Returns ``{"html": path, "pdf": path, "missing_sections": [section keys with no content]}``.
+    Patient identifiers (id/name/mrn-like columns and their values) are removed unless
+    ``include_identifiers=True``.
+    """
+    root = Path(study_dir)
+    page, missing = render_html(root, include_identifiers=include_identifiers, title=title)
+    out_html = Path(out_html) if out_html else root / "report.html"
+    out_pdf = Path(out_pdf) if out_pdf else root / "report.pdf"
+    out_html.write_text(page, encoding="utf-8")
+    write_pdf(page, out_pdf)
+    return {"html": out_html, "pdf": out_pdf, "missing_sections": missing}
+
+
+def write_pdf(page: str, out_pdf: str | Path) -> Path:
+    """Render the report HTML to PDF with WeasyPrint (no network access: every resource is inline)."""
+    import logging
+
+    import weasyprint
+
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+
+    fetcher_class = getattr(weasyprint.urls, "URLFetcher", None)
+    if fetcher_class is not None:      # WeasyPrint >= 66: refuse everything but data: URIs
+        fetcher = fetcher_class(allowed_protocols={"data"}, fail_on_errors=True)
+    else:
+        def fetcher(url, *args, **kwargs):
+            if not url.startswith("data:"):
+                raise ValueError(f"report refers to an external resource {url!r}; it must be self-contained")
+            return weasyprint.default_url_fetcher(url, *args, **kwargs)
+    weasyprint.HTML(string=page, url_fetcher=fetcher).write_pdf(str(out_pdf))
+    return Path(out_pdf)
+
+
+__all__ = ["build_report", "render_html", "write_pdf", "SECTIONS", "SECTION_KEYS"]

@@ -1,0 +1,262 @@
+"""Tables for the report: de-identification, number formatting, the performance table, HTML.
+
+Formatting rules: p-values with 3 decimals and ``<0.001`` below that; counts as integers;
+estimates with 3 decimals (1 above 100, thousands separators above 1000, scientific below 0.001);
+long tables shortened to their most relevant rows with a note saying so.
+"""
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+# ----------------------------------------------------------------------------------- identifiers
+_ID_TOKENS = {"id", "ids", "uid", "mrn", "ssn", "nhs", "dob", "patient", "subject", "initials",
+              "name", "names", "surname", "firstname", "lastname", "fullname", "birthdate", "accession"}
+# qualifiers that make "name"/"id" a non-personal label (feature_name, gene_id, term_name ...)
+_NON_PERSONAL = {"feature", "features", "gene", "genes", "symbol", "entrez", "ensembl", "term", "set",
+                 "geneset", "pathway", "model", "metric", "variable", "cell", "signature", "go", "kegg",
+                 "item", "statistic", "test", "group", "level", "image", "phase", "centre", "center",
+                 "site", "split", "package"}
+
+
+def _tokens(name: str) -> list[str]:
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name))
+    return [t for t in re.split(r"[^a-z0-9]+", s.lower()) if t]
+
+
+def is_identifier_column(name: str) -> bool:
+    """A column named like a personal identifier: id, patient_id, PatientID, mrn, name, dob, ...
+    (but not feature_name, gene_id, term_name and other non-personal labels)."""
+    toks = _tokens(name)
+    if not any(t in _ID_TOKENS for t in toks):
+        return False
+    return not any(t in _NON_PERSONAL for t in toks)
+
+
+@dataclass
+class Identifiers:
+    """Known patient identifiers, collected from id-like columns of the study's tables, to scrub
+    identifier values wherever they appear (unnamed index columns, free-text notes)."""
+    values: set = field(default_factory=set)
+
+    def add_from(self, df: pd.DataFrame):
+        for c in df.columns:
+            if is_identifier_column(c):
+                self.values.update(str(v) for v in df[c].dropna().unique() if str(v).strip())
+
+    def _pattern(self):
+        vals = sorted((v for v in self.values if len(v) >= 2), key=len, reverse=True)
+        return re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, vals)) + r")(?![\w.-])") if vals else None
+
+    def scrub_text(self, text: str) -> str:
+        pat = self._pattern()
+        return pat.sub("[identifier removed]", text) if pat else text
+
+    def scrub_frame(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Drop identifier-named columns and text columns holding a known identifier value."""
+        drop = [c for c in df.columns if is_identifier_column(c)]
+        if self.values:
+            for c in df.columns:
+                if c not in drop and not pd.api.types.is_numeric_dtype(df[c]):
+                    if df[c].dropna().astype(str).isin(self.values).any():
+                        drop.append(c)
+        return df.drop(columns=drop), [str(c) for c in drop]
+
+
+# ------------------------------------------------------------------------------------ formatting
+_P_COL = re.compile(r"^(p|pr|pval|p_?val(ue)?|p\.value|p[-_ ]?adj(usted)?|adj[._ ]?p(\.?val)?|q|q[-_ ]?val(ue)?|fdr|"
+                    r"fdr[-_ ]?(q|p)[-_ ]?val|nom[-_ ]?p[-_ ]?val|fwer[-_ ]?p[-_ ]?val|p_?(interaction|logrank|lr|wald|"
+                    r"global|trend|het(erogeneity)?|bh|holm))$", re.I)
+
+
+def is_p_column(name) -> bool:
+    return bool(_P_COL.match(str(name).strip()))
+
+
+def fmt_p(p) -> str:
+    """p-value: ``<0.001`` or 3 decimals; blank when missing."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return str(p)
+    if not np.isfinite(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_num(x) -> str:
+    """A statistic: 3 decimals; 1 decimal from 100; thousands separators from 1000; scientific
+    (2 significant digits) below 0.001; blank when missing."""
+    if x is None or isinstance(x, str):
+        return "" if x is None else x
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not np.isfinite(v):
+        return "" if np.isnan(v) else ("∞" if v > 0 else "−∞")
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 1000:
+        return f"{v:,.0f}"
+    if a >= 100:
+        return f"{v:.1f}"
+    if a >= 0.001:
+        return f"{v:.3f}"
+    return f"{v:.1e}"
+
+
+def fmt_time(t) -> str:
+    """A horizon in days, shown in months when it is a whole number of months (30.4375 d)."""
+    try:
+        t = float(t)
+    except (TypeError, ValueError):
+        return "" if t is None else str(t)
+    if not np.isfinite(t):
+        return ""
+    m = t / 30.4375
+    return f"{round(m)} mo" if m >= 1 and abs(m - round(m)) < 0.05 else f"{t:g} d"
+
+
+def format_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as display text (see the module docstring)."""
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_bool_dtype(s):
+            out[c] = s.map(lambda v: "yes" if v else "no")
+        elif pd.api.types.is_numeric_dtype(s):
+            finite = s[np.isfinite(s.astype(float))]
+            if is_p_column(c):
+                out[c] = s.map(fmt_p)
+            elif len(finite) and np.all(np.mod(finite.astype(float), 1) == 0) and finite.abs().max() < 1e9:
+                out[c] = s.map(lambda v: f"{int(v):d}" if pd.notna(v) and np.isfinite(v) else "")
+            else:
+                out[c] = s.map(fmt_num)
+        else:
+            out[c] = s.map(lambda v: "" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v))
+    return out
+
+
+# ------------------------------------------------------------------------------------ shortening
+_IMPORTANCE = ("mean_abs_shap", "importance", "mean_abs", "abs_shap", "shap", "abs_coef", "coef", "coefficient",
+               "nes", "logfc", "estimate")
+_NB_GRID = np.round(np.arange(0.05, 1.0, 0.05), 2)
+
+
+def shorten(df: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, str]:
+    """At most ``max_rows`` rows, keeping the most relevant: decision-curve rows at thresholds
+    0.05, 0.10, ...; otherwise the smallest adjusted p / p, or the largest |importance|."""
+    note = ""
+    if "threshold" in df.columns and df["threshold"].nunique() > len(_NB_GRID):
+        th = pd.to_numeric(df["threshold"], errors="coerce")
+        keep = np.zeros(len(df), bool)
+        uniq = np.sort(th.dropna().unique())
+        for g in _NB_GRID:
+            nearest = uniq[np.argmin(np.abs(uniq - g))]
+            if abs(nearest - g) < 0.0125:
+                keep |= (th == nearest).to_numpy()
+        if keep.any():
+            df = df[keep]
+            note = "Shown at thresholds 0.05, 0.10, ..., 0.95. "
+    if len(df) <= max_rows:
+        return df, note
+    n = len(df)
+    order = None
+    p_cols = [c for c in df.columns if is_p_column(c)]
+    adjusted = [c for c in p_cols if str(c).lower() not in ("p", "pr", "pval", "p_value", "pvalue", "p.value", "p_val")]
+    for c in adjusted + p_cols:
+        order = pd.to_numeric(df[c], errors="coerce").sort_values(kind="stable").index
+        how = f"smallest {c}"
+        break
+    if order is None:
+        for name in _IMPORTANCE:
+            cols = [c for c in df.columns if str(c).lower() == name]
+            if cols and pd.api.types.is_numeric_dtype(df[cols[0]]):
+                order = df[cols[0]].abs().sort_values(ascending=False, kind="stable").index
+                how = f"largest |{cols[0]}|"
+                break
+    if order is None:
+        return df.head(max_rows), note + f"First {max_rows} of {n} rows shown; the full table is in the CSV file. "
+    return df.loc[order[:max_rows]], note + f"{max_rows} of {n} rows shown ({how}); the full table is in the CSV file. "
+
+
+# ------------------------------------------------------------------------------ performance table
+SPLIT_ORDER = ["apparent", "train", "nested_cv", "optimism_corrected", "test", "external"]
+SPLIT_LABEL = {"apparent": "Apparent", "train": "Apparent (training)", "nested_cv": "Nested CV",
+               "optimism_corrected": "Optimism-corrected", "test": "Internal test", "external": "External"}
+
+
+def _ci_cell(r) -> str:
+    est = fmt_num(r.get("estimate"))
+    lo, hi = r.get("lower"), r.get("upper")
+    if est and lo is not None and hi is not None and pd.notna(lo) and pd.notna(hi):
+        return f"{est} ({fmt_num(lo)} to {fmt_num(hi)})"
+    return est
+
+
+def performance_tables(metrics: pd.DataFrame) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """One wide table per endpoint: rows model x metric x time, columns the validation splits,
+    cells "estimate (lower to upper)"; and the method/engine behind each metric."""
+    need = ["model", "split", "metric", "estimate"]
+    missing = [c for c in need if c not in metrics.columns]
+    if missing:
+        raise ValueError(f"metrics table lacks column(s) {missing} (have {list(metrics.columns)})")
+    m = metrics.copy()
+    for c, default in (("endpoint", ""), ("time", np.nan), ("lower", np.nan), ("upper", np.nan),
+                       ("method", ""), ("engine", "")):
+        if c not in m.columns:
+            m[c] = default
+    m["cell"] = [_ci_cell(r) for r in m.to_dict("records")]
+    m["Time"] = m["time"].map(fmt_time)
+    m["time_sort"] = pd.to_numeric(m["time"], errors="coerce").fillna(-1.0)
+    splits = [s for s in SPLIT_ORDER if s in set(m["split"])] + sorted(set(m["split"]) - set(SPLIT_ORDER), key=str)
+    out = []
+    for endpoint, g in m.groupby("endpoint", sort=False):
+        g = g.assign(split=pd.Categorical(g["split"], splits))
+        wide = g.pivot_table(index=["model", "metric", "time_sort", "Time"], columns="split", values="cell",
+                             aggfunc="first", observed=True, sort=False)
+        wide = wide.reindex(columns=[s for s in splits if s in wide.columns])
+        wide = wide.reset_index()
+        first = {c: {v: i for i, v in enumerate(dict.fromkeys(g[c]))} for c in ("model", "metric")}
+        wide = wide.sort_values(["model", "metric", "time_sort"], kind="stable",
+                                key=lambda s: s.map(first[s.name]) if s.name in first else s)
+        wide = wide.drop(columns="time_sort").rename(columns={"model": "Model", "metric": "Metric",
+                                                              **SPLIT_LABEL})
+        wide.columns.name = None
+        if (wide["Time"] == "").all():
+            wide = wide.drop(columns="Time")
+        wide = wide.fillna("")
+        # blank repeated model names for readability
+        wide["Model"] = wide["Model"].where(~wide["Model"].duplicated(), "")
+        meth = (g.assign(split=g["split"].astype(str))
+                 .groupby(["metric", "method", "engine"], sort=False, dropna=False)["split"]
+                 .agg(lambda s: ", ".join(SPLIT_LABEL.get(x, x) for x in dict.fromkeys(s)))
+                 .reset_index().rename(columns={"metric": "Metric", "method": "Method", "engine": "Engine",
+                                                "split": "Splits"}))
+        out.append((str(endpoint), wide, meth.fillna("")))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ HTML
+def to_html(df: pd.DataFrame, caption: str = "", css_class: str = "") -> str:
+    """An escaped HTML table of display text (``format_frame`` output); header repeats on page breaks."""
+    ncol = df.shape[1]
+    cls = " ".join(c for c in ["data", css_class, "wide" if ncol > 8 else "", "xwide" if ncol > 11 else ""] if c)
+    head = "".join(f"<th>{html.escape(str(c)) if not str(c).startswith('Unnamed') else ''}</th>" for c in df.columns)
+    rows = []
+    for rec in df.itertuples(index=False):
+        cells = []
+        for v in rec:
+            text = html.escape(str(v))
+            num = bool(re.match(r"^[<−\-+]?[0-9.,]+(e[-+]?\d+)?( \(.*\))?$", str(v)))
+            cells.append(f'<td class="num">{text}</td>' if num else f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return (f'<table class="{cls}">{cap}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")

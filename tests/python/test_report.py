@@ -1,0 +1,367 @@
+"""The TRIPOD+AI report: sections, figures, absent artefacts, self-containment, PDF, identifiers.
+
+The study folder fixture holds real statistics computed with prime_stats on real public data
+(sklearn's breast-cancer set for the binary endpoint, GBSG2 for survival) and real matplotlib plots.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from prime_stats.evaluation import calibration, decision, descriptive, discrimination  # noqa: E402
+from prime_stats.evaluation import survival as sv  # noqa: E402
+from prime_stats.report import build as rb  # noqa: E402
+from prime_stats.report import tables as tb  # noqa: E402
+from prime_stats.report.tripod import load_checklist  # noqa: E402
+
+IDS_PREFIX = "PRM-"
+
+
+def _ids(n, start=0):
+    return [f"{IDS_PREFIX}{i:05d}" for i in range(start, start + n)]
+
+
+def _png(path: Path, kind: str, **data):
+    fig, ax = plt.subplots(figsize=(8.0, 3.6) if kind == "forest" else (4.2, 3.8), dpi=70)
+    if kind == "roc":
+        from sklearn.metrics import roc_curve
+        fpr, tpr, _ = roc_curve(data["y"], data["p"])
+        ax.plot(fpr, tpr, color="#0072B2")
+        ax.plot([0, 1], [0, 1], ls=":", color="grey")
+        ax.set(xlabel="1 - specificity", ylabel="Sensitivity")
+    elif kind == "km":
+        for g, col in ((0, "#0072B2"), (1, "#D55E00")):
+            d = data["df"][data["df"]["risk_group"] == g]
+            km = sv.kaplan_meier(d, "time", "event", id_col=None).curve
+            ax.step(np.r_[0, km["time"]], np.r_[1, km["surv"]], where="post", color=col, label=f"group {g}")
+        ax.legend()
+        ax.set(xlabel="Days", ylabel="Survival")
+    elif kind == "forest":
+        s = data["sub"].dropna(subset=["estimate"])
+        ax.errorbar(s["estimate"], np.arange(len(s)), xerr=[s["estimate"] - s["lower"], s["upper"] - s["estimate"]],
+                    fmt="s", color="#0072B2")
+        ax.axvline(1, ls=":", color="grey")
+        ax.set_xscale("log")
+        ax.set_yticks(np.arange(len(s)), [f"{a}: {b}" for a, b in zip(s["subgroup"], s["level"])])
+    else:
+        ax.plot(data["x"], data["y"], "o-")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory):
+    """A small but real study output folder following the study.py contract."""
+    from lifelines.datasets import load_gbsg2
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    root = tmp_path_factory.mktemp("study")
+    (root / "tables").mkdir()
+    (root / "figures").mkdir()
+    rng = np.random.default_rng(7)
+
+    # ---- binary endpoint: breast-cancer features, split train / test / external
+    bc = load_breast_cancer(as_frame=True)
+    Xb = bc.data.iloc[:, :8]
+    yb = (bc.target == 0).astype(int).to_numpy()          # 1 = malignant, the "event" of interest
+    split_b = np.array(["train"] * 250 + ["test"] * 110 + ["external"] * (len(yb) - 360), dtype=object)
+    rng.shuffle(split_b)
+    lr = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)).fit(Xb[split_b == "train"],
+                                                                                    yb[split_b == "train"])
+    pb = lr.predict_proba(Xb)[:, 1]
+
+    # ---- survival endpoint: GBSG2
+    gb = load_gbsg2()
+    gb = gb.assign(time=gb["time"].astype(float), event=gb["cens"].astype(int))
+    split_s = np.array(["train"] * 300 + ["test"] * 130 + ["external"] * (len(gb) - 430), dtype=object)
+    rng.shuffle(split_s)
+    gb["split"] = split_s
+    gb["patient_id"] = _ids(len(gb))
+    covs = ["age", "tsize", "pnodes", "progrec"]
+    tr = gb[gb["split"] == "train"]
+    cox = sv.cox_hazard_ratios(tr, "time", "event", covs)
+    beta = np.log(cox.set_index("term")["estimate"][covs].to_numpy())
+    gb["risk"] = gb[covs].to_numpy(float) @ beta
+    cut = float(np.median(gb.loc[gb["split"] == "train", "risk"]))
+    gb["risk_group"] = (gb["risk"] > cut).astype(int)
+
+    tables = {}
+
+    def put(key, df):
+        df.to_csv(root / "tables" / f"{key}.csv", index=False)
+        tables[key] = f"tables/{key}.csv"
+
+    put("flow", pd.DataFrame([
+        {"split": s, "centre": "B" if s == "external" else "A", "n": int((split_s == s).sum()),
+         "responders": int(yb[split_b == s].sum()), "deaths": int(gb.loc[gb["split"] == s, "event"].sum())}
+        for s in ("train", "test", "external")]))
+    put("followup", sv.median_followup(gb, "time", "event"))
+    put("table1", descriptive.table_one(gb, "split", variables=["age", "tsize", "pnodes", "tgrade", "menostat"],
+                                        categorical=["tgrade", "menostat"]).formatted())
+    put("missingness", pd.DataFrame({"variable": covs, "n_missing": 0, "percent": 0.0}))
+    coefs = lr[-1].coef_[0]
+    put("features_response", pd.DataFrame({"feature": Xb.columns, "coefficient": coefs}))
+    put("features_survival", cox[["term", "estimate", "lower", "upper", "p"]])
+    put("hyperparameters", pd.DataFrame({"model": "logistic", "parameter": ["C", "penalty"], "value": ["1.0", "l2"]}))
+
+    rows = []
+    for s in ("train", "test", "external"):
+        m = split_b == s
+        a = discrimination.auc_delong(yb[m], pb[m]).iloc[0]
+        rows.append({"endpoint": "response", "model": "logistic", "split": "apparent" if s == "train" else s,
+                     "metric": "AUC", "time": np.nan, "estimate": a["estimate"], "lower": a["lower"],
+                     "upper": a["upper"], "method": "DeLong", "engine": "python"})
+        g = gb[gb["split"] == s]
+        c = discrimination.concordance_index(g["time"], g["event"], g["risk"]).iloc[0]
+        rows.append({"endpoint": "survival", "model": "cox", "split": "apparent" if s == "train" else s,
+                     "metric": "C-index", "time": np.nan, "estimate": c["estimate"], "lower": c["lower"],
+                     "upper": c["upper"], "method": "Harrell", "engine": "python"})
+        td = discrimination.time_dependent_auc(g["time"], g["event"], g["risk"], [365.25, 730.5])
+        for r in td.to_dict("records"):
+            rows.append({"endpoint": "survival", "model": "cox", "split": "apparent" if s == "train" else s,
+                         "metric": "AUC(t)", "time": r["time"], "estimate": r["estimate"], "lower": r["lower"],
+                         "upper": r["upper"], "method": "IPCW", "engine": "python"})
+    put("metrics", pd.DataFrame(rows))
+    mt = split_b == "test"
+    put("calibration_response", calibration.calibration_binary(yb[mt], pb[mt]))
+    put("decision_curve", decision.net_benefit(yb[mt], {"logistic": pb[mt]}))
+    ext = gb[gb["split"] == "external"]
+    put("km_groups", sv.kaplan_meier(ext, "time", "event", "risk_group").summary)
+    put("logrank", sv.logrank_test(ext, "time", "event", "risk_group"))
+    put("cox_hr", sv.cox_hazard_ratios(ext, "time", "event", ["risk_group"]))
+    sub = sv.subgroup_hazard_ratios(ext, "time", "event", "risk_group", ["menostat", "horTh"])
+    put("subgroups", sub)
+    put("adjusted_cox", sv.adjusted_hazard_ratio(ext, "time", "event", "risk_group", ["horTh"]))
+    shap_like = np.abs((StandardScaler().fit_transform(Xb) * coefs)).mean(axis=0)
+    put("shap_response", pd.DataFrame({"feature": Xb.columns, "mean_abs_shap": shap_like}))
+    # a per-patient table carrying identifiers, once as a named column and once as an unnamed index
+    per_patient = ext[["patient_id", "risk", "risk_group"]].set_index("patient_id").rename_axis(None)
+    per_patient.to_csv(root / "tables" / "paradox.csv")
+    tables["paradox"] = "tables/paradox.csv"
+    t_stat = [(c, *stats.ttest_ind(bc.data.loc[yb == 1, c], bc.data.loc[yb == 0, c], equal_var=False))
+              for c in bc.data.columns]
+    de = pd.DataFrame(t_stat, columns=["gene", "t", "p"])
+    de["padj"] = np.minimum(1, de["p"] * len(de))
+    put("de", de)                                          # 30 rows > 25: shortened with a note
+
+    figures = {}
+
+    def fig(key, kind, **data):
+        _png(root / "figures" / f"{key}.png", kind, **data)
+        figures[key] = f"figures/{key}.png"
+
+    fig("roc_test", "roc", y=yb[mt], p=pb[mt])
+    fig("km_external", "km", df=ext)
+    fig("forest_subgroups", "forest", sub=sub)
+    dc = pd.read_csv(root / tables["decision_curve"])
+    dm = dc[dc["model"] == "logistic"]
+    fig("decision_test", "line", x=dm["threshold"], y=dm["net_benefit"])
+
+    notes = {"fusion_weights": "single-modality run: no fusion model was fitted",
+             "roc_external": "external ROC not drawn in this test run",
+             "metrics": "Confidence intervals: DeLong (AUC) and infinitesimal jackknife (C-index).",
+             "excluded": f"patient {IDS_PREFIX}00003 excluded: no portal-venous phase image"}
+    art = {"tables": tables, "figures": figures,
+           "engines": {"AUC": "python", "C-index": "python", "Kaplan-Meier": "python"}, "notes": notes}
+    (root / "artefacts.json").write_text(json.dumps(art, indent=2))
+    cfg = {"data": {"clinical": "clinical.csv"}, "split": {"development": ["A"], "external": ["B"],
+                                                          "test_fraction": 0.3, "stratify": "response"},
+           "features": {"max_missing": 0.3}, "models": {"engine": "baseline", "fast": True},
+           "evaluation": {"times": [182.625, 365.25, 730.5], "engine": "python", "bootstrap": 50}, "seed": 11}
+    (root / "config.resolved.yaml").write_text(yaml.safe_dump(cfg))
+    (root / "provenance.json").write_text(json.dumps({
+        "prime_stats": "0.1.0", "python": "3.11", "platform": "linux", "R": None, "seed": 11, "seconds": 1.0,
+        "packages": {"numpy": np.__version__, "pandas": pd.__version__},
+        "data_sha256": {"clinical": "ab" * 32}, "config": cfg}))
+    pd.DataFrame({"patient_id": gb["patient_id"], "split": gb["split"]}).to_csv(root / "split.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(study_dir):
+    res = rb.build_report(study_dir)
+    return res, Path(res["html"]).read_text(encoding="utf-8")
+
+
+def _visible_text(page: str) -> str:
+    return re.sub(r"<[^>]+>", " ", re.sub(r'src="data:[^"]+"', "", page))
+
+
+# ----------------------------------------------------------------------------------- contents
+def test_every_section_and_given_figure_is_in_the_report(built, study_dir):
+    res, page = built
+    art = json.loads((study_dir / "artefacts.json").read_text())
+    for s in rb.SECTIONS:
+        assert f'id="sec-{s.key}"' in page, s.key
+    assert 'id="sec-checklist"' in page
+    for key in art["figures"]:
+        assert rb.FIGURE_CAPTIONS[key] in page, key
+    for key in art["tables"]:
+        if key != "metrics":
+            assert rb.TABLE_CAPTIONS[key] in page, key
+    assert page.count("<img ") == len(art["figures"])
+    # sections with nothing at all are reported back, sections with content are not
+    assert res["missing_sections"] == ["reproducibility"]
+
+
+def test_absent_artefacts_are_marked_with_their_reason(built):
+    _, page = built
+    text = _visible_text(page)
+    assert "single-modality run: no fusion model was fitted" in text
+    assert "external ROC not drawn in this test run" in text
+    assert "ICC" in text and "not produced by this study run" in text   # absent without a note
+    assert text.count("not available") >= 5
+
+
+def test_performance_table_shows_estimate_and_ci_per_split(built, study_dir):
+    _, page = built
+    m = pd.read_csv(study_dir / "tables" / "metrics.csv")
+    r = m[(m["metric"] == "AUC") & (m["split"] == "external")].iloc[0]
+    cell = f"{r['estimate']:.3f} ({r['lower']:.3f} to {r['upper']:.3f})"
+    assert cell in page
+    wide = dict((e, w) for e, w, _ in tb.performance_tables(m))
+    assert list(wide["response"].columns) == ["Model", "Metric", "Apparent", "Internal test", "External"]
+    surv = wide["survival"]
+    assert list(surv["Time"]) == ["", "12 mo", "24 mo"]   # C-index first, then AUC(t) by horizon
+    assert "Methods and engines" in page and "IPCW" in page
+
+
+def test_numbers_are_formatted(built):
+    _, page = built
+    assert tb.fmt_p(0.0004) == "<0.001" and tb.fmt_p(0.01234) == "0.012" and tb.fmt_p(np.nan) == ""
+    assert tb.fmt_num(0.85349) == "0.853" and tb.fmt_num(596.04) == "596.0" and tb.fmt_num(15528) == "15,528"
+    assert tb.fmt_num(-0.00004) == "-4.0e-05" and tb.fmt_time(365.25) == "12 mo" and tb.fmt_time(100) == "100 d"
+    f = tb.format_frame(pd.DataFrame({"n": [12.0, 3.0], "p": [1e-6, 0.2], "estimate": [1.23456, np.nan]}))
+    assert f.to_dict("list") == {"n": ["12", "3"], "p": ["<0.001", "0.200"], "estimate": ["1.235", ""]}
+    assert "<0.001" in page.replace("&lt;", "<")
+
+
+def test_long_tables_are_shortened_with_a_note(built, study_dir):
+    _, page = built
+    de = pd.read_csv(study_dir / "tables" / "de.csv")
+    assert "25 of 30 rows shown (smallest padj)" in page
+    worst = de.sort_values("padj").iloc[-1]["gene"]
+    best = de.sort_values("padj").iloc[0]["gene"]
+    assert best in page and worst not in page
+    assert "Shown at thresholds 0.05, 0.10" in page        # decision curve kept at round thresholds
+
+
+# ----------------------------------------------------------------------------- self-containment
+def test_html_is_self_contained_without_broken_links(built):
+    _, page = built
+    ids = set(re.findall(r'\sid="([^"]+)"', page))
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    assert hrefs, "the report has a table of contents"
+    for h in hrefs:
+        assert h.startswith("#") and h[1:] in ids, f"broken or external link {h!r}"
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<link" not in page and "<script" not in page
+    assert not re.search(r"url\((?!data:)", page.replace("url(data:", ""))
+    assert not re.search(r'(src|href)="(https?:|file:|//)', page)
+
+
+def test_pdf_renders_several_pages(built):
+    res, _ = built
+    pdf = Path(res["pdf"])
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    if not shutil.which("pdfinfo"):
+        pytest.skip("poppler-utils (pdfinfo) not installed")
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    assert pages > 1
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "TRIPOD+AI checklist" in text and "Model performance" in text
+
+
+# ---------------------------------------------------------------------------------- identifiers
+def test_no_patient_identifiers_unless_asked(built, study_dir, tmp_path):
+    res, page = built
+    ids = pd.read_csv(study_dir / "split.csv")["patient_id"]
+    assert not any(i in page for i in ids), "a patient identifier leaked into the HTML"
+    assert IDS_PREFIX not in page
+    assert "[identifier removed]" in page                    # the free-text note was scrubbed
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(res["pdf"]), "-"], capture_output=True, text=True).stdout
+        assert IDS_PREFIX not in text
+    # the same study with identifiers requested shows them: the check above can fail
+    out = rb.build_report(study_dir, out_html=tmp_path / "r.html", out_pdf=tmp_path / "r.pdf",
+                          include_identifiers=True, title="With identifiers")
+    page_ids = Path(out["html"]).read_text()
+    assert IDS_PREFIX in page_ids and "With identifiers" in page_ids
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("patient_id", True), ("PatientID", True), ("id", True), ("MRN", True), ("name", True), ("Unnamed: 0", False),
+    ("subject", True), ("feature_name", False), ("gene_id", False), ("term name", False), ("n_patients", False),
+    ("identifier", False), ("estimate", False), ("date_of_birth", False), ("dob", True)])
+def test_identifier_columns(name, expected):
+    assert tb.is_identifier_column(name) is expected
+
+
+# ------------------------------------------------------------------------------------ checklist
+def test_checklist_covers_every_tripod_ai_item(built):
+    _, page = built
+    items = load_checklist(known_sections=rb.SECTION_KEYS)
+    assert len(items) == 52 and sorted({it.main for it in items}) == list(range(1, 28))
+    table = page[page.index('id="sec-checklist"'):]
+    rows = re.findall(r'<tr class="(auto|authors|na)"><td class="item">([0-9a-g]+)</td>', table)
+    assert [r[1] for r in rows] == [it.id for it in items]
+    status = dict((i, c) for c, i in rows)
+    assert status["17"] == "authors" and status["1"] == "authors"           # ethics, title
+    assert status["23a"] == "auto" and status["20a"] == "auto"              # performance, flow
+    assert status["22"] == "auto"                                           # specification has features
+    # item 7 maps to reproducibility (absent here) and provenance (present): reported, linked to provenance
+    assert status["7"] == "auto"
+    row7 = table[table.index('<td class="item">7</td>'):].split("</tr>")[0]
+    assert "#sec-provenance" in row7 and "#sec-reproducibility" not in row7
+
+
+def test_checklist_file_is_validated(tmp_path):
+    from prime_stats.report.tripod import checklist_path
+    raw = yaml.safe_load(checklist_path().read_text())
+    raw["items"] = [it for it in raw["items"] if it["id"] != "18c"]
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="52 sub-items"):
+        load_checklist(p)
+    raw = yaml.safe_load(checklist_path().read_text())
+    raw["items"][4]["section"] = "no_such_section"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match="no_such_section"):
+        load_checklist(p, known_sections=rb.SECTION_KEYS)
+
+
+# ------------------------------------------------------------------------------------ bad input
+def test_bad_study_folders_give_clear_errors(tmp_path, study_dir):
+    with pytest.raises(FileNotFoundError, match="study folder not found"):
+        rb.build_report(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="artefacts.json"):
+        rb.build_report(tmp_path)
+    broken = tmp_path / "broken"
+    shutil.copytree(study_dir, broken)
+    art = json.loads((broken / "artefacts.json").read_text())
+    art["figures"]["td_auc"] = "tables/metrics.csv"        # not a PNG
+    art["tables"]["cox_zph"] = "tables/missing.csv"        # listed but absent
+    (broken / "artefacts.json").write_text(json.dumps(art))
+    with pytest.warns(UserWarning, match="td_auc"):
+        page, missing = rb.render_html(broken)
+    assert "tables/metrics.csv is not a PNG image" in page
+    assert "listed in artefacts.json but tables/missing.csv was not found" in page
