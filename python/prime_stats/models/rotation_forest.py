@@ -58,9 +58,10 @@ class RotationForestClassifier(ClassifierMixin, BaseEstimator):
             boot = rng.choice(rows, size=m, replace=True)
             Z = X[np.ix_(boot, s)]
             mu = Z.mean(axis=0)
-            # full orthonormal basis of principal axes (all components kept, even if m < |s|)
-            _, _, Vt = np.linalg.svd(Z - mu, full_matrices=True)
-            R[np.ix_(s, s)] = Vt.T
+            # principal axes = eigenvectors of the scatter matrix, all kept (a full orthonormal
+            # basis even when m < |s|), ordered by decreasing variance
+            evals, evecs = np.linalg.eigh((Z - mu).T @ (Z - mu))
+            R[np.ix_(s, s)] = evecs[:, ::-1]
             centre[s] = mu
         return subsets, centre, R
 
@@ -92,6 +93,7 @@ class RotationForestClassifier(ClassifierMixin, BaseEstimator):
         return proba / len(self.estimators_)
 
     def predict(self, X):
+        check_is_fitted(self, "estimators_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     @property
