@@ -98,3 +98,29 @@ def test_input_errors(bc):
         score_survival(t, e, {"m": np.full((50, 2), 0.3)}, times=[500, 1000], engine="python")
     with pytest.raises(ValueError, match="strictly increasing"):
         score_survival(t, e, {"m": np.full((50, 2), 0.3)}, times=[500, 100], engine="python")
+
+
+def test_validation_figures_render(bc, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from prime_stats.evaluation.decision import net_benefit
+    from prime_stats.report import figures_validation as fv
+
+    y, preds = bc
+    figs = [fv.plot_roc(y, preds), fv.plot_calibration(y, preds, n_boot=20),
+            fv.plot_decision_curve(net_benefit(y, preds, np.arange(0, 0.95, 0.05)))]
+    g = load_gbsg2()
+    lin = (np.log(g.pnodes) * 0.4 - 0.002 * g.progrec - 7.0).to_numpy()
+    risk = 1 - np.exp(-np.exp(lin)[:, None] * np.array([[365, 730, 1095]]))
+    s = score_survival(g.time, g.cens, {"nodes": risk}, times=[365, 730, 1095], engine="python", calibration=False)
+    figs.append(fv.plot_time_dependent(s, time_scale=30.4375, time_label="Months"))
+    figs.append(fv.plot_calibration_survival(g.time, g.cens, {"nodes": risk[:, 1]}, 730, n_boot=10))
+    for i, f in enumerate(figs):
+        # the legend of the ROC figure carries the DeLong CI computed by auc_delong
+        f.savefig(tmp_path / f"fig{i}.png", dpi=60)
+        assert (tmp_path / f"fig{i}.png").stat().st_size > 5000
+    roc_labels = [t.get_text() for t in figs[0].axes[0].get_legend().get_texts()]
+    assert all("AUC" in t and "-" in t for t in roc_labels)
+    with pytest.raises(ValueError, match="metric"):
+        fv.plot_time_dependent(s, metrics=("nonexistent",))
+    plt.close("all")
