@@ -128,8 +128,9 @@ def test_texture_varies_across_real_tumours_and_collapses_with_pyradiomics_defau
     # PyRadiomics defaults: (nearly) every tumour in one grey level, no contrast, no joint entropy
     assert (naive["original_glcm_Contrast"] < 0.01).all() and (ours["original_glcm_Contrast"] > 1).all()
     assert naive["original_glcm_JointEntropy"].median() < 0.01 < ours["original_glcm_JointEntropy"].min()
-    # about 5 HU per bin: tens of grey levels in a typical tumour
-    assert 15 < ours["original_firstorder_Range"].median() < 300
+    # ~10 HU per bin (bin width 2 on the x100 z-score scale): tens of grey levels in a typical tumour
+    levels = ours["original_firstorder_Range"] / RadiomicsSettings().bin_width
+    assert 15 < levels.median() < 130
 
 
 def test_full_default_settings_on_one_real_case(shared_data):

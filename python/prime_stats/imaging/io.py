@@ -310,7 +310,7 @@ def deidentify_dataset(ds, uid_map: dict[str, str] | None = None, uid_prefix: st
     if getattr(ds, "file_meta", None) is not None and "MediaStorageSOPInstanceUID" in ds.file_meta:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (prime-stats)"
+    ds.DeidentificationMethod = "PS3.15 E.1 Basic Profile (prime-stats)"  # LO: <= 64 chars
     ds.DeidentificationMethodCodeSequence = pydicom.Sequence([pydicom.Dataset()])
     code = ds.DeidentificationMethodCodeSequence[0]
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "113100", "DCM", "Basic Application Confidentiality Profile"
@@ -342,7 +342,7 @@ def dicom_series_to_nifti(series_dir: str | Path, out_path: str | Path, series_u
     uid = series_uid or sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(series_dir))[0]
     files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(series_dir), uid)
     first = pydicom.dcmread(files[0], stop_before_pixels=True)
-    sidecar = {k: (str(first.get(k).value) if k in first else None) for k in _SIDECAR_KEYS}
+    sidecar = {k: (str(first.data_element(k).value) if k in first else None) for k in _SIDECAR_KEYS}
     sidecar["spacing_mm"] = list(image.GetSpacing())
     sidecar["size"] = list(image.GetSize())
     sidecar["deidentification"] = "DICOM PS3.15 Annex E basic profile: only the voxel grid and these fields are kept"
