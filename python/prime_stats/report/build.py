@@ -155,6 +155,8 @@ FIGURE_CAPTIONS = {
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
             "immune": 30, "shap_response": 20, "shap_survival": 20, "decision_curve": 120}
 DEFAULT_MAX_ROWS = 40
+PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
+FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
 ENDPOINT_TITLE = {"response": "PRIME-R: 3-month objective response", "survival": "PRIME-S: overall survival"}
 
 
@@ -242,7 +244,7 @@ class _Counter:
 def _table_block(df: pd.DataFrame, caption: str, note: str, counter: _Counter, css: str = "") -> dict:
     counter.table += 1
     return {"kind": "table", "html": tb.to_html(df, f"Table {counter.table}. {caption}", css),
-            "note": note}
+            "note": note, "keep": len(df) <= 15}
 
 
 def _figure(key: str, st: _Study, counter: _Counter, caption: str) -> dict:
@@ -276,9 +278,19 @@ class _Builder:
         if not self.include_identifiers:
             df, dropped = self.ids.scrub_frame(df)
             if dropped:
-                note += f"Identifier column(s) removed: {', '.join(dropped)}. "
+                names = ["(unnamed index)" if c.startswith("Unnamed:") else c for c in dropped]
+                note += f"Patient identifier column(s) removed: {', '.join(names)}. "
+                if len(df) > PER_PATIENT_ROWS:
+                    note += (f"Per-patient table ({len(df)} patients) summarised by column; the rows are in "
+                             "the CSV file. ")
+                    return tb.summarise_rows(df), note
+        wide = tb.decision_wide(df) if key == "decision_curve" else None
+        if wide is not None:
+            df = wide
+            note += "Net benefit per strategy. "
         df, short = tb.shorten(df, MAX_ROWS.get(key, DEFAULT_MAX_ROWS))
-        return df, note + short
+        df, hoisted = tb.tidy_for_display(df)
+        return df, note + short + hoisted
 
     def missing(self, kind: str, key: str) -> dict:
         what = TABLE_CAPTIONS.get(key) if kind == "table" else FIGURE_CAPTIONS.get(key)
@@ -341,7 +353,7 @@ class _Builder:
                 if c in r and pd.notna(r[c]):
                     lines.append(f"{int(r[c])} {lab}")
             centre = f" (centre {r['centre']})" if "centre" in r and pd.notna(r.get("centre")) else ""
-            boxes.append({"title": tb.SPLIT_LABEL.get(str(r["split"]), str(r["split"]).capitalize()) + centre,
+            boxes.append({"title": FLOW_LABEL.get(str(r["split"]), str(r["split"]).capitalize()) + centre,
                           "lines": lines})
         return {"kind": "flow", "boxes": boxes}
 
@@ -352,8 +364,7 @@ class _Builder:
         blocks = []
         for endpoint, wide, meth in tb.performance_tables(df):
             blocks.append({"kind": "subheading", "text": ENDPOINT_TITLE.get(endpoint, endpoint or "All endpoints")})
-            blocks.append(_table_block(wide, f"{ENDPOINT_TITLE.get(endpoint, endpoint)}: estimate (95% CI)",
-                                       "", self.counter, "perf"))
+            blocks.append(_table_block(wide, "Estimate (95% CI) in each validation set", "", self.counter, "perf"))
             blocks.append(_table_block(meth, "Methods and engines behind the estimates above", "",
                                        self.counter, "meth"))
         extra = self.st.notes.get("metrics", "")
@@ -455,7 +466,7 @@ def _checklist_rows(items: list[ChecklistItem], present: dict, numbers: dict, ti
             status, cls = "Not available in this run: for the authors", "na"
         else:
             status, cls = "For the authors", "authors"
-        rows.append({"id": it.id, "part": it.part, "topic": it.topic, "text": it.text, "status": status,
+        rows.append({"id": it.id, "part": it.part, "topic": it.topic if it.topic == it.part else f"{it.part}: {it.topic}", "text": it.text, "status": status,
                      "cls": cls, "note": it.note,
                      "links": [{"href": f"#sec-{k}", "label": f"§{numbers[k]} {titles[k]}"} for k in links + see]})
     return rows

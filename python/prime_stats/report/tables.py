@@ -243,20 +243,95 @@ def performance_tables(metrics: pd.DataFrame) -> list[tuple[str, pd.DataFrame, p
     return out
 
 
+# ---------------------------------------------------------------------------------------- layout
+_HEADERS = {"estimate": "Estimate", "lower": "Lower", "upper": "Upper", "se": "SE", "p": "p", "n": "n",
+            "mean_abs_shap": "Mean |SHAP|", "coef": "Coefficient", "hr": "HR", "df": "df", "smd": "SMD",
+            "auc": "AUC", "icc": "ICC", "nes": "NES", "logfc": "log FC", "oe2_e": "(O−E)²/E", "oe2_v": "(O−E)²/V",
+            "padj": "Adjusted p", "p_interaction": "p (interaction)", "n_missing": "n missing", "z": "z", "t": "t"}
+_HOIST = ("method", "engine", "conf_type", "type", "test")
+
+
+def tidy_for_display(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Drop empty columns and move columns with one value on every row (method, engine, ...) into a
+    note, so that the table keeps only what varies."""
+    notes = []
+    empty = [c for c in df.columns if df[c].isna().all() or (df[c].astype(str).str.strip() == "").all()]
+    df = df.drop(columns=empty)
+    if len(df) >= 1:
+        for c in df.columns:
+            if (str(c).lower() in _HOIST and not pd.api.types.is_numeric_dtype(df[c])
+                    and df[c].nunique(dropna=False) == 1):
+                notes.append(f"{str(c).replace('_', ' ').capitalize()}: {df[c].iloc[0]}.")
+                df = df.drop(columns=c)
+    return df, " ".join(notes)
+
+
+def summarise_rows(df: pd.DataFrame, max_levels: int = 6) -> pd.DataFrame:
+    """One line per column of a per-patient table: counts (%) of each level for categorical columns
+    (at most ``max_levels`` distinct values), median [IQR] and range for numeric ones."""
+    rows = []
+    for c in df.columns:
+        s = df[c].dropna()
+        if s.nunique() <= max_levels:
+            counts = s.value_counts(sort=False).sort_index()
+            text = "; ".join(f"{k}: {v} ({100 * v / len(s):.1f}%)" for k, v in counts.items())
+        elif pd.api.types.is_numeric_dtype(s):
+            q = s.quantile([0.25, 0.5, 0.75])
+            text = (f"median {fmt_num(q[0.5])} [IQR {fmt_num(q[0.25])}, {fmt_num(q[0.75])}], "
+                    f"range {fmt_num(s.min())} to {fmt_num(s.max())}")
+        else:
+            text = f"{s.nunique()} distinct values"
+        rows.append({"Column": str(c), "n": len(s), "Summary": text})
+    return pd.DataFrame(rows)
+
+
+def header_label(name) -> str:
+    """Readable column header: known statistic names, else underscores as spaces, first letter up."""
+    s = str(name)
+    if s.startswith("Unnamed:"):
+        return ""
+    if s.lower() in _HEADERS:
+        return _HEADERS[s.lower()]
+    if re.fullmatch(r"[a-z0-9_]+", s):
+        s = s.replace("_", " ")
+        return s[:1].upper() + s[1:]
+    return s
+
+
+def decision_wide(df: pd.DataFrame) -> pd.DataFrame | None:
+    """Net benefit with one row per threshold (and validation set) and one column per strategy."""
+    if not {"threshold", "model", "net_benefit"} <= set(df.columns):
+        return None
+    index = [c for c in ("split", "endpoint", "time") if c in df.columns and df[c].nunique() > 1] + ["threshold"]
+    models = list(dict.fromkeys(df["model"].astype(str)))
+    order = [m for m in models if m not in ("all", "none")] + [m for m in ("all", "none") if m in models]
+    w = df.assign(model=df["model"].astype(str)).pivot_table(index=index, columns="model", values="net_benefit",
+                                                          aggfunc="first", sort=False)
+    w = w[order].rename(columns={"all": "Treat all", "none": "Treat none"}).reset_index()
+    w.columns.name = None
+    return w
+
+
 # ------------------------------------------------------------------------------------------ HTML
+_NUMERIC_TEXT = re.compile(r"^[<−\-+]?[0-9][0-9.,]*(e[-+]?\d+)?( \(.*\)| \[.*\])?$")
+
+
 def to_html(df: pd.DataFrame, caption: str = "", css_class: str = "") -> str:
-    """An escaped HTML table of display text (``format_frame`` output); header repeats on page breaks."""
+    """An escaped HTML table of display text (``format_frame`` output), its caption kept with it and
+    its header repeated after page breaks."""
     ncol = df.shape[1]
-    cls = " ".join(c for c in ["data", css_class, "wide" if ncol > 8 else "", "xwide" if ncol > 11 else ""] if c)
-    head = "".join(f"<th>{html.escape(str(c)) if not str(c).startswith('Unnamed') else ''}</th>" for c in df.columns)
+    size = "narrow" if ncol <= 4 else "wide" if ncol > 8 else ""
+    cls = " ".join(c for c in ["data", css_class, size, "xwide" if ncol > 11 else ""] if c)
+    # a column is right-aligned when every non-empty cell is a number (or "number (CI)")
+    numeric = [all(_NUMERIC_TEXT.match(str(v)) for v in df[c] if str(v) != "") and (df[c] != "").any()
+               for c in df.columns]
+    head = "".join(('<th class="num">' if num else "<th>") + html.escape(header_label(c)) + "</th>"
+                   for c, num in zip(df.columns, numeric))
     rows = []
     for rec in df.itertuples(index=False):
-        cells = []
-        for v in rec:
-            text = html.escape(str(v))
-            num = bool(re.match(r"^[<−\-+]?[0-9.,]+(e[-+]?\d+)?( \(.*\))?$", str(v)))
-            cells.append(f'<td class="num">{text}</td>' if num else f"<td>{text}</td>")
+        cells = [f'<td class="num">{html.escape(str(v))}</td>' if num else f"<td>{html.escape(str(v))}</td>"
+                 for v, num in zip(rec, numeric)]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return (f'<table class="{cls}">{cap}<thead><tr>{head}</tr></thead>'
+    cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""
+    return (f'{cap}<table class="{cls}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
