@@ -60,7 +60,8 @@ ps_r_auc <- function(y, score, conf_level = 0.95) {
 
 #' DeLong test of two correlated AUCs (pROC::roc.test, paired)
 #'
-#' @param y 0/1 outcome; @param score1,score2 two markers on the same patients.
+#' @param y 0/1 outcome
+#' @param score1,score2 two markers on the same patients.
 #' @return one-row data.frame: estimate = AUC1 - AUC2, statistic (z), p_value, auc1, auc2.
 ps_r_roc_test <- function(y, score1, score2) {
   .ps_val_need("pROC")
@@ -83,6 +84,7 @@ ps_r_roc_test <- function(y, score1, score2) {
 #' @param time,event follow-up time and 0/1 event.
 #' @param risk risk score, higher = shorter survival (reverse = TRUE).
 #' @param timewt "n" (Harrell) or "n/G2" (Uno).
+#' @param conf_level confidence level of the Wald intervals.
 #' @return data.frame with metric "C-index" and its infinitesimal-jackknife se and Wald CI.
 ps_r_concordance <- function(time, event, risk, timewt = "n", conf_level = 0.95) {
   d <- .ps_val_surv(time, event)
@@ -140,7 +142,9 @@ ps_r_score_survival <- function(time, event, risks, times, metrics = c("auc", "b
 
 #' AUC and Brier score for a binary outcome with riskRegression::Score
 #'
-#' @param y 0/1 outcome; @param probs named list of predicted probabilities.
+#' @param y 0/1 outcome
+#' @param probs named list of predicted probabilities.
+#' @param conf_level confidence level of the Wald intervals.
 #' @return long data.frame: model, metric (AUC, Brier, IPA), estimate, se, lower, upper.
 ps_r_score_binary <- function(y, probs, conf_level = 0.95) {
   .ps_val_need("riskRegression")
@@ -163,7 +167,8 @@ ps_r_score_binary <- function(y, probs, conf_level = 0.95) {
 
 #' Integrated Brier score with pec (left Riemann sum, as pec::crps)
 #'
-#' @param time,event follow-up; @param risk matrix of predicted risks, one column per \code{times}.
+#' @param time,event follow-up
+#' @param risk matrix of predicted risks, one column per \code{times}.
 #' @param times strictly increasing grid; integration runs from times[1] to times[length(times)].
 #' @return data.frame with metric "IBS".
 ps_r_ibs <- function(time, event, risk, times) {
@@ -181,7 +186,9 @@ ps_r_ibs <- function(time, event, risk, times) {
 
 #' Calibration of predicted probabilities (rms::val.prob) plus calibration-in-the-large
 #'
-#' @param y 0/1 outcome; @param prob predicted probabilities in (0, 1).
+#' @param y 0/1 outcome
+#' @param prob predicted probabilities in (0, 1).
+#' @param conf_level confidence level of the Wald intervals.
 #' @return data.frame: CITL (glm with offset), intercept, slope (val.prob), Eavg, E50, E90, Emax, O/E.
 ps_r_val_prob <- function(y, prob, conf_level = 0.95) {
   .ps_val_need("rms")
@@ -195,8 +202,8 @@ ps_r_val_prob <- function(y, prob, conf_level = 0.95) {
   cal <- stats::approx(stats::lowess(p, y, iter = 0), xout = p, ties = mean)$y
   err <- abs(p - cal)
   rbind(
-    .ps_val_row("CITL", coef(citl)[1], sqrt(vcov(citl)[1, 1]), coef(citl)[1] - z * sqrt(vcov(citl)[1, 1]),
-                coef(citl)[1] + z * sqrt(vcov(citl)[1, 1]), "logistic recalibration"),
+    .ps_val_row("CITL", stats::coef(citl)[1], sqrt(stats::vcov(citl)[1, 1]), stats::coef(citl)[1] - z * sqrt(stats::vcov(citl)[1, 1]),
+                stats::coef(citl)[1] + z * sqrt(stats::vcov(citl)[1, 1]), "logistic recalibration"),
     .ps_val_row("intercept", v[["Intercept"]], cs[1, 2], v[["Intercept"]] - z * cs[1, 2],
                 v[["Intercept"]] + z * cs[1, 2], "logistic recalibration"),
     .ps_val_row("slope", v[["Slope"]], cs[2, 2], v[["Slope"]] - z * cs[2, 2], v[["Slope"]] + z * cs[2, 2],
@@ -210,8 +217,11 @@ ps_r_val_prob <- function(y, prob, conf_level = 0.95) {
 
 #' Calibration of predicted risks at a horizon (Austin, Harrell & van Klaveren 2020)
 #'
-#' @param time,event follow-up; @param risk predicted F(t|x) in (0, 1); @param t horizon.
+#' @param time,event follow-up
+#' @param risk predicted F(t|x) in (0, 1)
+#' @param t horizon.
 #' @param nk number of spline knots (Harrell's default quantiles, Hmisc::rcspline.eval).
+#' @param conf_level confidence level of the Wald intervals.
 #' @return data.frame: O/E (Greenwood CI), slope (Cox on cloglog F), ICI, E50, E90, Emax.
 ps_r_calibration_survival <- function(time, event, risk, t, nk = 3, conf_level = 0.95) {
   .ps_val_need("Hmisc")
@@ -222,17 +232,17 @@ ps_r_calibration_survival <- function(time, event, risk, t, nk = 3, conf_level =
   O <- 1 - km$surv; E <- mean(F)
   se_log <- km$std.err / O
   fs <- survival::coxph(survival::Surv(time, event) ~ cll, data = d, ties = "breslow")
-  se_s <- sqrt(vcov(fs)[1, 1])
+  se_s <- sqrt(stats::vcov(fs)[1, 1])
   B <- Hmisc::rcspline.eval(d$cll, nk = nk, inclx = TRUE)
   fit <- survival::coxph(survival::Surv(d$time, d$event) ~ B, ties = "breslow")
   bh <- survival::basehaz(fit, centered = FALSE)
   H0 <- if (any(bh$time <= t)) max(bh$hazard[bh$time <= t]) else 0
-  obs <- 1 - exp(-H0 * exp(as.numeric(B %*% coef(fit))))
+  obs <- 1 - exp(-H0 * exp(as.numeric(B %*% stats::coef(fit))))
   err <- abs(F - obs)
   rbind(
     .ps_val_row("O/E", O / E, se_log, O / E * exp(-z * se_log), O / E * exp(z * se_log),
                 "1-KM(t) / mean predicted risk", t),
-    .ps_val_row("slope", coef(fs)[1], se_s, coef(fs)[1] - z * se_s, coef(fs)[1] + z * se_s,
+    .ps_val_row("slope", stats::coef(fs)[1], se_s, stats::coef(fs)[1] - z * se_s, stats::coef(fs)[1] + z * se_s,
                 "Cox on cloglog(F)", t),
     .ps_val_row("ICI", mean(err), method = sprintf("Cox on RCS(%d) of cloglog(F)", nk), time = t),
     .ps_val_row("E50", stats::median(err), method = sprintf("Cox on RCS(%d) of cloglog(F)", nk), time = t),
