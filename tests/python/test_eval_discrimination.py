@@ -81,6 +81,20 @@ def test_rossi_ties_and_no_early_censoring():
     np.testing.assert_allclose(a.se, [0.0508414637391, 0.0351903071335], atol=1e-10)
 
 
+def test_td_auc_equals_scikit_survival_without_tied_censoring(gbsg2):
+    from sksurv.metrics import cumulative_dynamic_auc
+    from sksurv.util import Surv
+
+    t, e, risk = gbsg2
+    # move censorings that tie with an event time half a day later: then G(T-) = G(T) at every event
+    # time and scikit-survival's weighting (G(T)) coincides with riskRegression's (G(T-))
+    t = np.where((e == 0) & np.isin(t, t[e == 1]), t + 0.5, t)
+    y = Surv.from_arrays(e.astype(bool), t)
+    ref, _ = cumulative_dynamic_auc(y, y, risk, [365, 730, 1460])
+    mine = time_dependent_auc(t, e, risk, [365, 730, 1460])
+    np.testing.assert_allclose(mine.estimate, ref, atol=1e-12)
+
+
 # -------------------------------------------------------------------------- live R references
 def test_auc_and_test_against_pROC_live(r_engine, bc):
     y, s1, s2 = bc
