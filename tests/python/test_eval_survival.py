@@ -280,3 +280,12 @@ def test_r_engine_returns_same_tables(r_engine, lung):
     np.testing.assert_allclose(kp.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float),
                                kr.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float), atol=1e-10)
     assert kp.summary["group"].tolist() == kr.summary["group"].tolist()
+
+
+def test_cox_monotone_likelihood_raises_clear_error():
+    # every exposed patient dies before any unexposed one is censored: the MLE is infinite
+    d = pd.DataFrame({"t": np.arange(1.0, 11.0), "e": [1] * 5 + [0] * 5, "x": [1.0] * 5 + [0.0] * 5})
+    with pytest.raises(RuntimeError, match=r"covariates \['x'\] did not converge"):
+        sv.cox_hazard_ratios(d, "t", "e", ["x"])
+    tab = sv.subgroup_hazard_ratios(d.assign(g=["a", "b"] * 5), "t", "e", "x", ["g"])
+    assert tab["note"].str.contains("not estimable").any() and tab["estimate"].isna().all()

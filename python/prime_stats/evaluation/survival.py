@@ -218,18 +218,17 @@ def kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | None = 
     if eng == "r":
         from prime_stats import rbridge
 
-        res = rbridge.call_r("ps_r_km", time=t, event=e,
-                             group=np.asarray([str(x) for x in g]) if group is not None else None,
+        codes = np.asarray([levels.index(x) for x in g]) + 1  # integer codes keep the Python level order
+        res = rbridge.call_r("ps_r_km", time=t, event=e, group=codes if group is not None else None,
                              times=times if times.size else None, conf_type=conf_type,
                              conf_level=float(conf_level))
         out = {}
         for key in ("curve", "at_times", "summary"):
             df = res[key] if isinstance(res[key], pd.DataFrame) else pd.DataFrame(columns=["group"])
-            if group is not None and "group" in df:
-                lut = {str(lv): lv for lv in levels}
-                df["group"] = df["group"].map(lambda v: lut.get(str(v), v))
-            elif "group" in df:
-                df["group"] = 0
+            df["group"] = [levels[int(float(v)) - 1] if group is not None else 0 for v in df["group"]]
+            for c in ("n", "events", "n_risk", "n_event", "n_censor"):
+                if c in df:
+                    df[c] = df[c].astype(int)
             df["engine"] = "r"
             out[key] = df
         return KaplanMeierResult(out["curve"], out["at_times"], out["summary"], conf_type, conf_level, "r")
@@ -447,6 +446,10 @@ class _EfronCox:
         else:
             raise RuntimeError(f"no convergence in {max_iter} Newton-Raphson iterations "
                                f"(a coefficient may be infinite: monotone likelihood)")
+        sd = self.X.std(0)
+        if np.any(np.abs(beta) * sd > 15):  # HR per SD > e^15: the likelihood is monotone (coxph warns)
+            raise RuntimeError("a coefficient is diverging to infinity (monotone likelihood, e.g. all events "
+                               "in one group of a binary covariate)")
         cov = np.linalg.inv(I.sum(0))
         if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
             raise RuntimeError("information matrix is singular (collinear covariates?)")
