@@ -243,6 +243,18 @@ def test_performance_table_shows_estimate_and_ci_per_split(built, study_dir):
     assert "Methods and engines" in page and "IPCW" in page
 
 
+def test_performance_table_without_intervals_or_horizons():
+    """The shape study.basic_metrics writes today: no time, lower or upper columns."""
+    m = pd.DataFrame({"endpoint": ["response", "response", "survival"], "model": "clinical_baseline",
+                      "split": ["train", "external", "external"], "metric": ["AUC", "AUC", "C-index (Harrell)"],
+                      "estimate": [0.81234, 0.7, 0.66], "n": [79, 133, 133], "method": "empirical", "engine": "python"})
+    out = {e: w for e, w, _ in tb.performance_tables(m)}
+    assert list(out["response"].columns) == ["Model", "Metric", "Apparent (training)", "External"]
+    assert out["response"].iloc[0].tolist() == ["clinical_baseline", "AUC", "0.812", "0.700"]
+    with pytest.raises(ValueError, match="split"):
+        tb.performance_tables(m.drop(columns="split"))
+
+
 def test_numbers_are_formatted(built):
     _, page = built
     assert tb.fmt_p(0.0004) == "<0.001" and tb.fmt_p(0.01234) == "0.012" and tb.fmt_p(np.nan) == ""

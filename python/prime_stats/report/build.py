@@ -167,17 +167,31 @@ class _Study:
     provenance: dict
     config: dict
     tables: dict = field(default_factory=dict)      # key -> DataFrame
-    figures: dict = field(default_factory=dict)     # key -> (bytes, width, height)
+    figures: dict = field(default_factory=dict)     # key -> (bytes, width px, height px, dpi)
     engines: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     paths: dict = field(default_factory=dict)       # key -> relative path (tables and figures)
     unusable: dict = field(default_factory=dict)    # key -> reason
 
 
-def _png_size(data: bytes) -> tuple[int, int]:
+def _png_size(data: bytes) -> tuple[int, int, float]:
+    """Width and height in pixels and the resolution in dpi (pHYs chunk; 100 dpi, matplotlib's
+    default, when the file does not say)."""
     if data[:8] != PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError("not a PNG file")
-    return struct.unpack(">II", data[16:24])
+    w, h = struct.unpack(">II", data[16:24])
+    dpi, pos = 100.0, 8
+    while pos + 8 <= len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        if ctype == b"pHYs" and length == 9:
+            ppu_x, _, unit = struct.unpack(">IIB", data[pos + 8:pos + 17])
+            if unit == 1 and ppu_x > 0:
+                dpi = ppu_x * 0.0254
+            break
+        if ctype == b"IDAT":
+            break
+        pos += 12 + length
+    return w, h, dpi
 
 
 def _resolve(root: Path, rel: str, kind: str, key: str) -> Path:
@@ -224,11 +238,9 @@ def _load_study(study_dir: Path) -> _Study:
             continue
         data = p.read_bytes()
         try:
-            w, h = _png_size(data)
+            st.figures[key] = (data, *_png_size(data))
         except ValueError:
             st.unusable[f"figure:{key}"] = f"{rel} is not a PNG image"
-            continue
-        st.figures[key] = (data, w, h)
     for k, why in st.unusable.items():
         warnings.warn(f"report: {k} skipped: {why}", stacklevel=3)
     return st
@@ -247,12 +259,22 @@ def _table_block(df: pd.DataFrame, caption: str, note: str, counter: _Counter, c
             "note": note, "keep": len(df) <= 15}
 
 
+CONTENT_MM = 172.0      # A4 text width in the stylesheet
+MAX_FIG_MM = 225.0      # tallest figure on a page
+PAIR_MM = 135.0         # figures up to this natural width may sit two to a row (>= 0.63 scale)
+SINGLE_MM = 145.0       # a lone figure that is not wide (width <= 1.5 height) is kept to this width
+
+
 def _figure(key: str, st: _Study, counter: _Counter, caption: str) -> dict:
-    data, w, h = st.figures[key]
+    """A figure at its natural size (pixels / dpi), shrunk to fit the page."""
+    data, w, h, dpi = st.figures[key]
     counter.figure += 1
+    w_mm, h_mm = 25.4 * w / dpi, 25.4 * h / dpi
+    width_cap = CONTENT_MM if w_mm > 1.5 * h_mm else SINGLE_MM
+    scale = min(1.0, width_cap / w_mm, MAX_FIG_MM / h_mm)
     return {"src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
-            "caption": f"Figure {counter.figure}. {caption}", "wide": w / max(h, 1) > 1.45,
-            "alt": caption, "note": st.notes.get(key, "")}
+            "caption": f"Figure {counter.figure}. {caption}", "alt": caption, "note": st.notes.get(key, ""),
+            "natural_mm": w_mm, "width_mm": round(w_mm * scale, 1), "half": False}
 
 
 class _Builder:
@@ -309,6 +331,13 @@ class _Builder:
             f = _figure(k, self.st, self.counter, FIGURE_CAPTIONS.get(k, k))
             f["note"] = self.text(f["note"])
             figs.append(f)
+        i = 0
+        while i + 1 < len(figs):      # pair neighbours that stay readable at half the text width
+            if figs[i]["natural_mm"] <= PAIR_MM and figs[i + 1]["natural_mm"] <= PAIR_MM:
+                figs[i]["half"] = figs[i + 1]["half"] = True
+                i += 2
+            else:
+                i += 1
         return {"kind": "figures", "items": figs}
 
     # ---------------------------------------------------------------- special sections
