@@ -268,7 +268,7 @@ def test_numbers_are_formatted(built):
 def test_long_tables_are_shortened_with_a_note(built, study_dir):
     _, page = built
     de = pd.read_csv(study_dir / "tables" / "de.csv")
-    assert "25 of 30 rows shown (smallest padj)" in page
+    assert "25 of 30 rows shown (smallest padj); the full table is in tables/de.csv" in page
     worst = de.sort_values("padj").iloc[-1]["gene"]
     best = de.sort_values("padj").iloc[0]["gene"]
     assert best in page and worst not in page
@@ -318,6 +318,16 @@ def test_no_patient_identifiers_unless_asked(built, study_dir, tmp_path):
                           include_identifiers=True, title="With identifiers")
     page_ids = Path(out["html"]).read_text()
     assert IDS_PREFIX in page_ids and "With identifiers" in page_ids
+
+
+def test_numeric_identifiers_remove_index_columns_but_not_levels():
+    ids = tb.Identifiers()
+    ids.add_from(pd.DataFrame({"patient_id": range(1, 247)}))
+    t = pd.DataFrame({"Unnamed: 0": [3, 17, 45, 101, 200, 5], "level": ["1", "2", "1", "2", "1", "2"],
+                      "estimate": [1.0, 2.0, 3.0, 1.5, 2.5, 0.5]})
+    out, dropped = ids.scrub_frame(t)
+    assert dropped == ["Unnamed: 0"] and list(out.columns) == ["level", "estimate"]
+    assert ids.scrub_text("HR 1.52 in 17 of 101 patients") == "HR 1.52 in 17 of 101 patients"
 
 
 @pytest.mark.parametrize("name,expected", [

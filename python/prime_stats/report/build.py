@@ -170,7 +170,7 @@ class _Study:
     figures: dict = field(default_factory=dict)     # key -> (bytes, width px, height px, dpi)
     engines: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
-    paths: dict = field(default_factory=dict)       # key -> relative path (tables and figures)
+    paths: dict = field(default_factory=dict)       # "table:key" / "figure:key" -> relative path
     unusable: dict = field(default_factory=dict)    # key -> reason
 
 
@@ -312,7 +312,7 @@ class _Builder:
             note += "Net benefit per strategy. "
         df, short = tb.shorten(df, MAX_ROWS.get(key, DEFAULT_MAX_ROWS))
         df, hoisted = tb.tidy_for_display(df)
-        return df, note + short + hoisted
+        return df, (note + short + hoisted).replace("the CSV file", self.st.paths[f"table:{key}"])
 
     def missing(self, kind: str, key: str) -> dict:
         what = TABLE_CAPTIONS.get(key) if kind == "table" else FIGURE_CAPTIONS.get(key)

@@ -40,16 +40,24 @@ def is_identifier_column(name: str) -> bool:
 @dataclass
 class Identifiers:
     """Known patient identifiers, collected from id-like columns of the study's tables, to scrub
-    identifier values wherever they appear (unnamed index columns, free-text notes)."""
+    identifier values wherever they appear (unnamed index columns, free-text notes).
+
+    Short or purely numeric identifiers (``17``) cannot be told apart from ordinary numbers in
+    text; they only remove a column whose values are all identifiers (an index written by pandas).
+    """
     values: set = field(default_factory=set)
 
     def add_from(self, df: pd.DataFrame):
         for c in df.columns:
             if is_identifier_column(c):
-                self.values.update(str(v) for v in df[c].dropna().unique() if str(v).strip())
+                self.values.update(str(v).strip() for v in df[c].dropna().unique() if str(v).strip())
+
+    @property
+    def distinctive(self) -> set:
+        return {v for v in self.values if len(v) >= 3 and not _NUMBER.match(v)}
 
     def _pattern(self):
-        vals = sorted((v for v in self.values if len(v) >= 2), key=len, reverse=True)
+        vals = sorted(self.distinctive, key=len, reverse=True)
         return re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, vals)) + r")(?![\w.-])") if vals else None
 
     def scrub_text(self, text: str) -> str:
@@ -57,14 +65,21 @@ class Identifiers:
         return pat.sub("[identifier removed]", text) if pat else text
 
     def scrub_frame(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """Drop identifier-named columns and text columns holding a known identifier value."""
+        """Drop identifier-named columns, text columns holding a distinctive identifier, and columns
+        made only of identifiers (at least 5 different ones)."""
         drop = [c for c in df.columns if is_identifier_column(c)]
-        if self.values:
-            for c in df.columns:
-                if c not in drop and not pd.api.types.is_numeric_dtype(df[c]):
-                    if df[c].dropna().astype(str).isin(self.values).any():
-                        drop.append(c)
+        distinctive = self.distinctive
+        for c in df.columns:
+            if c in drop or not self.values:
+                continue
+            vals = df[c].dropna().map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+            if (not pd.api.types.is_numeric_dtype(df[c]) and vals.isin(distinctive).any()) or \
+                    (len(vals) and vals.nunique() >= 5 and vals.isin(self.values).all()):
+                drop.append(c)
         return df.drop(columns=drop), [str(c) for c in drop]
+
+
+_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
 
 
 # ------------------------------------------------------------------------------------ formatting
