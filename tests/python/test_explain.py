@@ -1,0 +1,176 @@
+"""explain: CV-averaged SHAP, SurvSHAP(t) and the divergence table.
+
+References: closed-form interventional Shapley values of a linear model, brute-force Shapley
+enumeration of S(t|x), TreeSHAP vs exact model-agnostic Shapley on the same background, and the
+simulator's planted drivers.
+"""
+from itertools import combinations
+from math import factorial
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.feature_selection import SelectKBest
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sksurv.linear_model import CoxPHSurvivalAnalysis
+from sksurv.util import Surv
+
+from prime_stats import explain
+from prime_stats.clinical import add_clinical_indices
+from prime_stats.simulate import simulate_cohort
+
+RESPONSE_DRIVERS = {"tumour_diameter_mm", "pni"}
+SURVIVAL_DRIVERS = {"d_monocytes", "hbv", "albi_score", "ast", "d_pt"}
+FEATURES = ["tumour_diameter_mm", "pni", "albi_score", "ast", "hbv", "d_monocytes", "d_pt", "age",
+            "afp", "platelets"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    clin, _ = simulate_cohort(n_a=400, n_b=10, seed=5)
+    d = add_clinical_indices(clin)
+    d = d[d["centre"] == "A"].reset_index(drop=True)
+    X = d[FEATURES].astype(float)
+    return X, d["response_3m"].to_numpy(), Surv.from_arrays(d["os_event"].astype(bool), d["os_days"])
+
+
+@pytest.fixture(scope="module")
+def breast():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return X.iloc[:160, :6], y.iloc[:160].to_numpy()
+
+
+def test_linear_model_matches_closed_form(breast):
+    """Interventional SHAP of f(x) = b + w.x is w_j (x_j - mean of the background x_j)."""
+    X, y = breast
+    yc = X["mean area"] * 0.01 + np.random.default_rng(0).normal(size=len(X))
+    for exact_max in (8, 2):  # exact explainer, then the permutation explainer
+        res = explain.cv_shap(LinearRegression(), X, yc.to_numpy(), cv=4, n_background=1000,
+                              exact_max_features=exact_max, output="prediction")
+        assert ("exact" if exact_max == 8 else "permutation") in res.explainer
+        for k in range(4):
+            rows = res.fold == k
+            train = X[~rows]
+            w = LinearRegression().fit(train, yc[~rows]).coef_
+            expected = (X[rows] - train.mean()) * w
+            np.testing.assert_allclose(res.values[rows].to_numpy(), expected.to_numpy(), atol=1e-8)
+    assert res.ranking["rank"].tolist() == list(range(1, 7))
+    assert set(res.fold_importance.index) == set(range(4))
+
+
+def test_tree_explainer_equals_exact_shapley_inside_pipeline(breast):
+    X, y = breast
+    pipe = make_pipeline(StandardScaler(), GradientBoostingClassifier(n_estimators=30, max_depth=2,
+                                                                      random_state=0))
+    tree = explain.cv_shap(pipe, X, y, cv=3, explainer="tree", n_background=1000)
+    agn = explain.cv_shap(pipe, X, y, cv=3, explainer="agnostic", n_background=1000, output="log-odds")
+    assert "TreeExplainer" in tree.explainer and "exact" in agn.explainer
+    assert tree.output == agn.output == "log-odds"
+    # TreeSHAP explains the scaled features, the agnostic path the raw ones: same Shapley values
+    np.testing.assert_allclose(tree.values.to_numpy(), agn.values.to_numpy(), atol=1e-6)
+    prob = explain.cv_shap(pipe, X, y, cv=3, explainer="agnostic", n_background=1000)
+    pred = prob.base_values + prob.values.sum(axis=1).to_numpy()
+    assert prob.output == "probability" and pred.min() >= -1e-9 and pred.max() <= 1 + 1e-9
+
+
+def test_selection_step_gives_zero_to_dropped_features(breast):
+    X, y = breast
+    pipe = make_pipeline(StandardScaler(), SelectKBest(k=2), GradientBoostingClassifier(n_estimators=20,
+                                                                                         random_state=0))
+    res = explain.cv_shap(pipe, X, y, cv=3, explainer="agnostic", exact_max_features=4)
+    used = res.ranking.set_index("feature")
+    assert (used["mean_abs_shap"] > 0).sum() <= 4 and (res.values != 0).sum(axis=1).max() <= 2
+    tree = explain.cv_shap(pipe, X, y, cv=3)  # TreeExplainer on the selected (transformed) features
+    assert tree.values.shape[1] <= X.shape[1] and (tree.ranking["n_folds_used"] <= 3).all()
+
+
+def test_input_errors(breast):
+    X, y = breast
+    with pytest.raises(TypeError, match="DataFrame"):
+        explain.cv_shap(LinearRegression(), X.to_numpy(), y)
+    with pytest.raises(ValueError, match="non-numeric"):
+        explain.cv_shap(LinearRegression(), X.assign(site="A"), y)
+    with pytest.raises(ValueError, match="rows but y"):
+        explain.cv_shap(LinearRegression(), X, y[:-1])
+
+
+def test_planted_drivers_on_simulated_study(sim):
+    X, y, ys = sim
+    clf = make_pipeline(SimpleImputer(strategy="median"),
+                        GradientBoostingClassifier(n_estimators=80, max_depth=2, learning_rate=0.05,
+                                                   subsample=0.8, random_state=0))
+    r = explain.cv_shap(clf, X, y, cv=5)
+    assert set(r.ranking["feature"].head(2)) == RESPONSE_DRIVERS
+    cox = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), CoxPHSurvivalAnalysis())
+    s = explain.cv_shap(cox, X, ys, cv=5, n_background=20)
+    assert s.output == "risk" and "permutation" in s.explainer
+    assert set(s.ranking["feature"].head(3)) <= SURVIVAL_DRIVERS
+    assert s.ranking.set_index("feature").loc["tumour_diameter_mm", "rank"] > 5
+    div = explain.divergence_table(r, s, top=3).set_index("feature")
+    assert div.loc["tumour_diameter_mm", "driver"] == "response"
+    assert (div.loc[list(set(s.ranking["feature"].head(3))), "driver"] == "survival").all()
+    np.testing.assert_allclose(div["response_share"].sum(), 1.0)
+
+
+def _brute_force_shapley(f, x, bg):
+    """Interventional Shapley values by enumerating every coalition (reference)."""
+    p = len(x)
+    def v(S):
+        Z = bg.copy()
+        Z[:, list(S)] = x[list(S)]
+        return f(Z).mean(axis=0)
+    phi = np.zeros((p,) + np.shape(v(())))
+    for j in range(p):
+        others = [k for k in range(p) if k != j]
+        for size in range(p):
+            w = factorial(size) * factorial(p - size - 1) / factorial(p)
+            for S in combinations(others, size):
+                phi[j] += w * (v(S + (j,)) - v(S))
+    return phi
+
+
+def test_survshap_matches_brute_force_and_efficiency(sim):
+    X, _, ys = sim
+    cols = ["d_monocytes", "albi_score", "age"]
+    Xs = X[cols].fillna(X[cols].median())
+    model = CoxPHSurvivalAnalysis().fit(Xs.iloc[:300], ys[:300])
+    times = np.array([180.0, 365.0, 730.0])
+    res = explain.survshap(model, Xs.iloc[300:306], times, background=Xs.iloc[:300], n_background=15)
+    assert res.values.shape == (6, 3, 3) and "exact" in res.explainer
+    bg = res_bg = Xs.iloc[:300].to_numpy()[np.random.default_rng(0).choice(300, 15, replace=False)]
+    f = lambda A: explain.survival_at(model, pd.DataFrame(A, columns=cols), times)
+    for i in range(2):
+        ref = _brute_force_shapley(f, Xs.iloc[300 + i].to_numpy(), res_bg)  # p x T
+        np.testing.assert_allclose(res.values[i], ref.T, atol=1e-10)
+    np.testing.assert_allclose(res.base_values + res.values.sum(axis=2), res.prediction, atol=1e-10)
+    np.testing.assert_allclose(res.prediction, f(Xs.iloc[300:306].to_numpy()))
+    assert res.ranking["feature"].iloc[-1] == "age"  # no effect on survival in the simulator
+    assert set(res.importance.columns) == {"time", "feature", "mean_abs_shap"}
+    with pytest.raises(ValueError, match="follow-up domain"):
+        explain.survshap(model, Xs.iloc[:2], [1e6], background=Xs.iloc[:50])
+    assert bg is res_bg
+
+
+def test_prime_models(sim):
+    """PRIME-R (late fusion) and PRIME-S (BMA) are explained model-agnostically on their raw inputs."""
+    from prime_stats.fusion import PrimeR, PrimeS
+
+    X, y, ys = sim
+    X, y, ys = X.iloc[:300], y[:300], ys[:300]
+    feats = list(X.columns)
+    r = explain.cv_shap(PrimeR(clinical_features=feats, learners=("stochastic_gb",), fast=True, cv=3),
+                        X, y, cv=3, n_background=10)
+    assert r.output == "probability" and r.values.shape == X.shape
+    assert r.ranking["feature"].iloc[0] in RESPONSE_DRIVERS
+    pred = r.base_values + r.values.sum(axis=1).to_numpy()
+    assert pred.min() >= 0 and pred.max() <= 1
+    model = PrimeS(clinical_features=feats, learners=("gbsa",), fast=True, cv=3).fit(X.iloc[:250], ys[:250])
+    ss = explain.survshap(model, X.iloc[250:280], [180.0, 365.0, 730.0], background=X.iloc[:250],
+                          n_background=10, n_permutations=3)
+    np.testing.assert_allclose(ss.base_values + ss.values.sum(axis=2), ss.prediction, atol=1e-8)
+    assert ss.ranking["feature"].iloc[0] in SURVIVAL_DRIVERS
