@@ -180,17 +180,20 @@ def validate_decision() -> None:
 
     th = np.round(np.arange(0.0, 1.0, 0.01), 2)
     b = pd.read_csv(os.path.join(dcurves.data, "df_binary.csv"))
-    ref = dcurves.dca(data=b, outcome="cancer", modelnames=["cancerpredmarker", "marker"],
-                      models_to_prob=["marker"], thresholds=th)
-    marker_prob = ref  # dcurves converts 'marker' to a probability by logistic regression internally
-    from dcurves.risks import _calc_binary_risks
-    mine = dec.net_benefit(b.cancer.astype(int), {"cancerpredmarker": b.cancerpredmarker,
-                                                  "marker": np.asarray(_calc_binary_risks(b, "cancer", "marker"))}, th)
-    m = marker_prob.merge(mine, on=["model", "threshold"], suffixes=("_ref", ""))
-    add("net benefit, 100 thresholds x 4 strategies (max |diff| reported)", "dcurves df_binary",
+    # the raw 'marker' is turned into a probability here (logistic regression on the same data) and
+    # given to both packages: dcurves 1.1.7's own models_to_prob on this boolean outcome returns
+    # P(cancer = FALSE) (patsy takes FALSE as the first level), so it is not used
+    import statsmodels.api as sm
+    fit = sm.GLM(b.cancer.astype(float), sm.add_constant(b.marker), family=sm.families.Binomial()).fit()
+    b = b.assign(marker_prob=fit.predict(sm.add_constant(b.marker)).to_numpy())
+    models = ["cancerpredmarker", "marker_prob", "famhistory"]
+    ref = dcurves.dca(data=b, outcome="cancer", modelnames=models, thresholds=th)
+    mine = dec.net_benefit(b.cancer.astype(int), {k: b[k].astype(float) for k in models}, th)
+    m = ref.merge(mine, on=["model", "threshold"], suffixes=("_ref", ""))
+    add("net benefit, 100 thresholds x 5 strategies (max abs diff)", "dcurves df_binary",
         np.nanmax(np.abs(m.net_benefit - m.net_benefit_ref.astype(float))), 0.0, "dcurves.dca", tol=1e-12)
     pos = m.threshold > 0
-    add("interventions avoided (max |diff|)", "dcurves df_binary",
+    add("interventions avoided (max abs diff)", "dcurves df_binary",
         np.nanmax(np.abs(m.interventions_avoided[pos] - m.net_intervention_avoided[pos].astype(float))), 0.0,
         "dcurves.dca", tol=1e-10)
     s = pd.read_csv(os.path.join(dcurves.data, "df_surv.csv"))
@@ -199,7 +202,7 @@ def validate_decision() -> None:
     mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), {"cancerpredmarker": s.cancerpredmarker},
                                     1.5, th)
     m = ref.merge(mine, on=["model", "threshold"], suffixes=("_ref", ""))
-    add("survival net benefit at t=1.5 (max |diff|)", "dcurves df_surv",
+    add("survival net benefit at t=1.5 (max abs diff)", "dcurves df_surv",
         np.nanmax(np.abs(m.net_benefit - m.net_benefit_ref.astype(float))), 0.0, "dcurves.dca", tol=1e-12)
     add("survival net benefit: thresholds with undefined NB (NaN) agree", "dcurves df_surv",
         float((m.net_benefit.isna() != m.net_benefit_ref.isna()).sum()), 0.0, "dcurves.dca", tol=0)
@@ -208,7 +211,7 @@ def validate_decision() -> None:
     mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), s.cancerpredmarker, 1.5, np.arange(0, 0.55, 0.05))
     mm = rn.merge(mine.assign(threshold=mine.threshold.round(2)).rename(columns={"net_benefit": "nb"}),
                   on=["model", "threshold"])
-    add("survival net benefit vs R-native (max |diff|)", "dcurves df_surv",
+    add("survival net benefit vs R-native (max abs diff)", "dcurves df_surv",
         np.nanmax(np.abs(mm.nb - mm.net_benefit)), 0.0, "R survival::survfit (ps_r_net_benefit)", tol=1e-12)
 
 

@@ -1,6 +1,5 @@
 """Calibration statistics against rms::val.prob and a survival/Hmisc reference fit on real data."""
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 

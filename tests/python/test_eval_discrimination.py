@@ -1,6 +1,5 @@
 """Discrimination statistics against pROC, survival::concordance and riskRegression::Score on real data."""
 import numpy as np
-import pandas as pd
 import pytest
 from lifelines.datasets import load_gbsg2, load_rossi
 from sklearn.datasets import load_breast_cancer

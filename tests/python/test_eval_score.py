@@ -1,11 +1,9 @@
 """One-call score tables: both engines give the same numbers on real data; engine selection and errors."""
 import numpy as np
-import pandas as pd
 import pytest
 from lifelines.datasets import load_gbsg2
 from sklearn.datasets import load_breast_cancer
 
-from prime_stats import rbridge
 from prime_stats.evaluation import score as score_mod
 from prime_stats.evaluation.score import COLUMNS, score_binary, score_survival
 

@@ -81,6 +81,8 @@ def brier_survival(time, event, risk, times: Iterable[float], conf_level: float 
     Residuals: (1-F)^2 / G(T-) for events by t, F^2 / G(t) for subjects still event-free at t, 0 for
     subjects censored before t.  Matches ``riskRegression::Score(metrics="brier", summary="ipa")``.
     IPA's CI uses the joint influence function of the two Brier scores (model and null).
+    ``sksurv.metrics.brier_score`` weights events by G(T) instead of G(T-) and so differs slightly when
+    censorings tie with event times.
     """
     time, event = as_survival(time, event)
     times = [float(t) for t in np.atleast_1d(np.asarray(list(times), dtype=float))]
