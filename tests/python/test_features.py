@@ -10,7 +10,7 @@ from sksurv.linear_model import CoxnetSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
-from prime_stats.features import (CoxnetSelector, ElasticNetLogisticSelector, MissingnessFilter,
+from prime_stats.features import (CoxnetSelector, cox_partial_loglik, ElasticNetLogisticSelector, MissingnessFilter,
                                   UnivariateLogisticScreen, VarianceFilter, selection_report,
                                   survival_arrays)
 from prime_stats.models import make_response_pipeline
@@ -138,10 +138,10 @@ def test_coxnet_selector_cv_alpha_and_planted_effects():
 
 
 def test_coxnet_selector_cv_scores_are_fold_cindices():
-    """The CV curve is the mean held-out Harrell C over event-stratified folds (recomputed here)."""
+    """criterion="cindex": the CV curve is the mean held-out Harrell C over event-stratified folds."""
     from prime_stats.features import survival_folds
     X, y = _cox_data(n=200, p=8, seed=5)
-    s = CoxnetSelector(l1_ratio=1.0, cv=4, random_state=2).fit(X, y)
+    s = CoxnetSelector(l1_ratio=1.0, cv=4, criterion="cindex", random_state=2).fit(X, y)
     event, time = survival_arrays(y)
     j = len(s.alphas_) // 2
     vals = []
@@ -166,3 +166,46 @@ def test_selection_report_covers_every_selector(bc):
     assert set(rep["step"]) == {"MissingnessFilter", "UnivariateLogisticScreen", "ElasticNetLogisticSelector"}
     final = rep[rep.step == "ElasticNetLogisticSelector"]
     assert list(final.loc[final.kept, "feature"]) == list(pipe[:-1].get_feature_names_out())
+
+
+def test_elastic_net_cv_deviance_matches_logistic_regression_cv(bc):
+    """Same folds, C grid and criterion as scikit-learn's LogisticRegressionCV(neg_log_loss)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    X, y = bc
+    Z = pd.DataFrame(StandardScaler().fit_transform(X), columns=X.columns)
+    sel = ElasticNetLogisticSelector(random_state=0).fit(Z, y)
+    ref = LogisticRegressionCV(Cs=10, l1_ratios=[0.5], solver="saga", scoring="neg_log_loss",
+                               cv=StratifiedKFold(5, shuffle=True, random_state=0), max_iter=2000,
+                               tol=1e-3, random_state=0, use_legacy_attributes=False).fit(Z, y)
+    assert sel.C_ == pytest.approx(ref.C_)
+    ref_dev = -2 * ref.scores_.mean(axis=0).ravel()
+    best = np.argmin(ref_dev)
+    assert sel.cv_deviance_[best] == pytest.approx(ref_dev[best], rel=5e-3)
+    np.testing.assert_allclose(sel.cv_deviance_[:6], ref_dev[:6], rtol=5e-3)
+
+
+def test_cox_partial_loglik_matches_statsmodels_breslow(bc):
+    from statsmodels.duration.hazard_regression import PHReg
+    X, y = _cox_data(n=150, p=3, seed=2)
+    event, time = survival_arrays(y)
+    time = np.round(time, 1) + 0.1                  # create ties
+    b = np.array([0.7, -0.4, 0.2])
+    ref = PHReg(time, X.to_numpy(), status=event.astype(int), ties="breslow").loglike(b)
+    assert cox_partial_loglik(X.to_numpy() @ b, event, time) == pytest.approx(ref, rel=1e-12)
+
+
+def test_coxnet_cv_deviance_is_verweij_van_houwelingen():
+    """criterion="deviance": mean over folds of l(b_-k) - l_-k(b_-k), recomputed by hand."""
+    from prime_stats.features import survival_folds
+    X, y = _cox_data(n=200, p=8, seed=5)
+    s = CoxnetSelector(l1_ratio=1.0, cv=4, random_state=2).fit(X, y)
+    event, time = survival_arrays(y)
+    Xa = X.to_numpy()
+    j = len(s.alphas_) // 2
+    vals = []
+    for tr, va in survival_folds(y, 4, 2):
+        b = CoxnetSurvivalAnalysis(l1_ratio=1.0, alphas=s.alphas_).fit(Xa[tr], y[tr]).coef_[:, j]
+        vals.append(cox_partial_loglik(Xa @ b, event, time) - cox_partial_loglik(Xa[tr] @ b, event[tr], time[tr]))
+    assert s.cv_scores_[j] == pytest.approx(np.mean(vals), rel=1e-10)
+    assert s.alpha_ == s.alphas_[int(np.nanargmax(s.cv_scores_))]

@@ -96,14 +96,21 @@ def test_tune_selects_the_best_grid_point_by_cv_auc(bc):
     X, y = bc
     cols = ["mean radius", "mean texture", "mean smoothness", "worst concave points"]
     grid = {"model__max_depth": [1, 3], "model__n_estimators": [1, 30]}
-    gs = tune(make_response_pipeline("stochastic_gb", "radiomics", random_state=0), grid, X[cols], y)
+    pipe = make_response_pipeline("stochastic_gb", "radiomics", random_state=0)
+    gs = tune(pipe, grid, X[cols], y)
     scores = gs.cv_results_["mean_test_score"]
-    assert np.all(np.isfinite(scores))
+    assert np.all(np.isfinite(scores)) and gs.n_splits_ == 5
     assert gs.best_index_ == int(np.argmax(scores))
     assert gs.best_params_["model__n_estimators"] == 30          # one stump is clearly worse
-    assert gs.best_estimator_.memory is None                     # no dangling cache in the model
-    # the folds are stratified: every validation fold has both classes in the same proportion
-    assert gs.scorer_ is not None and gs.n_splits_ == 5
+    # the same numbers as scikit-learn's GridSearchCV on the whole pipeline with the same folds
+    from sklearn.model_selection import GridSearchCV
+    ref = GridSearchCV(pipe, grid, scoring="roc_auc", cv=gs.folds_).fit(X[cols], y)
+    np.testing.assert_allclose(scores, ref.cv_results_["mean_test_score"], rtol=1e-10)
+    np.testing.assert_allclose(gs.best_estimator_.predict_proba(X[cols]),
+                               ref.best_estimator_.predict_proba(X[cols]), rtol=1e-10)
+    # stratified folds: each validation fold has the overall class balance (+-1 patient)
+    for _, va in gs.folds_:
+        assert abs(y[va].sum() - y.mean() * len(va)) <= 1
 
 
 def test_tune_refuses_nan_scores(bc):

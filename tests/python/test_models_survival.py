@@ -56,14 +56,15 @@ def test_survival_tuning_ranks_real_cindices(gbsg):
     the reported CV score must be the mean held-out Harrell C recomputed by hand."""
     X, y = gbsg
     grid = {"model__min_samples_leaf": [300, 10], "model__n_estimators": [30]}
-    gs = tune(make_survival_pipeline("rsf", "clinical", random_state=0), grid, X, y, cv=3, random_state=4)
+    pipe = make_survival_pipeline("rsf", "clinical", random_state=0)
+    gs = tune(pipe, grid, X, y, cv=3, random_state=4)
     scores = gs.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(scores)) and scores[1] > scores[0]
     assert gs.best_params_["model__min_samples_leaf"] == 10
     event, time = survival_arrays(y)
     manual = []
     for tr, va in survival_folds(y, 3, 4):
-        m = clone(gs.estimator).set_params(**gs.best_params_).fit(X.iloc[tr], y[tr])
+        m = clone(pipe).set_params(**gs.best_params_).fit(X.iloc[tr], y[tr])
         manual.append(concordance_index_censored(event[va], time[va], m.predict(X.iloc[va]))[0])
     assert gs.best_score_ == pytest.approx(np.mean(manual), rel=1e-10)
 

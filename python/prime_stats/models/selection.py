@@ -1,18 +1,21 @@
 """Model selection: grid search by stratified K-fold CV AUC / CV C-index, and the per-modality
 estimators that pick the best learner on the training data.
 
-``tune`` caches the (deterministic) selection steps across grid points with the Pipeline ``memory``
-so each fold's selectors are fitted once per fold, never on the held-out rows.
+``tune`` fits the pipeline's preprocessing and selection steps once per training fold (they do not
+depend on the learner's hyper-parameters) and scores every learner setting on the matching
+held-out fold, so selectors never see held-out rows and are not refitted per grid point.
 """
 from __future__ import annotations
 
-import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from joblib import Memory
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import ParameterGrid, StratifiedKFold
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ..features import selection_report, survival_arrays, survival_folds
@@ -20,7 +23,8 @@ from .grids import default_grid
 from .response import RESPONSE_LEARNERS, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline, survival_function_at
 
-__all__ = ["tune", "ModalityClassifier", "ModalitySurvival", "feature_table", "check_columns"]
+__all__ = ["tune", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
+           "check_columns"]
 
 
 def check_columns(X, columns, what="features"):
@@ -33,35 +37,79 @@ def check_columns(X, columns, what="features"):
                        + (" ..." if len(missing) > 20 else ""))
 
 
-def tune(pipeline, grid, X, y, cv=5, scoring=None, n_jobs=1, random_state=None, cache=True):
-    """Grid search of ``pipeline`` over ``grid`` by ``cv``-fold CV; returns the fitted GridSearchCV
-    (``best_estimator_`` refitted on all of X).
+@dataclass
+class TuneResult:
+    """Result of ``tune``, with GridSearchCV's attribute names."""
+    best_estimator_: Pipeline
+    best_params_: dict
+    best_score_: float
+    best_index_: int
+    cv_results_: dict
+    folds_: list
+    n_splits_: int
+
+
+def _rows(X, idx):
+    return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
+
+
+def _fit_pre(pre, params, X, y, tr, va):
+    pre = clone(pre).set_params(**params)
+    Ztr = pre.fit_transform(_rows(X, tr), y[tr])
+    return pre, Ztr, (None if va is None else pre.transform(_rows(X, va)))
+
+
+def _fit_score(model, params, Ztr, ytr, Zva, yva, scorer):
+    return scorer(clone(model).set_params(**params).fit(Ztr, ytr), Zva, yva)
+
+
+def tune(pipeline, grid, X, y, cv=5, scoring=None, n_jobs=1, random_state=None):
+    """Grid search of ``pipeline`` over ``grid`` by ``cv``-fold CV; returns a ``TuneResult`` whose
+    ``best_estimator_`` is the pipeline refitted on all of X with the best setting.
 
     Classifiers: StratifiedKFold on y, scoring "roc_auc". Survival pipelines: folds stratified on
-    the event indicator, scoring Harrell's C-index (``cindex_scorer``). Any failed fit or NaN score
-    raises instead of being ranked.
+    the event indicator, scoring Harrell's C-index (``cindex_scorer``). Ties go to the first
+    setting in grid order. A failed fit raises, and a non-finite CV score raises instead of
+    being ranked.
     """
+    y = np.asarray(y)
     if is_classifier(pipeline):
         folds = list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(X, y))
         scoring = scoring or "roc_auc"
     else:
         folds = survival_folds(y, cv, random_state)
         scoring = scoring or cindex_scorer
-    pipe = clone(pipeline)
-    with tempfile.TemporaryDirectory(prefix="prime_stats_cache_") as tmp:
-        if cache and hasattr(pipe, "memory"):
-            pipe.set_params(memory=Memory(tmp, verbose=0))
-        gs = GridSearchCV(pipe, grid, scoring=scoring, cv=folds, n_jobs=n_jobs,
-                          error_score="raise", refit=True)
-        gs.fit(X, y)
-    if hasattr(gs.best_estimator_, "memory"):
-        gs.best_estimator_.set_params(memory=None)
-        gs.estimator.set_params(memory=None)
-    scores = gs.cv_results_["mean_test_score"]
-    if not np.all(np.isfinite(scores)):
-        bad = [gs.cv_results_["params"][i] for i in np.flatnonzero(~np.isfinite(scores))]
+    scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
+    final = pipeline.steps[-1][0]
+    pre, model = pipeline[:-1], pipeline[-1]
+    combos = list(ParameterGrid(grid))
+    split = [({k: v for k, v in c.items() if not k.startswith(final + "__")},
+              {k[len(final) + 2:]: v for k, v in c.items() if k.startswith(final + "__")}) for c in combos]
+    groups = []
+    for pre_params, _ in split:
+        if pre_params not in groups:
+            groups.append(pre_params)
+    everything = np.arange(len(y))
+    splits = folds + [(everything, None)]
+    par = Parallel(n_jobs=n_jobs)
+    fitted = par(delayed(_fit_pre)(pre, g, X, y, tr, va) for g in groups for tr, va in splits)
+    fitted = {(gi, f): fitted[gi * len(splits) + f] for gi in range(len(groups)) for f in range(len(splits))}
+    jobs = [(ci, f) for ci in range(len(combos)) for f in range(len(folds))]
+    scores = par(delayed(_fit_score)(model, split[ci][1], fitted[groups.index(split[ci][0]), f][1],
+                                     y[folds[f][0]], fitted[groups.index(split[ci][0]), f][2],
+                                     y[folds[f][1]], scorer) for ci, f in jobs)
+    table = np.array(scores, dtype=float).reshape(len(combos), len(folds))
+    mean = table.mean(axis=1)
+    if not np.all(np.isfinite(mean)):
+        bad = [combos[i] for i in np.flatnonzero(~np.isfinite(mean))]
         raise RuntimeError(f"non-finite CV scores for parameter settings {bad}")
-    return gs
+    best = int(np.argmax(mean))
+    pre_fit, Z, _ = fitted[groups.index(split[best][0]), len(folds)]
+    model_fit = clone(model).set_params(**split[best][1]).fit(Z, y)
+    results = {"params": combos, "mean_test_score": mean, "std_test_score": table.std(axis=1),
+               **{f"split{f}_test_score": table[:, f] for f in range(len(folds))}}
+    return TuneResult(Pipeline(pre_fit.steps + [(final, model_fit)]), combos[best], float(mean[best]),
+                      best, results, folds, len(folds))
 
 
 def _model_importance(model, names):

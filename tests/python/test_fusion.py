@@ -1,0 +1,198 @@
+"""Late fusion (PRIME-R), BMA (PRIME-S), the nested-CV comparison table and ground truth on the
+simulated PRIME study."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
+from sksurv.datasets import load_gbsg2
+from sksurv.util import Surv
+
+from prime_stats.features import survival_arrays
+from prime_stats.fusion import CoxCalibration, PrimeR, PrimeS, compare_modalities
+
+
+@pytest.fixture(scope="module")
+def bc_split():
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    clin = [c for c in X.columns if c.startswith("mean")]
+    rad = [c for c in X.columns if not c.startswith("mean")]
+    Xtr, Xte, ytr, yte = train_test_split(X, y.to_numpy(), test_size=0.4, stratify=y, random_state=0)
+    return Xtr, Xte, ytr, yte, clin, rad
+
+
+@pytest.fixture(scope="module")
+def prime_r(bc_split):
+    Xtr, Xte, ytr, yte, clin, rad = bc_split
+    return PrimeR(clin, rad, learners=("stochastic_gb", "adaboost"), cv=3, fast=True).fit(Xtr, ytr)
+
+
+@pytest.fixture(scope="module")
+def gbsg_split():
+    X, y = load_gbsg2()
+    X = X.select_dtypes("number").astype(float)
+    tr = np.arange(len(y)) % 3 != 0
+    return X[tr], X[~tr], y[tr], y[~tr]
+
+
+@pytest.fixture(scope="module")
+def prime_s(gbsg_split):
+    Xtr, Xte, ytr, yte = gbsg_split
+    return PrimeS(["age", "tsize", "pnodes"], ["progrec", "estrec"], learners=("gbsa", "fast_svm"),
+                  cv=3, fast=True).fit(Xtr, ytr)
+
+
+def test_meta_classifier_is_trained_on_out_of_fold_probabilities(prime_r, bc_split):
+    Xtr, Xte, ytr, yte, clin, rad = bc_split
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    for kind, base in prime_r.bases_.items():
+        oof = cross_val_predict(clone(base.best_estimator_), Xtr[base.columns_], ytr, cv=folds,
+                                method="predict_proba")[:, 1]
+        np.testing.assert_allclose(prime_r.oof_proba_[kind], oof)
+        apparent = base.predict_proba(Xtr)[:, 1]
+        assert not np.allclose(oof, apparent)              # not the in-sample (refitted) probabilities
+    ref = LogisticRegression(C=np.inf, max_iter=1000).fit(prime_r.oof_proba_.to_numpy(), ytr)
+    np.testing.assert_allclose(prime_r.fusion_weights_.coefficient,
+                               np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-6)
+
+
+def test_late_fusion_is_not_worse_than_the_better_modality(prime_r, bc_split):
+    Xtr, Xte, ytr, yte, clin, rad = bc_split
+    fused = roc_auc_score(yte, prime_r.predict_proba(Xte)[:, 1])
+    singles = prime_r.base_proba(Xte).apply(lambda p: roc_auc_score(yte, p))
+    assert fused >= singles.max() - 0.01, (fused, singles.to_dict())
+    assert set(prime_r.chosen_learners_) == {"clinical", "radiomics"}
+    assert set(prime_r.selected_features_.feature_kind) == {"clinical", "radiomics"}
+    assert set(prime_r.selection_report_.feature_kind) == {"clinical", "radiomics"}
+    assert prime_r.tuning_table_.groupby("feature_kind").chosen.sum().tolist() == [1, 1]
+
+
+def test_prime_r_errors_name_missing_columns(prime_r, bc_split):
+    Xtr, Xte, *_ = bc_split
+    with pytest.raises(KeyError, match="worst area"):
+        prime_r.predict_proba(Xte.drop(columns=["worst area"]))
+
+
+def _lifelines_cox(z, y):
+    from lifelines import CoxPHFitter
+    event, time = survival_arrays(y)
+    df = pd.DataFrame({"z": z, "T": time, "E": event.astype(int)})
+    return CoxPHFitter().fit(df, "T", "E")
+
+
+def test_cox_calibration_matches_lifelines_without_ties():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=200) * 3 + 1
+    t = rng.exponential(np.exp(-0.8 * (s - 1) / 3))
+    c = rng.exponential(2.0, size=200)
+    y = Surv.from_arrays(t <= c, np.minimum(t, c))            # continuous times: Breslow = Efron
+    cal = CoxCalibration().fit(s, y)
+    z = (s - s.mean()) / s.std()
+    ref = _lifelines_cox(z, y)
+    assert cal.beta_ == pytest.approx(ref.params_["z"], rel=1e-5)
+    assert cal.se_ == pytest.approx(ref.standard_errors_["z"], rel=1e-4)
+    assert cal.loglik_ == pytest.approx(ref.log_likelihood_, rel=1e-7)
+    H = ref.baseline_cumulative_hazard_.iloc[:, 0]     # at the covariate mean, i.e. z = 0
+    np.testing.assert_allclose(cal.cumhaz_, H.loc[cal.times_].to_numpy(), rtol=1e-5)
+    assert cal.bic_ == pytest.approx(-2 * cal.loglik_ + np.log(y["event"].sum()))
+
+
+def test_cox_calibration_matches_r_coxph_breslow(gbsg_split, r_engine):
+    Xtr, _, ytr, _ = gbsg_split
+    event, time = survival_arrays(ytr)
+    s = Xtr["pnodes"].to_numpy()          # a real, heavily tied score with tied times
+    cal = CoxCalibration().fit(s, ytr)
+    z = (s - s.mean()) / s.std()
+    vec = lambda v: "c(%s)" % ",".join(repr(float(a)) for a in v)  # noqa: E731
+    res = r_engine.run_r(
+        f"local({{f <- survival::coxph(survival::Surv({vec(time)}, {vec(event)}) ~ z, "
+        f"data = data.frame(z = {vec(z)}), ties = 'breslow');"
+        "b <- survival::basehaz(f, centered = FALSE);"
+        "c(coef(f), sqrt(vcov(f)), f$loglik[2], b$hazard[b$time == max(b$time)])})")
+    assert cal.beta_ == pytest.approx(res[0], rel=1e-6)
+    assert cal.se_ == pytest.approx(res[1], rel=1e-5)
+    assert cal.loglik_ == pytest.approx(res[2], rel=1e-9)
+    assert cal.cumhaz_[-1] == pytest.approx(res[3], rel=1e-6)
+
+
+def test_bma_weights_are_bic_posterior_probabilities(prime_s):
+    tab = prime_s.bma_table_
+    assert len(tab) == 4 and tab.weight.sum() == pytest.approx(1.0)
+    w = np.exp(-(tab.bic - tab.bic.min()) / 2)
+    np.testing.assert_allclose(tab.weight, w / w.sum())
+    for key, cal in prime_s.calibrations_.items():
+        row = tab[(tab.feature_kind == key[0]) & (tab.learner == key[1])].iloc[0]
+        assert row.beta == cal.beta_ and row.bic == cal.bic_
+
+
+def test_bma_risk_and_survival_function(prime_s, gbsg_split):
+    _, Xte, _, yte = gbsg_split
+    times = np.array([180.0, 365, 730, 1460, 2500, 5000])
+    S = prime_s.predict_survival_function(Xte, times)
+    assert S.shape == (len(Xte), len(times))
+    assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 1e-12)
+    manual = sum(w * cal.survival(prime_s.bases_[k].predict(Xte), times)
+                 for w, (k, cal) in zip(prime_s.weights_, prime_s.calibrations_.items()))
+    np.testing.assert_allclose(S, manual)
+    risk = prime_s.predict(Xte)
+    lp = sum(w * cal.linear_predictor(prime_s.bases_[k].predict(Xte))
+             for w, (k, cal) in zip(prime_s.weights_, prime_s.calibrations_.items()))
+    np.testing.assert_allclose(risk, lp)
+    assert prime_s.score(Xte, yte) > 0.62
+    # a higher BMA risk means a lower BMA survival at every horizon, on average
+    hi = risk > np.median(risk)
+    assert np.all(S[hi].mean(axis=0)[:-1] < S[~hi].mean(axis=0)[:-1])
+
+
+def test_compare_modalities_table(bc_split):
+    Xtr, _, ytr, _, clin, rad = bc_split
+    X, y = Xtr.iloc[:150], ytr[:150]
+    clin, rad = clin[:6], [c for c in rad if c.startswith("worst")][:6]
+    tab, folds = compare_modalities(X, y, clin, rad, outer_cv=3, cv=3, learners=("stochastic_gb",),
+                                    fast=True, return_folds=True)
+    assert list(tab.model) == ["clinical", "radiomics", "early fusion", "late fusion"]
+    assert set(tab.columns) >= {"endpoint", "model", "metric", "estimate", "lower", "upper", "method"}
+    assert (tab.endpoint == "response").all() and (tab.metric == "AUC").all()
+    assert (tab.method == "nested CV").all()
+    means = folds.groupby("model", sort=False).value.mean()
+    np.testing.assert_allclose(tab.set_index("model").estimate, means.loc[tab.model])
+    assert (tab.lower <= tab.estimate).all() and (tab.estimate <= tab.upper).all()
+    assert (tab.estimate > 0.85).all()
+
+
+# ------------------------------------------------------------------ ground truth: simulated study
+@pytest.fixture(scope="module")
+def simulated():
+    from prime_stats import clinical as clin
+    from prime_stats.simulate import simulate_cohort
+    c, _ = simulate_cohort(n_a=300, n_b=0, seed=11)
+    x = clin.add_clinical_indices(c)
+    drop = {"patient_id", "centre", "response_3m", "os_days", "os_event", "subsequent_therapy",
+            "monocytes_1m", "pt_1m", "albi_grade", "child_pugh_class"}
+    feats = [f for f in x.columns if f not in drop]
+    return x, feats
+
+
+def test_prime_r_finds_tumour_size_on_simulated_study(simulated):
+    x, feats = simulated
+    m = PrimeR(feats, (), learners=("stochastic_gb",), cv=3, fast=True).fit(x, x.response_3m)
+    sel = m.selected_features_.set_index("feature")
+    top = sel.selection_coefficient.abs().idxmax()
+    assert top == "tumour_diameter_mm", sel
+    # PNI or its ingredients (albumin, lymphocytes) carry the planted nutrition effect
+    assert sel.index.intersection(["pni", "albumin", "lymphocytes", "albi_score"]).size >= 1
+
+
+def test_prime_s_finds_the_planted_systemic_drivers(simulated):
+    x, feats = simulated
+    y = Surv.from_arrays(x.os_event.astype(bool), x.os_days)
+    m = PrimeS(feats, (), learners=("fast_svm",), cv=3, fast=True).fit(x, y)
+    sel = m.selected_features_.set_index("feature").selection_coefficient.abs().sort_values(ascending=False)
+    # the two strongest planted effects (0.55 each on the log-hazard scale) lead
+    assert set(sel.index[:2]) == {"d_monocytes", "albi_score"}, sel
+    drivers = {"d_monocytes", "hbv", "d_pt", "ast", "alt", "albi_score", "albumin", "bilirubin"}
+    assert len(set(sel.index[:5]) & drivers) >= 4, sel
+    assert not set(sel.index[:5]) & {"tumour_diameter_mm", "age", "afp"}
