@@ -174,3 +174,22 @@ def test_prime_models(sim):
                           n_background=10, n_permutations=3)
     np.testing.assert_allclose(ss.base_values + ss.values.sum(axis=2), ss.prediction, atol=1e-8)
     assert ss.ranking["feature"].iloc[0] in SURVIVAL_DRIVERS
+
+
+def test_explain_figures(breast, tmp_path):
+    from prime_stats.report import figures_explain as fe
+
+    X, y = breast
+    r = explain.cv_shap(GradientBoostingClassifier(n_estimators=20, random_state=0), X, y, cv=3)
+    fig = fe.plot_shap_bar(r, max_features=4)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(r.ranking["feature"].head(4))[::-1]
+    fe.plot_shap_beeswarm(r).savefig(tmp_path / "bee.png")
+    d = explain.divergence_table(r, r.ranking.iloc[::-1].assign(mean_abs_shap=lambda t: t["mean_abs_shap"][::-1].values))
+    fe.plot_divergence(d, top=5).savefig(tmp_path / "div.png")
+    ys = Surv.from_arrays(y.astype(bool), np.linspace(10, 100, len(y)))
+    cox = CoxPHSurvivalAnalysis(alpha=0.1).fit(X.iloc[:, :3], ys)
+    s = explain.survshap(cox, X.iloc[:5, :3], [20.0, 50.0], background=X.iloc[:, :3], n_background=10)
+    fig = fe.plot_survshap(s, patient=X.index[2])
+    assert len(fig.axes[0].lines) == 3 + 1  # three features and the zero line
+    with pytest.raises(KeyError, match="not explained"):
+        fe.plot_survshap(s, patient="nobody")

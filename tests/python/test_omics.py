@@ -243,3 +243,26 @@ def test_planted_pathways_recovered_from_counts(simulated, hallmark, engine):
         assert (gsea.loc[planted, "fdr"] < 0.1).mean() >= 0.6
         top = set(gsea.sort_values("nes", ascending=False).head(len(planted) + 3).index)
         assert len(top & set(planted)) >= len(planted) - 1
+
+
+def test_omics_figures(tmp_path):
+    from prime_stats.report import figures_explain as fe
+
+    rng = np.random.default_rng(0)
+    expr = pd.DataFrame(rng.normal(size=(400, 16)), index=[f"G{i}" for i in range(400)],
+                        columns=[f"s{i}" for i in range(16)])
+    groups = pd.Series(["a"] * 8 + ["b"] * 8, index=expr.columns)
+    expr.iloc[:25, 8:] += 2.0
+    de = omics.differential_expression(expr, groups, engine="python")
+    fig = fe.plot_volcano(de, label_top=5)
+    up = [c for c in fig.axes[0].collections if c.get_label().startswith("up")][0]
+    assert len(up.get_offsets()) == int(((de["p_adj"] < 0.05) & (de["log_fc"] >= 1)).sum()) > 5
+    sets = {"UP": [f"G{i}" for i in range(25)], "RAND": [f"G{i}" for i in range(200, 240)]}
+    gsea = omics.gsea_prerank(de, sets, permutations=50, min_size=5)
+    fe.plot_gsea_enrichment(gsea, "UP").savefig(tmp_path / "gsea.png")
+    with pytest.raises(KeyError, match="NOPE"):
+        fe.plot_gsea_enrichment(gsea, "NOPE")
+    ss = omics.ssgsea(expr, sets, engine="python")
+    fig = fe.plot_score_boxplot(ss.scores, groups, comparison=omics.compare_scores(ss.scores, groups))
+    assert "BH p" in fig.axes[0].get_title()
+    fig.savefig(tmp_path / "box.png")

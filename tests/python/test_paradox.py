@@ -96,3 +96,17 @@ def test_clear_errors(cohort):
     with pytest.raises(ValueError, match="0/1"):
         paradox.responder_paradox(test["prob"], test["risk"], test["response_3m"] * 2, test["os_days"],
                                   test["os_event"], thresholds=th)
+
+
+def test_paradox_figure(cohort, tmp_path):
+    from prime_stats.report.figures_explain import plot_paradox_km
+
+    train, test = cohort
+    th = paradox.freeze_thresholds(train["prob"], train["response_3m"], train["risk"])
+    res = paradox.responder_paradox(test["prob"], test["risk"], test["response_3m"], test["os_days"],
+                                    test["os_event"], thresholds=th)
+    fig = plot_paradox_km(res)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert sorted(labels) == ["NR/high risk", "NR/low risk", "R/high risk", "R/low risk"]
+    assert any(f"HR {res.hazard_ratio['estimate'].iloc[0]:.2f}" in t.get_text() for t in fig.axes[0].texts)
+    fig.savefig(tmp_path / "km.png")
