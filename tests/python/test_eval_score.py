@@ -70,7 +70,12 @@ def test_python_engine_without_r(monkeypatch, bc):
     monkeypatch.setattr(score_mod.rbridge, "r_available", lambda packages=(): False)
     out = score_binary(y, preds, engine="auto")
     assert set(out.engine) == {"python"}
-    assert set(out.metric) >= {"AUC", "Brier", "IPA", "CITL", "slope", "Eavg", "E90", "Emax"}
+    assert set(out.metric) >= {"AUC", "Brier", "IPA", "CITL", "slope", "Eavg", "E90", "Emax", "AUC difference"}
+    d = out[out.metric == "AUC difference"].iloc[0]
+    auc = out[out.metric == "AUC"].set_index("model").estimate
+    assert d.model == "radius+texture vs radius"
+    assert d.estimate == pytest.approx(auc["radius+texture"] - auc["radius"], abs=1e-14)
+    assert 0 <= d.p_value <= 1
     with pytest.raises(RuntimeError, match="engine='R'"):
         score_binary(y, preds, engine="R")
     g = load_gbsg2()

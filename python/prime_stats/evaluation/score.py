@@ -16,10 +16,10 @@ import pandas as pd
 from .. import rbridge
 from .calibration import calibration_binary, calibration_survival
 from .discrimination import (_risk_matrix, as_binary, as_float_array, as_survival, auc_delong,
-                             concordance_index, time_dependent_auc)
+                             concordance_index, delong_test, time_dependent_auc)
 from .overall import brier_binary, brier_survival, integrated_brier_score
 
-COLUMNS = ["model", "metric", "time", "estimate", "se", "lower", "upper", "method", "engine"]
+COLUMNS = ["model", "metric", "time", "estimate", "se", "lower", "upper", "method", "engine", "p_value"]
 DEFAULT_TIMES = (182.5, 365.0, 730.0, 1095.0)
 _R_BINARY = ("pROC", "riskRegression", "rms")
 _R_SURVIVAL = ("survival", "riskRegression", "pec", "Hmisc")
@@ -57,10 +57,12 @@ def _check_models(predictions, what: str) -> dict:
 
 
 def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", calibration: bool = True,
-                 conf_level: float = 0.95) -> pd.DataFrame:
+                 compare: bool = True, conf_level: float = 0.95) -> pd.DataFrame:
     """AUC (DeLong CI), Brier, IPA and (optionally) calibration statistics for each model.
 
-    ``predictions``: ``{model name: predicted probability of y == 1}``.
+    ``predictions``: ``{model name: predicted probability of y == 1}``.  With ``compare`` and several
+    models, every pair gets an "AUC difference" row (model ``"A vs B"``) with the paired DeLong test's
+    CI and ``p_value`` (``pROC::roc.test``).
     """
     y = as_binary(y)
     preds = _check_models(predictions, "predictions")
@@ -82,6 +84,13 @@ def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", cal
             frames.append(_with_model(brier_binary(y, p, conf_level), name))
             if calibration:
                 frames.append(_with_model(calibration_binary(y, p, conf_level), name))
+    if compare:
+        names = list(preds)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                row = (rbridge.call_r("ps_r_roc_test", y=y, score1=preds[a], score2=preds[b]) if eng == "R"
+                       else delong_test(y, preds[a], preds[b]))
+                frames.append(_with_model(row, f"{a} vs {b}"))
     return _long(frames)
 
 
