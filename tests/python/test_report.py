@@ -160,6 +160,13 @@ def study_dir(tmp_path_factory):
     de = pd.DataFrame(t_stat, columns=["gene", "t", "p"])
     de["padj"] = np.minimum(1, de["p"] * len(de))
     put("de", de)                                          # 30 rows > 25: shortened with a note
+    # gene-set enrichment of the same ranking, laid out like gseapy's prerank report
+    sets = {f"HALLMARK_{c.upper().replace(' ', '_')}_SIGNATURE_SET": [c] for c in de["gene"][:12]}
+    ranked = de.set_index("gene")["t"].sort_values(ascending=False)
+    put("gsea", pd.DataFrame([{"Term": k, "NES": float(ranked[v].mean() / ranked.std()),
+                               "NOM p-val": float(de.set_index("gene").loc[v[0], "p"]),
+                               "FDR q-val": float(de.set_index("gene").loc[v[0], "padj"]),
+                               "Lead_genes": ";".join(ranked.index[:25])} for k, v in sets.items()]))
 
     figures = {}
 
@@ -177,7 +184,8 @@ def study_dir(tmp_path_factory):
     notes = {"fusion_weights": "single-modality run: no fusion model was fitted",
              "roc_external": "external ROC not drawn in this test run",
              "metrics": "Confidence intervals: DeLong (AUC) and infinitesimal jackknife (C-index).",
-             "excluded": f"patient {IDS_PREFIX}00003 excluded: no portal-venous phase image"}
+             "excluded": f"patient {IDS_PREFIX}00003 excluded: no portal-venous phase image",
+             "paradox_km": "quadrants need thresholds <0.5 & >0.2 <b>frozen</b>"}
     art = {"tables": tables, "figures": figures,
            "engines": {"AUC": "python", "C-index": "python", "Kaplan-Meier": "python"}, "notes": notes}
     (root / "artefacts.json").write_text(json.dumps(art, indent=2))
@@ -263,6 +271,13 @@ def test_numbers_are_formatted(built):
     f = tb.format_frame(pd.DataFrame({"n": [12.0, 3.0], "p": [1e-6, 0.2], "estimate": [1.23456, np.nan]}))
     assert f.to_dict("list") == {"n": ["12", "3"], "p": ["<0.001", "0.200"], "estimate": ["1.235", ""]}
     assert "<0.001" in page.replace("&lt;", "<")
+
+
+def test_text_is_escaped_and_long_cells_are_cut(built):
+    _, page = built
+    assert "thresholds &lt;0.5 &amp; &gt;0.2 &lt;b&gt;frozen&lt;/b&gt;" in page and "<b>frozen" not in page
+    assert "Text longer than 60 characters cut in column(s) Lead_genes" in page
+    assert "HALLMARK_MEAN_RADIUS_SIGNATURE_SET" in page
 
 
 def test_long_tables_are_shortened_with_a_note(built, study_dir):

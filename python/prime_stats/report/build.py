@@ -155,6 +155,7 @@ FIGURE_CAPTIONS = {
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
             "immune": 30, "shap_response": 20, "shap_survival": 20, "decision_curve": 120}
 DEFAULT_MAX_ROWS = 40
+KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
 ENDPOINT_TITLE = {"response": "PRIME-R: 3-month objective response", "survival": "PRIME-S: overall survival"}
@@ -256,7 +257,7 @@ class _Counter:
 def _table_block(df: pd.DataFrame, caption: str, note: str, counter: _Counter, css: str = "") -> dict:
     counter.table += 1
     return {"kind": "table", "html": tb.to_html(df, f"Table {counter.table}. {caption}", css),
-            "note": note, "keep": len(df) <= 15}
+            "note": note, "keep": len(df) <= KEEP_ROWS}
 
 
 CONTENT_MM = 172.0      # A4 text width in the stylesheet
@@ -304,7 +305,7 @@ class _Builder:
                 note += f"Patient identifier column(s) removed: {', '.join(names)}. "
                 if len(df) > PER_PATIENT_ROWS:
                     note += (f"Per-patient table ({len(df)} patients) summarised by column; the rows are in "
-                             "the CSV file. ")
+                             f"{self.st.paths[f'table:{key}']}. ")
                     return tb.summarise_rows(df), note
         wide = tb.decision_wide(df) if key == "decision_curve" else None
         if wide is not None:
@@ -321,8 +322,9 @@ class _Builder:
 
     def table(self, key: str) -> dict:
         df, note = self.prepare(key)
+        shown, clipped = tb.clip_text(tb.format_frame(df))
         extra = self.st.notes.get(key, "")
-        return _table_block(tb.format_frame(df), TABLE_CAPTIONS.get(key, key), self.text(extra + " " + note).strip(),
+        return _table_block(shown, TABLE_CAPTIONS.get(key, key), self.text(f"{extra} {note}{clipped}").strip(),
                             self.counter, "t1" if key == "table1" else "")
 
     def figures(self, keys) -> dict:

@@ -158,6 +158,16 @@ def format_frame(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def clip_text(df: pd.DataFrame, limit: int = 60) -> tuple[pd.DataFrame, str]:
+    """Cut display text longer than ``limit`` characters (e.g. leading-edge gene lists)."""
+    long = df.map(lambda v: len(v) > limit)
+    if not long.to_numpy().any():
+        return df, ""
+    cols = [str(c) for c in df.columns[long.any(axis=0)]]
+    return (df.map(lambda v: v if len(v) <= limit else v[:limit - 1].rstrip() + "…"),
+            f"Text longer than {limit} characters cut in column(s) {', '.join(cols)}. ")
+
+
 # ------------------------------------------------------------------------------------ shortening
 _IMPORTANCE = ("mean_abs_shap", "importance", "mean_abs", "abs_shap", "shap", "abs_coef", "coef", "coefficient",
                "nes", "logfc", "estimate")
@@ -310,7 +320,7 @@ def header_label(name) -> str:
     if re.fullmatch(r"[a-z0-9_]+", s):
         s = s.replace("_", " ")
         return s[:1].upper() + s[1:]
-    return s
+    return s.replace("_", " ").replace("-", "\u2011")   # non-breaking hyphen: "p-val" stays whole
 
 
 def decision_wide(df: pd.DataFrame) -> pd.DataFrame | None:
