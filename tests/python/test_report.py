@@ -397,9 +397,15 @@ def test_bad_study_folders_give_clear_errors(tmp_path, study_dir):
     art = json.loads((broken / "artefacts.json").read_text())
     art["figures"]["td_auc"] = "tables/metrics.csv"        # not a PNG
     art["tables"]["cox_zph"] = "tables/missing.csv"        # listed but absent
+    art["tables"]["extra_stats"] = "tables/flow.csv"       # a key no section knows
     (broken / "artefacts.json").write_text(json.dumps(art))
+    pd.read_csv(broken / "tables" / "metrics.csv").drop(columns="split").to_csv(broken / "tables" / "metrics.csv")
     with pytest.warns(UserWarning) as record:
         page, missing = rb.render_html(broken)
-    assert sorted(str(w.message).split(":")[1].strip().split()[0] for w in record) == ["figure", "table"]
+    assert sorted(str(w.message).split(":")[1].strip().split()[0] for w in record) == ["figure", "table", "table"]
+    assert "metrics table lacks column(s) [&#39;split&#39;]" in page and "performance" in missing
+    assert 'id="sec-additional"' in page and "extra_stats" in page
+    ids = set(re.findall(r'\sid="([^"]+)"', page))
+    assert all(h[1:] in ids for h in re.findall(r'href="([^"]*)"', page))
     assert "tables/metrics.csv is not a PNG image" in page
     assert "listed in artefacts.json but tables/missing.csv was not found" in page

@@ -458,8 +458,13 @@ class _Builder:
         tables = [k for k in s.tables if k in self.st.tables]
         figures = [k for k in s.figures if k in self.st.figures]
         if s.key == "performance" and tables:
-            blocks += self.performance()
-            present = True
+            try:
+                blocks += self.performance()
+                present = True
+            except ValueError as exc:
+                warnings.warn(f"report: table:metrics skipped: {exc}", stacklevel=2)
+                blocks.append({"kind": "missing", "what": "performance table (table 'metrics')",
+                               "reason": self.text(str(exc))})
         else:
             # tables and figures interleaved by topic order: a table then its figures
             for k in tables:
