@@ -5,8 +5,8 @@ R-native statistics live in the R package ``primestats`` (the ``R/`` folder of t
 returns plain Python objects: an R data.frame becomes a pandas DataFrame, a named list a dict,
 an atomic vector a numpy array (length-1 vectors a scalar).
 
-The package is taken from the installed ``primestats`` (``R_LIBS``, e.g. the project's ``.Rlib``)
-or, in a source checkout, by sourcing ``R/*.R`` directly. When R, rpy2 or a needed R package is
+In a source checkout the functions are sourced from ``R/*.R`` (always current); otherwise the
+installed package ``primestats`` is used (``R_LIBS``, e.g. the project's ``.Rlib``). When R, rpy2 or a needed R package is
 missing, :func:`r_available` is False and callers fall back to their Python implementation.
 Set ``PRIMESTATS_NO_R=1`` to force the Python engine.
 """
@@ -45,20 +45,20 @@ def _primestats_env():
     """An R environment holding the primestats functions (installed package or sourced R/)."""
     ro = _robjects()
     r = ro.r
-    if bool(r('requireNamespace("primestats", quietly = TRUE)')[0]):
-        return r('asNamespace("primestats")')
-    if _REPO_R_DIR.is_dir():
+    if (_REPO_R_DIR.parent / "DESCRIPTION").is_file():  # a source checkout: its R/ is current
         env = r("new.env()")
         for f in sorted(_REPO_R_DIR.glob("*.R")):
             r["sys.source"](str(f), envir=env)
         return env
+    if bool(r('isTRUE(requireNamespace("primestats", quietly = TRUE))')[0]):
+        return r('asNamespace("primestats")')
     raise RUnavailableError("R package primestats is not installed and R/ sources were not found")
 
 
 @functools.lru_cache(maxsize=None)
 def r_has_packages(packages: tuple[str, ...]) -> bool:
     ro = _robjects()
-    return all(bool(ro.r(f'requireNamespace("{p}", quietly = TRUE)')[0]) for p in packages)
+    return all(bool(ro.r(f'isTRUE(requireNamespace("{p}", quietly = TRUE))')[0]) for p in packages)
 
 
 def r_available(packages: Iterable[str] = ()) -> bool:
