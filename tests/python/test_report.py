@@ -25,6 +25,7 @@ from prime_stats.evaluation import calibration, decision, descriptive, discrimin
 from prime_stats.evaluation import survival as sv  # noqa: E402
 from prime_stats.report import build as rb  # noqa: E402
 from prime_stats.report import tables as tb  # noqa: E402
+from prime_stats.report.artefacts import read_artefacts, write_artefacts  # noqa: E402
 from prime_stats.report.tripod import load_checklist  # noqa: E402
 
 IDS_PREFIX = "PRM-"
@@ -34,8 +35,8 @@ def _ids(n, start=0):
     return [f"{IDS_PREFIX}{i:05d}" for i in range(start, start + n)]
 
 
-def _png(path: Path, kind: str, **data):
-    fig, ax = plt.subplots(figsize=(8.0, 3.6) if kind == "forest" else (4.2, 3.8), dpi=70)
+def _plot(kind: str, **data):
+    fig, ax = plt.subplots(figsize=(8.0, 3.6) if kind == "forest" else (4.2, 3.8))
     if kind == "roc":
         from sklearn.metrics import roc_curve
         fpr, tpr, _ = roc_curve(data["y"], data["p"])
@@ -59,8 +60,7 @@ def _png(path: Path, kind: str, **data):
     else:
         ax.plot(data["x"], data["y"], "o-")
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    return fig
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +73,6 @@ def study_dir(tmp_path_factory):
     from sklearn.preprocessing import StandardScaler
 
     root = tmp_path_factory.mktemp("study")
-    (root / "tables").mkdir()
-    (root / "figures").mkdir()
     rng = np.random.default_rng(7)
 
     # ---- binary endpoint: breast-cancer features, split train / test / external
@@ -105,8 +103,7 @@ def study_dir(tmp_path_factory):
     tables = {}
 
     def put(key, df):
-        df.to_csv(root / "tables" / f"{key}.csv", index=False)
-        tables[key] = f"tables/{key}.csv"
+        tables[key] = df
 
     put("flow", pd.DataFrame([
         {"split": s, "centre": "B" if s == "external" else "A", "n": int((split_s == s).sum()),
@@ -153,8 +150,6 @@ def study_dir(tmp_path_factory):
     put("shap_response", pd.DataFrame({"feature": Xb.columns, "mean_abs_shap": shap_like}))
     # a per-patient table carrying identifiers, once as a named column and once as an unnamed index
     per_patient = ext[["patient_id", "risk", "risk_group"]].set_index("patient_id").rename_axis(None)
-    per_patient.to_csv(root / "tables" / "paradox.csv")
-    tables["paradox"] = "tables/paradox.csv"
     t_stat = [(c, *stats.ttest_ind(bc.data.loc[yb == 1, c], bc.data.loc[yb == 0, c], equal_var=False))
               for c in bc.data.columns]
     de = pd.DataFrame(t_stat, columns=["gene", "t", "p"])
@@ -171,14 +166,12 @@ def study_dir(tmp_path_factory):
     figures = {}
 
     def fig(key, kind, **data):
-        _png(root / "figures" / f"{key}.png", kind, **data)
-        figures[key] = f"figures/{key}.png"
+        figures[key] = _plot(kind, **data)
 
     fig("roc_test", "roc", y=yb[mt], p=pb[mt])
     fig("km_external", "km", df=ext)
     fig("forest_subgroups", "forest", sub=sub)
-    dc = pd.read_csv(root / tables["decision_curve"])
-    dm = dc[dc["model"] == "logistic"]
+    dm = tables["decision_curve"][tables["decision_curve"]["model"] == "logistic"]
     fig("decision_test", "line", x=dm["threshold"], y=dm["net_benefit"])
 
     notes = {"fusion_weights": "single-modality run: no fusion model was fitted",
@@ -186,8 +179,12 @@ def study_dir(tmp_path_factory):
              "metrics": "Confidence intervals: DeLong (AUC) and infinitesimal jackknife (C-index).",
              "excluded": f"patient {IDS_PREFIX}00003 excluded: no portal-venous phase image",
              "paradox_km": "quadrants need thresholds <0.5 & >0.2 <b>frozen</b>"}
-    art = {"tables": tables, "figures": figures,
-           "engines": {"AUC": "python", "C-index": "python", "Kaplan-Meier": "python"}, "notes": notes}
+    write_artefacts(root, tables, figures, engines={"AUC": "python", "C-index": "python", "Kaplan-Meier": "python"},
+                    notes=notes, dpi=70)
+    # a per-patient table written with its index (an unnamed column of identifiers), added by hand
+    (root / "tables" / "paradox.csv").write_text(per_patient.to_csv())
+    art = json.loads((root / "artefacts.json").read_text())
+    art["tables"]["paradox"] = "tables/paradox.csv"
     (root / "artefacts.json").write_text(json.dumps(art, indent=2))
     cfg = {"data": {"clinical": "clinical.csv"}, "split": {"development": ["A"], "external": ["B"],
                                                           "test_fraction": 0.3, "stratify": "response"},
@@ -409,3 +406,26 @@ def test_bad_study_folders_give_clear_errors(tmp_path, study_dir):
     assert all(h[1:] in ids for h in re.findall(r'href="([^"]*)"', page))
     assert "tables/metrics.csv is not a PNG image" in page
     assert "listed in artefacts.json but tables/missing.csv was not found" in page
+
+
+# ------------------------------------------------------------------------------------ artefacts
+def test_write_artefacts_merges_and_checks_input(tmp_path):
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1], [0, 1])
+    write_artefacts(tmp_path, tables={"flow": pd.DataFrame({"split": ["train"], "n": [10]})},
+                    figures={"roc_test": fig}, engines={"AUC": "R"}, dpi=80)
+    write_artefacts(tmp_path, figures={"km_test": tmp_path / "figures" / "roc_test.png"},
+                    notes={"td_auc": "no survival model"})
+    art = read_artefacts(tmp_path)
+    assert art["tables"] == {"flow": "tables/flow.csv"} and art["engines"] == {"AUC": "R"}
+    assert set(art["figures"]) == {"roc_test", "km_test"} and art["notes"] == {"td_auc": "no survival model"}
+    data = (tmp_path / "figures" / "roc_test.png").read_bytes()
+    w, h, dpi = rb._png_size(data)
+    assert (w, h) == (240, 160) and abs(dpi - 80) < 0.5            # size and pHYs resolution survive
+    assert pd.read_csv(tmp_path / "tables" / "flow.csv").to_dict("list") == {"split": ["train"], "n": [10]}
+    with pytest.raises(ValueError, match="engine of 'C-index'"):
+        write_artefacts(tmp_path, engines={"C-index": "SAS"})
+    with pytest.raises(ValueError, match="key '../x'"):
+        write_artefacts(tmp_path, tables={"../x": pd.DataFrame()})
+    with pytest.raises(ValueError, match="not a PNG"):
+        write_artefacts(tmp_path, figures={"roc_external": tmp_path / "tables" / "flow.csv"})
