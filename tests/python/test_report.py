@@ -277,6 +277,17 @@ def test_text_is_escaped_and_long_cells_are_cut(built):
     assert "HALLMARK_MEAN_RADIUS_SIGNATURE_SET" in page
 
 
+def test_rankings_are_ordered(built):
+    _, page = built
+    shap = page[page.index("mean |SHAP| per feature"):]
+    shap = shap[:shap.index("</table>")]
+    values = [float(v) for v in re.findall(r'<td class="num">([0-9.]+)</td>', shap)]
+    assert len(values) == 8 and values == sorted(values, reverse=True)
+    assert "Ordered by largest |mean_abs_shap|" in page
+    g = pd.DataFrame({"Term": list("abc"), "NOM p-val": [0.01, 0.2, 0.03], "FDR q-val": [0.3, 0.1, 0.2]})
+    assert list(tb.rank_rows(g)[0]["Term"]) == ["b", "c", "a"]      # adjusted p before nominal p
+
+
 def test_long_tables_are_shortened_with_a_note(built, study_dir):
     _, page = built
     de = pd.read_csv(study_dir / "tables" / "de.csv")

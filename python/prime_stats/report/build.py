@@ -155,6 +155,7 @@ FIGURE_CAPTIONS = {
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
             "immune": 30, "shap_response": 20, "shap_survival": 20, "decision_curve": 120}
 DEFAULT_MAX_ROWS = 40
+RANKED = {"shap_response", "shap_survival", "features_response", "features_survival", "de", "gsea"}
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
@@ -311,6 +312,11 @@ class _Builder:
         if wide is not None:
             df = wide
             note += "Net benefit per strategy. "
+        if key in RANKED:
+            ranked = tb.rank_rows(df)
+            if ranked is not None:
+                df = ranked[0]
+                note += f"Ordered by {ranked[1]}. "
         df, short = tb.shorten(df, MAX_ROWS.get(key, DEFAULT_MAX_ROWS))
         df, hoisted = tb.tidy_for_display(df)
         return df, (note + short + hoisted).replace("the CSV file", self.st.paths[f"table:{key}"])

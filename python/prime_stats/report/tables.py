@@ -192,23 +192,27 @@ def shorten(df: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, str]:
     if len(df) <= max_rows:
         return df, note
     n = len(df)
-    order = None
+    ranked = rank_rows(df)
+    if ranked is None:
+        return df.head(max_rows), note + f"First {max_rows} of {n} rows shown; the full table is in the CSV file. "
+    df, how = ranked
+    return df.head(max_rows), note + f"{max_rows} of {n} rows shown ({how}); the full table is in the CSV file. "
+
+
+def rank_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
+    """Rows by relevance: smallest adjusted p, else smallest p, else largest |importance|
+    (mean |SHAP|, importance, coefficient, NES, log FC, estimate); None if no such column."""
     p_cols = [c for c in df.columns if is_p_column(c)]
-    adjusted = [c for c in p_cols if str(c).lower() not in ("p", "pr", "pval", "p_value", "pvalue", "p.value", "p_val")]
+    adjusted = [c for c in p_cols if re.search(r"adj|fdr|q|fwer|bh|holm", str(c), re.I)]
     for c in adjusted + p_cols:
         order = pd.to_numeric(df[c], errors="coerce").sort_values(kind="stable").index
-        how = f"smallest {c}"
-        break
-    if order is None:
-        for name in _IMPORTANCE:
-            cols = [c for c in df.columns if str(c).lower() == name]
-            if cols and pd.api.types.is_numeric_dtype(df[cols[0]]):
-                order = df[cols[0]].abs().sort_values(ascending=False, kind="stable").index
-                how = f"largest |{cols[0]}|"
-                break
-    if order is None:
-        return df.head(max_rows), note + f"First {max_rows} of {n} rows shown; the full table is in the CSV file. "
-    return df.loc[order[:max_rows]], note + f"{max_rows} of {n} rows shown ({how}); the full table is in the CSV file. "
+        return df.loc[order], f"smallest {c}"
+    for name in _IMPORTANCE:
+        cols = [c for c in df.columns if str(c).lower() == name and pd.api.types.is_numeric_dtype(df[c])]
+        if cols:
+            order = df[cols[0]].abs().sort_values(ascending=False, kind="stable").index
+            return df.loc[order], f"largest |{cols[0]}|"
+    return None
 
 
 # ------------------------------------------------------------------------------ performance table
