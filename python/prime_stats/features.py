@@ -300,7 +300,9 @@ class CoxnetSelector(_Reporting):
         scores = np.full((self.cv, len(alphas)), np.nan)
         for k, (tr, va) in enumerate(survival_folds(y, self.cv, self.random_state)):
             try:
-                m = self._coxnet(alphas=alphas).fit(X[tr], y[tr])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # "all coefficients are zero"
+                    m = self._coxnet(alphas=alphas).fit(X[tr], y[tr])
             except ArithmeticError:
                 continue  # leaves NaN for this fold; reported through cv_failed_folds_
             for j in range(min(len(alphas), m.coef_.shape[1])):  # a fold's path may stop early
