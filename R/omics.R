@@ -4,6 +4,7 @@
 
 .ps_expr_matrix <- function(expr, genes) {
   m <- as.matrix(expr)
+  if (is.null(genes)) stop("genes (one identifier per row of expr) is required")
   storage.mode(m) <- "double"
   if (length(genes) != nrow(m)) {
     stop(sprintf("genes has length %d but the expression table has %d rows", length(genes), nrow(m)))
@@ -24,14 +25,14 @@
 #' Differential expression between two groups with limma (log data) or limma-voom (counts).
 #'
 #' @param expr data.frame, genes in rows and samples in columns (numeric).
-#' @param genes gene identifiers, one per row of expr.
+#' @param genes gene identifiers, one per row of expr (default: its row names).
 #' @param group two-level vector, one per sample; the contrast is the second sorted level minus the first
 #'   (pass the reference level as `reference` to fix it).
 #' @param counts TRUE for raw counts (edgeR TMM + voom), FALSE for log-scale data (lmFit + eBayes).
 #' @param reference the reference level of group (logFC = other - reference).
-#' @param filter_low for counts: drop genes failing edgeR::filterByExpr.
+#' @param filter_low for counts: drop genes failing edgeR::filterByExpr (before TMM).
 #' @return data.frame: gene, logFC, AveExpr, t, P.Value, adj.P.Val (BH), B, engine.
-ps_r_limma <- function(expr, genes, group, counts = FALSE, reference = NULL, filter_low = TRUE) {
+ps_r_limma <- function(expr, genes = rownames(expr), group, counts = FALSE, reference = NULL, filter_low = TRUE) {
   m <- .ps_expr_matrix(expr, genes)
   g <- .ps_group_factor(group, ncol(m))
   if (!is.null(reference)) g <- stats::relevel(g, ref = as.character(reference))
@@ -69,13 +70,13 @@ ps_r_limma <- function(expr, genes, group, counts = FALSE, reference = NULL, fil
 #' Single-sample GSEA scores (Barbie et al. 2009) with GSVA 1.46, method "ssgsea".
 #'
 #' @param expr data.frame, genes in rows and samples in columns.
-#' @param genes gene identifiers, one per row.
+#' @param genes gene identifiers, one per row (default: its row names).
 #' @param gene_sets named list of character vectors.
 #' @param alpha the ssGSEA weight tau (GSVA default 0.25).
 #' @param normalize ssgsea.norm: divide all scores by their range (max - min over the whole matrix).
 #' @param min_size,max_size gene-set size limits after matching to the genes of expr.
 #' @return data.frame: gene_set then one column per sample.
-ps_r_ssgsea <- function(expr, genes, gene_sets, alpha = 0.25, normalize = TRUE,
+ps_r_ssgsea <- function(expr, genes = rownames(expr), gene_sets, alpha = 0.25, normalize = TRUE,
                         min_size = 1L, max_size = 100000L) {
   m <- .ps_expr_matrix(expr, genes)
   sets <- lapply(gene_sets, as.character)

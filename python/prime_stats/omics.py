@@ -27,7 +27,7 @@ IMMUNE_GMT = "cytopus_immune_identities.gmt"
 
 __all__ = [
     "read_gmt", "write_gmt", "immune_gene_sets", "read_expression", "check_expression",
-    "match_genes", "differential_expression", "gsea_prerank", "GSEAResult",
+    "match_genes", "filter_by_expr", "differential_expression", "gsea_prerank", "GSEAResult",
     "over_representation", "ssgsea", "SSGSEAResult", "compare_scores", "immune_infiltration",
 ]
 
@@ -195,6 +195,27 @@ def _align_groups(expr: pd.DataFrame, groups) -> pd.Series:
     return g
 
 
+def filter_by_expr(counts: pd.DataFrame, groups, *, min_count: float = 10, min_total_count: float = 15,
+                   large_n: int = 10, min_prop: float = 0.7) -> pd.Series:
+    """Genes with enough counts to be tested: edgeR ``filterByExpr`` (defaults of edgeR 3.40).
+
+    Keep a gene when its CPM >= min_count / median library size * 1e6 in at least the smallest
+    group's size of samples (n_min, reduced to large_n + (n_min - large_n) * min_prop above
+    ``large_n``) and its total count >= ``min_total_count``. Returns a boolean Series by gene.
+    """
+    counts = check_expression(counts, name="counts")
+    g = _align_groups(counts, groups)
+    n_min = float(g.value_counts().min())
+    if n_min > large_n:
+        n_min = large_n + (n_min - large_n) * min_prop
+    values = counts.to_numpy(dtype=float)
+    lib = values.sum(axis=0)
+    cutoff = min_count / np.median(lib) * 1e6
+    cpm = values / lib * 1e6
+    keep = ((cpm >= cutoff).sum(axis=1) >= n_min - 1e-14) & (values.sum(axis=1) >= min_total_count - 1e-14)
+    return pd.Series(keep, index=counts.index, name="keep")
+
+
 def _bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (NaN kept)."""
     p = np.asarray(p, dtype=float)
@@ -223,9 +244,10 @@ def differential_expression(expr: pd.DataFrame, groups, *, reference=None, count
                             engine: str = "auto") -> pd.DataFrame:
     """Two-group differential expression, one row per gene, sorted by p-value.
 
-    Log-scale data: limma (moderated t; R) or Welch's t-test (Python). Counts: limma-voom with
-    edgeR TMM normalisation and filterByExpr (R) or Welch's t-test on log2-CPM (prior count 0.5,
-    Python). P-values are adjusted with Benjamini-Hochberg. ``log_fc`` is group minus ``reference``
+    Log-scale data: limma (moderated t; R) or Welch's t-test (Python). Counts: genes failing
+    edgeR's ``filterByExpr`` are dropped (both engines, :func:`filter_by_expr`), then limma-voom
+    with edgeR TMM normalisation (R) or Welch's t-test on log2-CPM (prior count 0.5, library-size
+    normalisation; Python). P-values are adjusted with Benjamini-Hochberg. ``log_fc`` is group minus ``reference``
     (default: the first level in sorted order). ``counts=None`` detects non-negative integers.
 
     Columns: gene, log_fc, ave_expr, statistic, p_value, p_adj, contrast, method, engine.
@@ -256,6 +278,8 @@ def differential_expression(expr: pd.DataFrame, groups, *, reference=None, count
             "engine": res["engine"].iloc[0],
         })
     else:
+        if counts:
+            expr = expr[filter_by_expr(expr, g).to_numpy()]
         values = expr.to_numpy(dtype=float)
         if counts:
             lib = values.sum(axis=0)

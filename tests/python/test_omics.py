@@ -236,8 +236,11 @@ def test_planted_pathways_recovered_from_counts(simulated, hallmark, engine):
         if not rbridge.r_available(["limma", "edgeR"]):
             pytest.skip("R limma/edgeR not available")
     for col, planted in (("lp_response", info["response_sets"]), ("lp_survival", info["risk_sets"])):
-        de = omics.differential_expression(counts, _split(truth, col), reference="low", engine=engine)
+        groups = _split(truth, col)
+        de = omics.differential_expression(counts, groups, reference="low", engine=engine)
         assert ("voom" in de["method"].iloc[0]) if engine == "R" else ("log2-CPM" in de["method"].iloc[0])
+        keep = omics.filter_by_expr(counts, groups)
+        assert set(de["gene"]) == set(keep.index[keep])  # R: edgeR::filterByExpr itself
         gsea = omics.gsea_prerank(de, hallmark, permutations=200, seed=2).table.set_index("gene_set")
         assert (gsea.loc[planted, "nes"] > 0).all()
         assert (gsea.loc[planted, "fdr"] < 0.1).mean() >= 0.6
