@@ -110,7 +110,9 @@ def study_dir(tmp_path_factory):
          "responders": int(yb[split_b == s].sum()), "deaths": int(gb.loc[gb["split"] == s, "event"].sum())}
         for s in ("train", "test", "external")]))
     put("followup", sv.median_followup(gb, "time", "event"))
-    put("table1", descriptive.table_one(gb, "split", variables=["age", "tsize", "pnodes", "tgrade", "menostat"],
+    # (grouped by cohort labels: TableOne.formatted() overwrites a group named "test" with its test column)
+    cohort = gb.assign(cohort=gb["split"].map({"train": "Training", "test": "Internal test", "external": "External"}))
+    put("table1", descriptive.table_one(cohort, "cohort", variables=["age", "tsize", "pnodes", "tgrade", "menostat"],
                                         categorical=["tgrade", "menostat"]).formatted())
     put("missingness", pd.DataFrame({"variable": covs, "n_missing": 0, "percent": 0.0}))
     coefs = lr[-1].coef_[0]
