@@ -101,13 +101,18 @@ def test_immune_gmt_matches_cytopus():
 
 
 # ------------------------------------------------------------------------------------ real data
-def test_de_python_recovers_er_biology_and_matches_r_welch(er_data, r_engine):
+def test_de_python_recovers_er_biology(er_data):
     expr, groups = er_data
     de = omics.differential_expression(expr, groups, reference="ERneg", engine="python")
     assert de["engine"].iloc[0] == "python scipy" and de["contrast"].iloc[0] == "ERpos - ERneg"
     top = de.head(10).set_index("gene")
     assert {"ESR1", "GATA3"} <= set(top.index) and (top.loc[["ESR1", "GATA3"], "log_fc"] > 1).all()
     np.testing.assert_allclose(de["p_adj"], stats.false_discovery_control(de["p_value"]), rtol=1e-12)
+
+
+def test_de_python_matches_r_welch(er_data, r_engine):
+    expr, groups = er_data
+    de = omics.differential_expression(expr, groups, reference="ERneg", engine="python")
     # reference: R's t.test (Welch) for ESR1
     a = expr.loc["ESR1", groups[groups == "ERpos"].index].to_numpy()
     b = expr.loc["ESR1", groups[groups == "ERneg"].index].to_numpy()
