@@ -12,9 +12,11 @@
   enumeration and TreeSHAP in the tests).
   Background data always come from the training folds only.
 * :func:`survshap` - SurvSHAP(t) (Krzyziński et al., Knowledge-Based Systems 2023): Shapley values
-  of the survival function S(t|x) at a grid of times, with the time-aggregated importance
-  (integral of mean |SHAP(t)| over the grid divided by its length, survex's "integral" aggregation
-  normalised to the time span).
+  of the survival function S(t|x) at a grid of times (the value of a coalition is the mean of
+  S(t|x_S, b_-S) over background rows b, as in the authors' ``survshap`` package), with the
+  time-aggregated importance: ``integral`` = trapezoid integral of |SHAP(t)| over the grid (the
+  package's "integral" aggregation), averaged over patients, and ``importance`` = that integral
+  divided by the grid's span (a time-averaged mean |SHAP(t)|, on the survival-probability scale).
 * :func:`divergence_table` - response drivers beside survival drivers (importance shares).
 
 Reference: Lundberg & Lee (2017) SHAP; Lundberg et al. (2020) TreeSHAP.
@@ -337,7 +339,8 @@ def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
 class SurvShapResult:
     """SurvSHAP(t): ``values`` (n x times x features), ``base_values`` (n x times, E[S(t)]
     over the background), ``prediction`` S(t|x), ``importance`` (long: time, feature,
-    mean_abs_shap) and ``ranking`` (feature, aggregated importance over time, rank)."""
+    mean_abs_shap) and ``ranking`` (feature, importance = time-averaged mean |SHAP(t)|,
+    integral, max_abs_shap, share, rank)."""
 
     values: np.ndarray
     base_values: np.ndarray
@@ -386,10 +389,11 @@ def survshap(model, X: pd.DataFrame, times, *, background: pd.DataFrame, n_backg
     importance = pd.DataFrame({"time": np.repeat(times, p), "feature": np.tile(cols, len(times)),
                                "mean_abs_shap": mean_abs.ravel()})
     if times.size > 1:
-        agg = np.trapezoid(mean_abs, times, axis=0) / (times[-1] - times[0])
+        integral = np.trapezoid(mean_abs, times, axis=0)
+        agg = integral / (times[-1] - times[0])
     else:
-        agg = mean_abs[0]
-    ranking = pd.DataFrame({"feature": cols, "importance": agg,
+        integral, agg = np.full(p, np.nan), mean_abs[0]
+    ranking = pd.DataFrame({"feature": cols, "importance": agg, "integral": integral,
                             "max_abs_shap": mean_abs.max(axis=0)})
     ranking = ranking.sort_values("importance", ascending=False, kind="mergesort").reset_index(drop=True)
     ranking["share"] = ranking["importance"] / ranking["importance"].sum()

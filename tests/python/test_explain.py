@@ -150,6 +150,10 @@ def test_survshap_matches_brute_force_and_efficiency(sim):
     np.testing.assert_allclose(res.base_values + res.values.sum(axis=2), res.prediction, atol=1e-10)
     np.testing.assert_allclose(res.prediction, f(Xs.iloc[300:306].to_numpy()))
     assert res.ranking["feature"].iloc[-1] == "age"  # no effect on survival in the simulator
+    # survshap's "integral" aggregation per patient, averaged over patients
+    per_patient = np.trapezoid(np.abs(res.values), times, axis=1).mean(axis=0)
+    np.testing.assert_allclose(res.ranking.set_index("feature").loc[cols, "integral"], per_patient)
+    np.testing.assert_allclose(res.ranking["importance"], res.ranking["integral"] / (730 - 180))
     assert set(res.importance.columns) == {"time", "feature", "mean_abs_shap"}
     with pytest.raises(ValueError, match="follow-up domain"):
         explain.survshap(model, Xs.iloc[:2], [1e6], background=Xs.iloc[:50])
