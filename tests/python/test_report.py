@@ -241,7 +241,7 @@ def test_performance_table_shows_estimate_and_ci_per_split(built, study_dir):
     _, page = built
     m = pd.read_csv(study_dir / "tables" / "metrics.csv")
     r = m[(m["metric"] == "AUC") & (m["split"] == "external")].iloc[0]
-    cell = f"{r['estimate']:.3f} ({r['lower']:.3f} to {r['upper']:.3f})"
+    cell = f"{r['estimate']:.3f} ({r['lower']:.3f}\u00a0to\u00a0{r['upper']:.3f})"   # no break inside the CI
     assert cell in page
     wide = dict((e, w) for e, w, _ in tb.performance_tables(m))
     assert list(wide["response"].columns) == ["Model", "Metric", "Apparent", "Internal test", "External"]

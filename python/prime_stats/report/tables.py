@@ -345,6 +345,11 @@ def decision_wide(df: pd.DataFrame) -> pd.DataFrame | None:
 _NUMERIC_TEXT = re.compile(r"^[<−\-+]?[0-9][0-9.,]*(e[-+]?\d+)?( \(.*\)| \[.*\])?$")
 
 
+def _bracket_nbsp(text: str) -> str:
+    """No line breaks inside "(0.62 to 0.72)" or "[46.0, 61.0]": a cell may only break before them."""
+    return re.sub(r"[(\[][^)\]]*[)\]]", lambda m: m.group(0).replace(" ", "\u00a0"), text)
+
+
 def to_html(df: pd.DataFrame, caption: str = "", css_class: str = "") -> str:
     """An escaped HTML table of display text (``format_frame`` output), its caption kept with it and
     its header repeated after page breaks."""
@@ -358,8 +363,8 @@ def to_html(df: pd.DataFrame, caption: str = "", css_class: str = "") -> str:
                    for c, num in zip(df.columns, numeric))
     rows = []
     for rec in df.itertuples(index=False):
-        cells = [f'<td class="num">{html.escape(str(v))}</td>' if num else f"<td>{html.escape(str(v))}</td>"
-                 for v, num in zip(rec, numeric)]
+        cells = [f'<td class="num">{html.escape(_bracket_nbsp(str(v)))}</td>' if num
+                 else f"<td>{html.escape(str(v))}</td>" for v, num in zip(rec, numeric)]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""
     return (f'{cap}<table class="{cls}"><thead><tr>{head}</tr></thead>'
