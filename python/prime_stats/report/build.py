@@ -363,8 +363,9 @@ class _Builder:
             ("External validation centre(s)", ", ".join(map(str, g("split", "external", []) or [])) or "none"),
             ("Development split", (f"{1 - tf:.0%} training / {tf:.0%} internal test, stratified by "
                                    f"{g('split', 'stratify', 'none')}") if isinstance(tf, (int, float)) else "not set"),
-            ("Data use", "Every learned step (imputation, scaling, selection, tuning, fusion) is fitted on the "
-                         "training split only; the internal test split and external centres receive the frozen models."),
+            ("Data use", "prime-stats fits every learned step (imputation, scaling, selection, tuning, fusion) on "
+                         "the training split only; the internal test split and external centres receive the frozen "
+                         "models."),
             ("Response endpoint", f"{cols.get('response', 'response_3m')} (binary)"),
             ("Survival endpoint", f"{cols.get('time', 'os_days')} (days), event indicator {cols.get('event', 'os_event')}"),
             ("Evaluation horizons", ", ".join(tb.fmt_time(t) for t in times) or "not set"),
