@@ -204,6 +204,7 @@ def study_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(study_dir):
     res = rb.build_report(study_dir)
+    assert res["html"] == str(study_dir / "report.html") and res["pdf"] == str(study_dir / "report.pdf")
     return res, Path(res["html"]).read_text(encoding="utf-8")
 
 

@@ -559,7 +559,8 @@ def build_report(study_dir, out_html=None, out_pdf=None, include_identifiers: bo
     """Write the study's TRIPOD+AI report: ``report.html`` (self-contained: CSS inline, figures as
     data URIs) and ``report.pdf`` (WeasyPrint), by default into ``study_dir``.
 
-    Returns ``{"html": path, "pdf": path, "missing_sections": [section keys with no content]}``.
+    Returns ``{"html": path, "pdf": path, "missing_sections": [section keys with no content]}``
+    (paths as strings, so the R front end receives plain character values).
     Patient identifiers (id/name/mrn-like columns and their values) are removed unless
     ``include_identifiers=True``.
     """
@@ -569,7 +570,7 @@ def build_report(study_dir, out_html=None, out_pdf=None, include_identifiers: bo
     out_pdf = Path(out_pdf) if out_pdf else root / "report.pdf"
     out_html.write_text(page, encoding="utf-8")
     write_pdf(page, out_pdf)
-    return {"html": out_html, "pdf": out_pdf, "missing_sections": missing}
+    return {"html": str(out_html), "pdf": str(out_pdf), "missing_sections": missing}
 
 
 def write_pdf(page: str, out_pdf: str | Path) -> Path:
