@@ -35,10 +35,11 @@ class ChecklistItem:
 
 
 def checklist_path() -> Path:
-    """``$PRIMESTATS_REPORTS/tripod_ai_checklist.yaml`` if set, else the repository's ``reports/``."""
+    """``$PRIMESTATS_REPORTS/tripod_ai_checklist.yaml`` if set, else the copy shipped with the package
+    (``report/templates/``, a link to the repository's ``reports/`` file in a source checkout)."""
     env = os.environ.get("PRIMESTATS_REPORTS")
     candidates = [Path(env) / CHECKLIST_FILE] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "reports" / CHECKLIST_FILE)
+    candidates.append(Path(__file__).resolve().parent / "templates" / CHECKLIST_FILE)
     for c in candidates:
         if c.is_file():
             return c
