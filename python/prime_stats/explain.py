@@ -210,19 +210,15 @@ def interventional_shapley(f, X: np.ndarray, background: np.ndarray, *, exact_ma
     return values, base, name
 
 
-def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_max_features,
-                          n_permutations, rng):
-    cols = list(X_train.columns)
-    bg = X_train.to_numpy(dtype=float)
-    bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
-    xt = X_test.to_numpy(dtype=float)
-    f_full = _prediction_function(model, cols, output)
-    p = len(cols)
+def _screened_shapley(f_full, xt: np.ndarray, bg: np.ndarray, exact_max_features: int,
+                      n_permutations: int, seed: int):
+    """Interventional Shapley values on the active features only (inactive ones get exactly 0)."""
+    p = xt.shape[1]
     active = np.ones(p, dtype=bool) if p <= exact_max_features else _active_features(f_full, xt, bg)
-    values = np.zeros((len(xt), p))
+    base_out = np.asarray(f_full(bg)).mean(axis=0)
+    values = np.zeros((len(xt), p) + np.shape(base_out))
     if not active.any():
-        base = np.full(len(xt), float(np.mean(f_full(bg))))
-        return values, xt, list(map(str, cols)), base, "constant model (no active feature)", output
+        return values, np.tile(base_out, (len(xt),) + (1,) * np.ndim(base_out)), "constant model (no active feature)"
     fixed = bg[0].copy()
 
     def f(z):
@@ -232,9 +228,22 @@ def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_ma
 
     sv, base, name = interventional_shapley(f, xt[:, active], bg[:, active],
                                             exact_max_features=exact_max_features,
-                                            n_permutations=n_permutations,
-                                            random_state=int(rng.integers(2**31 - 1)))
+                                            n_permutations=n_permutations, random_state=seed)
     values[:, active] = sv
+    if not active.all():
+        name += f" on {int(active.sum())} of {p} features (the rest do not change the output)"
+    return values, base, name
+
+
+def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_max_features,
+                          n_permutations, rng):
+    cols = list(X_train.columns)
+    bg = X_train.to_numpy(dtype=float)
+    bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
+    xt = X_test.to_numpy(dtype=float)
+    values, base, name = _screened_shapley(_prediction_function(model, cols, output), xt, bg,
+                                           exact_max_features, n_permutations,
+                                           int(rng.integers(2**31 - 1)))
     return values, xt, list(map(str, cols)), base, name, output
 
 
@@ -379,10 +388,9 @@ def survshap(model, X: pd.DataFrame, times, *, background: pd.DataFrame, n_backg
     bg = background.to_numpy(dtype=float)
     bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
     p = len(cols)
-    sv, base, name = interventional_shapley(f, X.to_numpy(dtype=float), bg,
-                                            exact_max_features=exact_max_features,
-                                            n_permutations=n_permutations, random_state=random_state)
-    name += " on S(t|x)"
+    sv, base, name = _screened_shapley(f, X.to_numpy(dtype=float), bg, exact_max_features,
+                                       n_permutations, random_state)
+    name = "SurvSHAP(t): " + name
     values = np.transpose(sv.reshape(len(X), p, len(times)), (0, 2, 1))  # n x T x p
     base = base.reshape(len(X), len(times))
     mean_abs = np.abs(values).mean(axis=0)  # T x p

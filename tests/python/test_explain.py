@@ -160,6 +160,34 @@ def test_survshap_matches_brute_force_and_efficiency(sim):
     assert bg is res_bg
 
 
+class _IgnoresFirstColumn:
+    """A survival model that does not use its first input column."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict_survival_function(self, X):
+        return self.model.predict_survival_function(X.iloc[:, 1:])
+
+
+def test_survshap_screens_unused_features(sim):
+    X, _, ys = sim
+    cols = ["afp", "d_monocytes", "albi_score", "ast"]
+    Xs = X[cols].fillna(X[cols].median())
+    model = _IgnoresFirstColumn(CoxPHSurvivalAnalysis().fit(Xs.iloc[:300, 1:], ys[:300]))
+    times = [365.0, 730.0]
+    res = explain.survshap(model, Xs.iloc[300:310], times, background=Xs.iloc[:300], n_background=20,
+                           exact_max_features=3)
+    assert "3 of 4 features" in res.explainer and "exact" in res.explainer
+    assert np.all(res.values[:, :, 0] == 0)
+    np.testing.assert_allclose(res.base_values + res.values.sum(axis=2), res.prediction, atol=1e-10)
+    perm = explain.survshap(model, Xs.iloc[300:310], times, background=Xs.iloc[:300], n_background=20,
+                            exact_max_features=2, n_permutations=30)
+    assert "permutation" in perm.explainer and np.all(perm.values[:, :, 0] == 0)
+    np.testing.assert_allclose(perm.base_values + perm.values.sum(axis=2), perm.prediction, atol=1e-10)
+    np.testing.assert_allclose(perm.values, res.values, atol=0.01)  # Monte Carlo vs exact
+
+
 def test_prime_models(sim):
     """PRIME-R (late fusion) and PRIME-S (BMA) are explained model-agnostically on their raw inputs."""
     from prime_stats.fusion import PrimeR, PrimeS
