@@ -3,15 +3,20 @@
 :class:`RadiomicsSettings` holds every choice that changes a feature value; it is written beside
 every feature table (YAML) so that a table can always be traced to its settings.
 
-Why ``normalize_scale=100`` and ``bin_width=2``: PyRadiomics' normalisation is a z-score over the
-whole image. On CT the field-of-view SD is ~400-550 HU (air, fat, bone), whereas a tumour spans only
-~100-1500 HU, i.e. ~20-300 units after scaling by 100 (median ~70 on the 36 IBSI/TCIA sarcoma CTs).
-With PyRadiomics' defaults (scale 1, bin width 25) a tumour falls into one grey level and every
-texture matrix degenerates. With scale 100 and bin width 2 one bin is ~10 HU and tumours get
-~10-150 grey levels (median ~36), the range PyRadiomics recommends; bin width 1 doubles the levels
-but makes GLCM/GLSZM on the wavelet bands ~4x slower (144 s instead of 36 s for the largest
-tumour with the full setting). ``voxel_array_shift`` defaults to 3 x scale, as PyRadiomics advises
-for normalised images, so that energy features are not dominated by negative values.
+Discretisation (why ``bin_count=64`` by default, and never PyRadiomics' ``binWidth=25`` after
+normalisation): PyRadiomics' normalisation is a z-score over the *whole image*, so one normalised unit
+depends on the field of view. On the 36 IBSI/TCIA sarcoma CTs the image SD is ~400-550 HU (air, fat,
+bone in the field) and a tumour spans ~20-300 units after scaling by 100; with PyRadiomics' defaults
+(scale 1, bin width 25) each tumour falls into one grey level and every texture matrix degenerates.
+On liver-only crops (the simulated study) the image SD is ~12-17 HU and the same tumour spans
+~1200-1800 units: a fixed bin width then gives 30 grey levels on one scan and 900 on another (texture
+values not comparable, and GLCM cost grows with the square of the levels). Normalised intensities are
+arbitrary units, for which IBSI recommends a fixed bin number: 64 bins per region, for every image type,
+keeps texture informative and comparable across fields of view and bounds the run time. A fixed bin
+width (``bin_width``, with ``bin_count: null``) remains available for calibrated HU without
+normalisation (e.g. ``normalize: false, bin_width: 25``). ``voxel_array_shift`` defaults to
+3 x ``normalize_scale`` (PyRadiomics' advice for normalised images) so that energy features are not
+dominated by negative values.
 """
 from __future__ import annotations
 
@@ -60,9 +65,9 @@ class RadiomicsSettings:
     normalize           z-score normalisation over the whole image; default true
     normalize_scale     multiply z-scores by this; default 100 (see module docstring)
     remove_outliers     clip at mean +/- this many SDs before scaling, or null; default null
-    bin_width           fixed bin width for texture discretisation; default 2.0 (~10 HU on CT when
-                        normalised with scale 100). Exactly one of bin_width / bin_count is set.
-    bin_count           fixed number of bins instead of bin_width; default null
+    bin_count           fixed number of grey levels per region (all image types); default 64
+    bin_width           fixed bin width instead of bin_count (e.g. 25 HU without normalisation);
+                        default null. Exactly one of bin_count / bin_width is set.
     voxel_array_shift   added before energy features; null -> 3 * normalize_scale if normalize else 0
     glcm_distances      GLCM / NGTDM neighbour distances in voxels; default [1]
     image_types         {"Original": {}, "LoG": {"sigma": [4.0]}, "Wavelet": {}} (PyRadiomics names;
@@ -82,8 +87,8 @@ class RadiomicsSettings:
     normalize: bool = True
     normalize_scale: float = 100.0
     remove_outliers: float | None = None
-    bin_width: float | None = 2.0
-    bin_count: int | None = None
+    bin_width: float | None = None
+    bin_count: int | None = 64
     voxel_array_shift: float | None = None
     glcm_distances: list[int] = field(default_factory=lambda: [1])
     image_types: dict[str, dict[str, Any]] = field(default_factory=_default_image_types)
@@ -101,8 +106,8 @@ class RadiomicsSettings:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown radiomics setting(s) {unknown}; known settings: {sorted(known)}")
-        if "bin_count" in d and d["bin_count"] is not None and "bin_width" not in d:
-            d["bin_width"] = None
+        if d.get("bin_width") is not None and "bin_count" not in d:
+            d["bin_count"] = None  # giving a bin width switches from the default bin count
         return cls(**d)
 
     @classmethod
@@ -143,7 +148,7 @@ class RadiomicsSettings:
             if not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0 or (key == "normalize_scale" and v == 0):
                 bad(key, f"must be a non-negative number, got {v!r}")
         if (self.bin_width is None) == (self.bin_count is None):
-            bad("bin_width", "set exactly one of bin_width and bin_count")
+            bad("bin_count", "set exactly one of bin_count and bin_width")
         if self.bin_width is not None and not self.bin_width > 0:
             bad("bin_width", f"must be > 0, got {self.bin_width!r}")
         if self.bin_count is not None and not (isinstance(self.bin_count, int) and self.bin_count >= 2):
