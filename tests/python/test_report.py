@@ -382,6 +382,21 @@ def test_checklist_covers_every_tripod_ai_item(built):
     assert "#sec-provenance" in row7 and "#sec-reproducibility" not in row7
 
 
+def test_filled_checklist_csv_gives_sections_and_pdf_pages(built):
+    res, _ = built
+    cl = pd.read_csv(res["checklist"], dtype=str).fillna("")
+    assert len(cl) == 52 and cl["item"].iloc[0] == "1" and cl["item"].iloc[-1] == "27c"
+    row = cl.set_index("item").loc["23a"]
+    assert row["status"] == "Reported automatically" and "Model performance" in row["report_sections"]
+    pages = [int(p) for p in row["pdf_pages"].split(", ")]
+    assert len(pages) == row["report_sections"].count("§") and all(p >= 1 for p in pages)
+    if shutil.which("pdftotext"):   # the page given for the performance section really holds it
+        text = subprocess.run(["pdftotext", "-f", str(pages[0]), "-l", str(pages[0]), res["pdf"], "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "Model performance" in text
+    assert cl.set_index("item").loc["17", "status"] == "For the authors"
+
+
 def test_checklist_file_is_validated(tmp_path):
     from prime_stats.report.tripod import checklist_path
     raw = yaml.safe_load(checklist_path().read_text())

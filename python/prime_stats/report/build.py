@@ -517,6 +517,11 @@ def _checklist_rows(items: list[ChecklistItem], present: dict, numbers: dict, ti
 
 def render_html(study_dir: str | Path, include_identifiers: bool = False, title: str | None = None) -> tuple[str, list[str]]:
     """The report as one self-contained HTML string, and the keys of sections with no content."""
+    page, missing, _ = _render(study_dir, include_identifiers, title)
+    return page, missing
+
+
+def _render(study_dir, include_identifiers: bool, title: str | None) -> tuple[str, list[str], list[dict]]:
     import jinja2
 
     st = _load_study(Path(study_dir))
@@ -551,37 +556,50 @@ def render_html(study_dir: str | Path, include_identifiers: bool = False, title:
         css=(TEMPLATES / "report.css").read_text(), sections=sections, checklist=checklist,
         checklist_number=len(sections) + 1, n_auto=n_auto, n_items=len(checklist),
         identifiers_included=include_identifiers, missing=missing)
-    return page, missing
+    return page, missing, checklist
 
 
 def build_report(study_dir, out_html=None, out_pdf=None, include_identifiers: bool = False,
                  title: str | None = None) -> dict:
     """Write the study's TRIPOD+AI report: ``report.html`` (self-contained: CSS inline, figures as
-    data URIs) and ``report.pdf`` (WeasyPrint), by default into ``study_dir``.
+    data URIs) and ``report.pdf`` (WeasyPrint), by default into ``study_dir``, and the filled
+    checklist ``tripod_ai_checklist.csv`` (item, status, report sections and their PDF pages) beside
+    the PDF, for the journal submission.
 
-    Returns ``{"html": path, "pdf": path, "missing_sections": [section keys with no content]}``
-    (paths as strings, so the R front end receives plain character values).
+    Returns ``{"html": path, "pdf": path, "checklist": path, "missing_sections": [section keys with
+    no content]}`` (paths as strings, so the R front end receives plain character values).
     Patient identifiers (id/name/mrn-like columns and their values) are removed unless
     ``include_identifiers=True``.
     """
     root = Path(study_dir)
-    page, missing = render_html(root, include_identifiers=include_identifiers, title=title)
+    page, missing, checklist = _render(root, include_identifiers, title)
     out_html = Path(out_html) if out_html else root / "report.html"
     out_pdf = Path(out_pdf) if out_pdf else root / "report.pdf"
     out_html.write_text(page, encoding="utf-8")
-    write_pdf(page, out_pdf)
-    return {"html": str(out_html), "pdf": str(out_pdf), "missing_sections": missing}
+    pages = _write_pdf(page, out_pdf)
+    out_csv = out_pdf.with_name("tripod_ai_checklist.csv")
+    rows = [{"item": r["id"], "topic": r["topic"], "recommendation": r["text"], "status": r["status"],
+             "report_sections": "; ".join(link["label"] for link in r["links"]),
+             "pdf_pages": ", ".join(str(pages[link["href"][1:]]) for link in r["links"] if link["href"][1:] in pages),
+             "note": r["note"]} for r in checklist]
+    pd.DataFrame(rows).to_csv(out_csv, index=False)
+    return {"html": str(out_html), "pdf": str(out_pdf), "checklist": str(out_csv), "missing_sections": missing}
 
 
 def write_pdf(page: str, out_pdf: str | Path) -> Path:
     """Render the report HTML to PDF with WeasyPrint (no network access: every resource is inline)."""
+    _write_pdf(page, out_pdf)
+    return Path(out_pdf)
+
+
+def _write_pdf(page: str, out_pdf) -> dict:
+    """Write the PDF; return the page number (1-based) of every anchor."""
     import logging
 
     import weasyprint
 
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
-
     fetcher_class = getattr(weasyprint.urls, "URLFetcher", None)
     if fetcher_class is not None:      # WeasyPrint >= 66: refuse everything but data: URIs
         fetcher = fetcher_class(allowed_protocols={"data"}, fail_on_errors=True)
@@ -590,8 +608,13 @@ def write_pdf(page: str, out_pdf: str | Path) -> Path:
             if not url.startswith("data:"):
                 raise ValueError(f"report refers to an external resource {url!r}; it must be self-contained")
             return weasyprint.default_url_fetcher(url, *args, **kwargs)
-    weasyprint.HTML(string=page, url_fetcher=fetcher).write_pdf(str(out_pdf))
-    return Path(out_pdf)
+    doc = weasyprint.HTML(string=page, url_fetcher=fetcher).render()
+    doc.write_pdf(str(out_pdf))
+    pages: dict = {}
+    for i, pg in enumerate(doc.pages, start=1):
+        for anchor in pg.anchors:          # a section running over pages: its first page
+            pages.setdefault(anchor, i)
+    return pages
 
 
 __all__ = ["build_report", "render_html", "write_pdf", "SECTIONS", "SECTION_KEYS"]
