@@ -107,6 +107,13 @@ def test_processes_and_perturbed_second_observer(study, tmp_path):
     assert not np.allclose(vol1, vol2) and np.allclose(vol1, vol2, rtol=0.2)
 
 
+def test_memory_limit_fails_cases_not_the_run(study, tmp_path):
+    res = extract_manifest(study, tmp_path / "f.parquet", FAST, workers=2, memory_limit_mb=300, progress=False)
+    assert (res.log["status"] == "failed").all() and res.features.empty
+    assert res.log["error"].str.contains("memory_limit_mb=300").all()
+    assert res.excluded == ["P1", "P2", "P3"]
+
+
 def test_dask_cluster_gives_the_same_table(study, tmp_path):
     distributed = pytest.importorskip("distributed")
     local = extract_manifest(study, tmp_path / "a" / "f.parquet", FAST, progress=False)

@@ -9,7 +9,9 @@ worker) is reported ``failed`` with the error and every other case is kept.
 Memory per worker is bounded by design: one case at a time per worker, single-threaded ITK,
 images cropped to the tumour before resampling and filtering, workers recycled every
 ``MAX_TASKS_PER_CHILD`` cases, and optionally a hard address-space limit (``memory_limit_mb``,
-local processes; a Dask cluster uses its workers' own ``memory_limit``). With ``workers=1`` the
+local processes; virtual memory, so allow ~1.5 GB for the libraries themselves: 3000-4000 MB is a
+sensible cap; a Dask cluster uses its workers' own ``memory_limit``). A worker peaks at ~300-450 MB
+resident on the 36 real CTs with the full setting (benchmarks/results/imaging.md). With ``workers=1`` the
 cases run in the calling process.
 """
 from __future__ import annotations
@@ -127,10 +129,15 @@ def _cache_key(task: dict[str, Any], fingerprint: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+_MEMORY_LIMIT_MB: int | None = None  # set in worker processes by _init_worker
+
+
 def _init_worker(memory_limit_mb: int | None) -> None:
-    """Worker set-up: single-threaded ITK, optional hard address-space limit."""
+    """Worker set-up: single-threaded ITK, optional hard address-space (virtual memory) limit."""
     import SimpleITK as sitk
 
+    global _MEMORY_LIMIT_MB
+    _MEMORY_LIMIT_MB = memory_limit_mb
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     if memory_limit_mb:
         import resource
@@ -163,7 +170,11 @@ def _run_case(task: dict[str, Any]) -> dict[str, Any]:
     except MemoryError:
         out.update(status="failed", error="MemoryError: case exceeds the worker memory limit", features=None, timing={})
     except Exception as exc:  # failure isolation: the error is the case's log entry
-        out.update(status="failed", error=f"{type(exc).__name__}: {exc}", features=None, timing={})
+        error = f"{type(exc).__name__}: {exc}"
+        if _MEMORY_LIMIT_MB:
+            error += (f" [worker address space limited to memory_limit_mb={_MEMORY_LIMIT_MB}; a limit that is"
+                      " too small makes libraries fail to load or allocate]")
+        out.update(status="failed", error=error, features=None, timing={})
     out["seconds"] = time.perf_counter() - t0
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out["pid"] = os.getpid()
@@ -207,10 +218,16 @@ def _from_cache(task: dict[str, Any]) -> dict[str, Any] | None:
 
 def _run_local(tasks, workers, memory_limit_mb, bar):
     if workers == 1:
-        _init_worker(None)
-        for t in tasks:
-            yield _run_case(t)
-            bar.update()
+        import SimpleITK as sitk
+
+        threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)  # as in a worker; restored below
+        try:
+            for t in tasks:
+                yield _run_case(t)
+                bar.update()
+        finally:
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
         return
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
@@ -222,7 +239,8 @@ def _run_local(tasks, workers, memory_limit_mb, bar):
             except Exception as exc:  # the worker process died (e.g. killed for memory)
                 t = futures[fut]
                 yield {**{k: t[k] for k in ("patient_id", "phase", "observer", "image", "mask")},
-                       "status": "failed", "error": f"worker process died: {type(exc).__name__}: {exc}",
+                       "status": "failed", "error": f"worker process died: {type(exc).__name__}: {exc}"
+                       + (f" [memory_limit_mb={memory_limit_mb}]" if memory_limit_mb else ""),
                        "seconds": float("nan"), "features": None, "timing": {}}
             bar.update()
 
@@ -232,6 +250,7 @@ def _run_dask(tasks, scheduler, bar):
     from distributed import as_completed as dask_completed
 
     with Client(scheduler) as client:
+        client.run(_init_worker, None)  # single-threaded ITK; memory is bounded by the workers' memory_limit
         futures = client.map(_run_case, tasks, pure=False)
         index = {f.key: t for f, t in zip(futures, tasks)}
         for fut in dask_completed(futures):

@@ -213,7 +213,6 @@ def _extractors(settings_json: str):
         classes = [c for c in s.feature_classes if c != "shape" or name == "Original"]
         if not classes:
             continue
-        ext.enableFeatureClassByName  # noqa: B018 (API presence)
         ext.enableFeaturesByName(**{c: [] for c in classes})
         out[name] = ext
     return out

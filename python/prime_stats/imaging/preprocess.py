@@ -60,7 +60,7 @@ def crop_and_resample(image: sitk.Image, mask: sitk.Image, spacing: tuple[float,
     e_hi = hi + 0.5 + pad_mm / old_sp
     n = np.array([math.ceil(v - 1e-6) for v in (e_hi - e_lo) * old_sp / new_sp], dtype=int)
     centre = (e_lo + e_hi) / 2.0
-    origin_idx = centre - (n * new_sp / old_sp) / 2.0 + 0.5 * new_sp / old_sp - 0.5 * 0  # first voxel centre
+    origin_idx = centre - (n * new_sp / old_sp) / 2.0 + 0.5 * new_sp / old_sp  # first voxel centre
     origin = image.TransformContinuousIndexToPhysicalPoint(origin_idx.tolist())
     ref = sitk.Image([int(v) for v in n], sitk.sitkUInt8)
     ref.SetSpacing(new_sp.tolist())
