@@ -140,7 +140,7 @@ def study_dir(tmp_path_factory):
     put("metrics", pd.DataFrame(rows))
     mt = split_b == "test"
     put("calibration_response", calibration.calibration_binary(yb[mt], pb[mt]))
-    put("decision_curve", decision.net_benefit(yb[mt], {"logistic": pb[mt]}))
+    put("decision_curve_test", decision.net_benefit(yb[mt], {"logistic": pb[mt]}))
     ext = gb[gb["split"] == "external"]
     put("km_groups", sv.kaplan_meier(ext, "time", "event", "risk_group").summary)
     put("logrank", sv.logrank_test(ext, "time", "event", "risk_group"))
@@ -173,14 +173,15 @@ def study_dir(tmp_path_factory):
     fig("roc_test", "roc", y=yb[mt], p=pb[mt])
     fig("km_external", "km", df=ext)
     fig("forest_subgroups", "forest", sub=sub)
-    dm = tables["decision_curve"][tables["decision_curve"]["model"] == "logistic"]
+    dm = tables["decision_curve_test"][tables["decision_curve_test"]["model"] == "logistic"]
     fig("decision_test", "line", x=dm["threshold"], y=dm["net_benefit"])
 
     notes = {"fusion_weights": "single-modality run: no fusion model was fitted",
              "roc_external": "external ROC not drawn in this test run",
              "metrics": "Confidence intervals: DeLong (AUC) and infinitesimal jackknife (C-index).",
              "excluded": f"patient {IDS_PREFIX}00003 excluded: no portal-venous phase image",
-             "paradox_km": "quadrants need thresholds <0.5 & >0.2 <b>frozen</b>"}
+             "paradox_km": "quadrants need thresholds <0.5 & >0.2 <b>frozen</b>",
+             "risk_cutoff": f"median training risk {cut:.4f}, frozen"}
     write_artefacts(root, tables, figures, engines={"AUC": "python", "C-index": "python", "Kaplan-Meier": "python"},
                     notes=notes, dpi=70)
     # a per-patient table written with its index (an unnamed column of identifiers), added by hand
@@ -223,10 +224,20 @@ def test_every_section_and_given_figure_is_in_the_report(built, study_dir):
         assert rb.FIGURE_CAPTIONS[key] in page, key
     for key in art["tables"]:
         if key != "metrics":
-            assert rb.TABLE_CAPTIONS[key] in page, key
+            assert rb.TABLE_CAPTIONS.get(key, "Net benefit, internal test set") in page, key
     assert page.count("<img ") == len(art["figures"])
     # sections with nothing at all are reported back, sections with content are not
     assert res["missing_sections"] == ["reproducibility"]
+
+
+def test_notes_and_split_tables_land_in_their_sections(built):
+    _, page = built
+    risk = page[page.index('id="sec-risk_groups"'):page.index('id="sec-subgroups"')]
+    assert "Risk cutoff: median training risk" in risk
+    utility = page[page.index('id="sec-utility"'):page.index('id="sec-risk_groups"')]
+    assert "Net benefit, internal test set" in utility and "decision_curve_test" not in page
+    prov = page[page.index('id="sec-provenance"'):]
+    assert "Run notes" in prov and "risk_cutoff" not in prov
 
 
 def test_absent_artefacts_are_marked_with_their_reason(built):

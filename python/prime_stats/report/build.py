@@ -74,7 +74,7 @@ SECTIONS: tuple[Section, ...] = (
             ("calibration_test", "calibration_external", "brier_time")),
     Section("utility", "Clinical utility",
             "Decision-curve analysis: net benefit across threshold probabilities against treat-all and "
-            "treat-none.", ("decision_curve",), ("decision_test", "decision_external")),
+            "treat-none.", ("decision_curve*",), ("decision_test", "decision_external")),
     Section("risk_groups", "Risk stratification",
             "Patients split at the risk threshold frozen on the training data: Kaplan-Meier curves with "
             "numbers at risk, log-rank tests and Cox hazard ratios.", ("km_groups", "logrank", "cox_hr"),
@@ -88,11 +88,11 @@ SECTIONS: tuple[Section, ...] = (
     Section("explain", "Model explanations",
             "SHAP values averaged over cross-validation folds, SurvSHAP(t) for the survival model, and the "
             "divergence between the predictors driving response and those driving survival.",
-            ("shap_response", "shap_survival", "divergence"),
+            ("shap_response", "shap_survival", "survshap", "divergence"),
             ("shap_response", "shap_survival", "survshap", "divergence")),
     Section("paradox", "The responder paradox",
             "Patients cross-classified by predicted response and predicted survival risk (thresholds frozen "
-            "on the training data), and their survival.", ("paradox",), ("paradox_km",)),
+            "on the training data), and their survival.", ("paradox", "paradox_hr"), ("paradox_km",)),
     Section("omics", "Transcriptomics",
             "Differential expression between predicted groups, gene-set enrichment (Hallmark), ssGSEA "
             "scores and immune-cell infiltration.", ("de", "gsea", "ssgsea", "immune"),
@@ -116,6 +116,8 @@ TABLE_CAPTIONS = {
     "calibration_response": "Calibration of the response models",
     "calibration_survival": "Calibration of the survival models",
     "decision_curve": "Net benefit",
+    "survshap": "PRIME-S: SurvSHAP(t) importance",
+    "paradox_hr": "Responder paradox: hazard ratios",
     "km_groups": "Survival by risk group",
     "logrank": "Log-rank tests",
     "cox_hr": "Cox hazard ratios, high vs low risk",
@@ -153,9 +155,15 @@ FIGURE_CAPTIONS = {
     "immune": "Immune-cell infiltration",
 }
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
-            "immune": 30, "shap_response": 20, "shap_survival": 20, "decision_curve": 120}
+            "immune": 30, "shap_response": 20, "shap_survival": 20, "survshap": 20, "decision_curve": 60}
+# notes that are not about one artefact, shown in these sections (keys: analysis steps of study.py)
+NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimination", "calibration", "utility"),
+                 "survival_figures": ("discrimination", "calibration"), "risk_groups": ("risk_groups",),
+                 "risk_cutoff": ("risk_groups",), "descriptive": ("table1", "missingness"),
+                 "paradox_thresholds": ("paradox",), "shap": ("explain",)}
+SPLIT_SUFFIX = {"train": "training set", "test": "internal test set", "external": "external validation centre"}
 DEFAULT_MAX_ROWS = 40
-RANKED = {"shap_response", "shap_survival", "features_response", "features_survival", "de", "gsea"}
+RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
@@ -308,7 +316,7 @@ class _Builder:
                     note += (f"Per-patient table ({len(df)} patients) summarised by column; the rows are in "
                              f"{self.st.paths[f'table:{key}']}. ")
                     return tb.summarise_rows(df), note
-        wide = tb.decision_wide(df) if key == "decision_curve" else None
+        wide = tb.decision_wide(df) if key.startswith("decision_curve") else None
         if wide is not None:
             df = wide
             note += "Net benefit per strategy. "
@@ -317,9 +325,30 @@ class _Builder:
             if ranked is not None:
                 df = ranked[0]
                 note += f"Ordered by {ranked[1]}. "
-        df, short = tb.shorten(df, MAX_ROWS.get(key, DEFAULT_MAX_ROWS))
+        df, short = tb.shorten(df, MAX_ROWS.get(key, MAX_ROWS.get(key.rpartition("_")[0], DEFAULT_MAX_ROWS)))
         df, hoisted = tb.tidy_for_display(df)
         return df, (note + short + hoisted).replace("the CSV file", self.st.paths[f"table:{key}"])
+
+    def expand(self, keys, available) -> list[str]:
+        """Artefact keys of a section: ``name*`` matches name, name_test, name_external, ..."""
+        out = []
+        for k in keys:
+            if k.endswith("*"):
+                base = k[:-1]
+                hits = [a for a in available if a == base or a.startswith(base + "_")]
+                order = {f"{base}_{s}": i for i, s in enumerate(SPLIT_SUFFIX)}
+                out += sorted(hits, key=lambda a: (order.get(a, len(order)), a))
+            elif k in available:
+                out.append(k)
+        return out
+
+    def caption(self, key: str) -> str:
+        if key in TABLE_CAPTIONS:
+            return TABLE_CAPTIONS[key]
+        base, _, split = key.rpartition("_")
+        if base in TABLE_CAPTIONS and split in SPLIT_SUFFIX:
+            return f"{TABLE_CAPTIONS[base]}, {SPLIT_SUFFIX[split]}"
+        return key
 
     def missing(self, kind: str, key: str) -> dict:
         what = TABLE_CAPTIONS.get(key) if kind == "table" else FIGURE_CAPTIONS.get(key)
@@ -330,7 +359,7 @@ class _Builder:
         df, note = self.prepare(key)
         shown, clipped = tb.clip_text(tb.format_frame(df))
         extra = self.st.notes.get(key, "")
-        return _table_block(shown, TABLE_CAPTIONS.get(key, key), self.text(f"{extra} {note}{clipped}").strip(),
+        return _table_block(shown, self.caption(key), self.text(f"{extra} {note}{clipped}").strip(),
                             self.counter, "t1" if key == "table1" else "")
 
     def figures(self, keys) -> dict:
@@ -438,7 +467,7 @@ class _Builder:
                                        "Engine that computed each statistic", "", self.counter, "kv"))
         else:
             blocks.append({"kind": "missing", "what": "engines per statistic", "reason": "artefacts.json lists none"})
-        shown = {k for s in SECTIONS for k in s.tables + s.figures}
+        shown = {k for s in SECTIONS for k in s.tables + s.figures + (s.key,)} | set(NOTE_SECTIONS)
         other = {k: v for k, v in self.st.notes.items() if k not in shown and k not in self.st.tables
                  and k not in self.st.figures}
         if other:
@@ -458,12 +487,18 @@ class _Builder:
         if s.key == "provenance":
             return self.provenance(), bool(self.st.provenance)
         blocks, present = [], False
+        for k, secs in NOTE_SECTIONS.items():
+            if s.key in secs and k in self.st.notes:
+                blocks.append({"kind": "note", "text": self.text(f"{k.replace('_', ' ').capitalize()}: "
+                                                                 f"{self.st.notes[k]}")})
+        if s.key in self.st.notes:
+            blocks.append({"kind": "note", "text": self.text(self.st.notes[s.key])})
         if s.key == "flow":
             d = self.flow_diagram()
             if d:
                 blocks.append(d)
-        tables = [k for k in s.tables if k in self.st.tables]
-        figures = [k for k in s.figures if k in self.st.figures]
+        tables = self.expand(s.tables, self.st.tables)
+        figures = self.expand(s.figures, self.st.figures)
         if s.key == "performance" and tables:
             try:
                 blocks += self.performance()
@@ -480,15 +515,15 @@ class _Builder:
             if figures:
                 blocks.append(self.figures(figures))
                 present = True
-        absent = [("table", k) for k in s.tables if k not in self.st.tables] + \
+        absent = [("table", k.rstrip("*")) for k in s.tables if not self.expand([k], self.st.tables)] + \
                  [("figure", k) for k in s.figures if k not in self.st.figures]
         blocks += [self.missing(kind, k) for kind, k in absent]
         return blocks, present
 
     def additional(self) -> list[dict]:
         blocks = []
-        known_t = {k for s in SECTIONS for k in s.tables}
-        known_f = {k for s in SECTIONS for k in s.figures}
+        known_t = {k for s in SECTIONS for k in self.expand(s.tables, self.st.tables)}
+        known_f = {k for s in SECTIONS for k in self.expand(s.figures, self.st.figures)}
         for k in self.st.tables:
             if k not in known_t:
                 blocks.append(self.table(k))

@@ -149,6 +149,8 @@ def format_frame(df: pd.DataFrame) -> pd.DataFrame:
             finite = s[np.isfinite(s.astype(float))]
             if is_p_column(c):
                 out[c] = s.map(fmt_p)
+            elif str(c).lower() in ("time", "time_days", "horizon"):
+                out[c] = s.map(fmt_time)
             elif len(finite) and np.all(np.mod(finite.astype(float), 1) == 0) and finite.abs().max() < 1e9:
                 out[c] = s.map(lambda v: f"{int(v):d}" if pd.notna(v) and np.isfinite(v) else "")
             else:
