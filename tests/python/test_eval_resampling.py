@@ -133,3 +133,10 @@ def test_errors(bc):
         rs.bootstrap_ci(np.mean, np.ones(5), np.ones(4))
     with pytest.raises(ValueError, match="0/1"):
         rs.logistic_calibration(np.array([0, 2, 1]), np.array([0.2, 0.5, 0.7]))
+
+
+def test_fast_auc_equals_sklearn_with_ties(bc):
+    X, y = bc
+    p = np.round(_lrm().fit(X, y).predict_proba(X)[:, 1], 2)  # many ties
+    assert rs.auc_mann_whitney(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert np.isnan(rs.auc_mann_whitney(np.ones(5), np.arange(5.0)))

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import clone
-from sklearn.metrics import roc_auc_score
+from scipy import stats
 from threadpoolctl import threadpool_limits
 
 __all__ = ["Scorer", "SCORERS", "get_scorer", "bootstrap_optimism", "bootstrap_ci",
-           "logistic_calibration"]
+           "logistic_calibration", "auc_mann_whitney"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,8 +98,19 @@ class Scorer:
         return float(self.fn(estimator, X, y))
 
 
+def auc_mann_whitney(y, p) -> float:
+    """AUC as the Mann-Whitney statistic with mid-ranks for ties (equals roc_auc_score); NaN if one class."""
+    y = _binary(y)
+    n1 = y.sum()
+    n0 = y.size - n1
+    if n1 == 0 or n0 == 0:
+        return np.nan
+    r = stats.rankdata(p)
+    return float((r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 def _auc(est, X, y):
-    return roc_auc_score(_binary(y), _proba(est, X))
+    return auc_mann_whitney(y, _proba(est, X))
 
 
 def _brier_noinfo(est, X, y):
@@ -195,6 +206,29 @@ def _optimism_chunk(estimator, X, y, scorers, indices, want_oob, inner_threads):
         return _optimism_replicates(estimator, X, y, scorers, indices, want_oob)
 
 
+class _Predictions:
+    """The fitted estimator with predict/predict_proba remembered per data object, so that several
+    scorers evaluated on the same rows predict once."""
+
+    def __init__(self, estimator):
+        self._est, self._memo = estimator, {}
+
+    def _cached(self, method, X):
+        key = (method, id(X))
+        if key not in self._memo:
+            self._memo[key] = (X, getattr(self._est, method)(X))  # keep X alive so its id stays unique
+        return self._memo[key][1]
+
+    def predict_proba(self, X):
+        return self._cached("predict_proba", X)
+
+    def predict(self, X):
+        return self._cached("predict", X)
+
+    def __getattr__(self, name):
+        return getattr(self._est, name)
+
+
 def _optimism_replicates(estimator, X, y, scorers, indices, want_oob):
     n = len(X)
     rows = []
@@ -202,14 +236,15 @@ def _optimism_replicates(estimator, X, y, scorers, indices, want_oob):
         row = {}
         try:
             Xb, yb = _take(X, idx), _take(y, idx)
-            est = clone(estimator).fit(Xb, yb)
+            est = _Predictions(clone(estimator).fit(Xb, yb))
+            oob = np.setdiff1d(np.arange(n), idx)
+            Xo, yo = _take(X, oob), _take(y, oob)
             for s in scorers:
                 row[f"{s.name}_boot"] = s(est, Xb, yb)
                 row[f"{s.name}_orig"] = s(est, X, y)
                 if want_oob:
-                    oob = np.setdiff1d(np.arange(n), idx)
                     try:
-                        row[f"{s.name}_oob"] = s(est, _take(X, oob), _take(y, oob)) if oob.size else np.nan
+                        row[f"{s.name}_oob"] = s(est, Xo, yo) if oob.size else np.nan
                     except ValueError:  # e.g. one class only out of bag
                         row[f"{s.name}_oob"] = np.nan
             row["error"] = ""
@@ -249,7 +284,7 @@ def bootstrap_optimism(estimator, X, y, scoring: Sequence | str = ("auc", "brier
     if B < 1:
         raise ValueError(f"B must be >= 1, got {B}")
     n = _n_rows(X, y)
-    fitted = clone(estimator).fit(X, y)
+    fitted = _Predictions(clone(estimator).fit(X, y))
     apparent = {s.name: s(fitted, X, y) for s in scorers}
     indices = _draw_indices(n, B, random_state, _strata_of(y, stratify))
     parts = Parallel(n_jobs=n_jobs)(
