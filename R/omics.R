@@ -13,6 +13,12 @@
   m
 }
 
+.ps_need <- function(pkg, fn) {
+  if (!requireNamespace(pkg, quietly = TRUE)) {
+    stop(sprintf("%s needs the Bioconductor package '%s' (Debian: r-bioc-%s)", fn, pkg, tolower(pkg)))
+  }
+}
+
 .ps_group_factor <- function(group, n) {
   if (length(group) != n) {
     stop(sprintf("group has length %d but the expression table has %d samples", length(group), n))
@@ -33,6 +39,7 @@
 #' @param filter_low for counts: drop genes failing edgeR::filterByExpr (before TMM).
 #' @return data.frame: gene, logFC, AveExpr, t, P.Value, adj.P.Val (BH), B, engine.
 ps_r_limma <- function(expr, genes = rownames(expr), group, counts = FALSE, reference = NULL, filter_low = TRUE) {
+  .ps_need("limma", "ps_r_limma")
   m <- .ps_expr_matrix(expr, genes)
   g <- .ps_group_factor(group, ncol(m))
   if (!is.null(reference)) g <- stats::relevel(g, ref = as.character(reference))
@@ -78,6 +85,7 @@ ps_r_limma <- function(expr, genes = rownames(expr), group, counts = FALSE, refe
 #' @return data.frame: gene_set then one column per sample.
 ps_r_ssgsea <- function(expr, genes = rownames(expr), gene_sets, alpha = 0.25, normalize = TRUE,
                         min_size = 1L, max_size = 100000L) {
+  .ps_need("GSVA", "ps_r_ssgsea")
   m <- .ps_expr_matrix(expr, genes)
   sets <- lapply(gene_sets, as.character)
   s <- GSVA::gsva(m, sets, method = "ssgsea", tau = alpha, ssgsea.norm = isTRUE(normalize),

@@ -131,7 +131,7 @@ def _tree_explanation(model, X_train: pd.DataFrame, X_test: pd.DataFrame, output
         sv = sv[..., 1]
     base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
     base = base[-1] if base.size > 1 else base[0]
-    return sv, Xte, names, np.full(len(Xte), float(base)), "shap.TreeExplainer (interventional)", scale
+    return sv, Xte, names, np.full(len(Xte), float(base)), "shap.TreeExplainer (interventional)", scale, None
 
 
 def _active_features(f, X_test: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -218,7 +218,7 @@ def _screened_shapley(f_full, xt: np.ndarray, bg: np.ndarray, exact_max_features
     base_out = np.asarray(f_full(bg)).mean(axis=0)
     values = np.zeros((len(xt), p) + np.shape(base_out))
     if not active.any():
-        return values, np.tile(base_out, (len(xt),) + (1,) * np.ndim(base_out)), "constant model (no active feature)"
+        return values, np.tile(base_out, (len(xt),) + (1,) * np.ndim(base_out)), "constant model", 0
     fixed = bg[0].copy()
 
     def f(z):
@@ -230,9 +230,7 @@ def _screened_shapley(f_full, xt: np.ndarray, bg: np.ndarray, exact_max_features
                                             exact_max_features=exact_max_features,
                                             n_permutations=n_permutations, random_state=seed)
     values[:, active] = sv
-    if not active.all():
-        name += f" on {int(active.sum())} of {p} features (the rest do not change the output)"
-    return values, base, name
+    return values, base, name, int(active.sum())
 
 
 def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_max_features,
@@ -241,10 +239,10 @@ def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_ma
     bg = X_train.to_numpy(dtype=float)
     bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
     xt = X_test.to_numpy(dtype=float)
-    values, base, name = _screened_shapley(_prediction_function(model, cols, output), xt, bg,
-                                           exact_max_features, n_permutations,
-                                           int(rng.integers(2**31 - 1)))
-    return values, xt, list(map(str, cols)), base, name, output
+    values, base, name, n_active = _screened_shapley(_prediction_function(model, cols, output), xt, bg,
+                                                     exact_max_features, n_permutations,
+                                                     int(rng.integers(2**31 - 1)))
+    return values, xt, list(map(str, cols)), base, name, output, n_active
 
 
 def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "auto",
@@ -272,7 +270,7 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
     folds = list(_splitter(estimator, y, cv, random_state))
     n = len(X)
     parts, data_parts, base, fold_id, fold_imp = [], [], np.empty(n), np.empty(n, int), []
-    names_used, scales = set(), set()
+    names_used, scales, actives = set(), set(), []
     for k, (tr, te) in enumerate(folds):
         model = clone(estimator).fit(X.iloc[tr], y[tr] if not isinstance(y, pd.Series) else y.iloc[tr])
         res = None
@@ -284,14 +282,20 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
         if res is None:
             res = _agnostic_explanation(model, X.iloc[tr], X.iloc[te], output, n_background,
                                         exact_max_features, n_permutations, rng)
-        sv, xv, names, b, names_used_k, scale = res
+        sv, xv, names, b, names_used_k, scale, n_active = res
         names_used.add(names_used_k)
         scales.add(scale)
+        if n_active is not None:
+            actives.append(n_active)
         idx = X.index[te]
         parts.append(pd.DataFrame(sv, index=idx, columns=names))
         data_parts.append(pd.DataFrame(xv, index=idx, columns=names))
         base[te], fold_id[te] = b, k
         fold_imp.append(pd.Series(np.abs(sv).mean(axis=0), index=names, name=k))
+    explainer_name = "; ".join(sorted(names_used))
+    if actives:
+        explainer_name += (f"; features that change the output, per fold: "
+                           f"{', '.join(map(str, actives))} of {X.shape[1]}")
     values = pd.concat(parts).reindex(X.index)
     order = list(dict.fromkeys(c for p in parts for c in p.columns))
     values = values[order].fillna(0.0)
@@ -311,7 +315,7 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
     ranking["rank"] = np.arange(1, len(ranking) + 1)
     return ShapResult(values=values, data=data, base_values=base, fold=fold_id,
                       fold_importance=fold_importance, ranking=ranking,
-                      explainer="; ".join(sorted(names_used)), output="; ".join(sorted(scales)))
+                      explainer=explainer_name, output="; ".join(sorted(scales)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,9 +392,9 @@ def survshap(model, X: pd.DataFrame, times, *, background: pd.DataFrame, n_backg
     bg = background.to_numpy(dtype=float)
     bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
     p = len(cols)
-    sv, base, name = _screened_shapley(f, X.to_numpy(dtype=float), bg, exact_max_features,
-                                       n_permutations, random_state)
-    name = "SurvSHAP(t): " + name
+    sv, base, name, n_active = _screened_shapley(f, X.to_numpy(dtype=float), bg, exact_max_features,
+                                                 n_permutations, random_state)
+    name = f"SurvSHAP(t): {name} on {n_active} of {p} features (the others do not change S(t|x))"
     values = np.transpose(sv.reshape(len(X), p, len(times)), (0, 2, 1))  # n x T x p
     base = base.reshape(len(X), len(times))
     mean_abs = np.abs(values).mean(axis=0)  # T x p

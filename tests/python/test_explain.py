@@ -178,7 +178,7 @@ def test_survshap_screens_unused_features(sim):
     times = [365.0, 730.0]
     res = explain.survshap(model, Xs.iloc[300:310], times, background=Xs.iloc[:300], n_background=20,
                            exact_max_features=3)
-    assert "3 of 4 features" in res.explainer and "exact" in res.explainer
+    assert "on 3 of 4 features" in res.explainer and "exact" in res.explainer
     assert np.all(res.values[:, :, 0] == 0)
     np.testing.assert_allclose(res.base_values + res.values.sum(axis=2), res.prediction, atol=1e-10)
     perm = explain.survshap(model, Xs.iloc[300:310], times, background=Xs.iloc[:300], n_background=20,
