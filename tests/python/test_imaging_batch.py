@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from prime_stats.imaging import RadiomicsSettings, extract_manifest, read_manifest
+from prime_stats.imaging import RadiomicsSettings, extract_manifest, icc_filter, read_manifest
 
 FAST = {"image_types": {"Original": {}}, "feature_classes": ["firstorder", "shape"], "resampled_spacing": None}
 
@@ -95,16 +95,22 @@ def test_broken_cases_are_isolated_and_a_rerun_resumes(study, tmp_path):
 
 def test_processes_and_perturbed_second_observer(study, tmp_path):
     settings = {**FAST, "perturbation": {"method": "contour", "radius_mm": 1.0, "seed": 7}}
+    with pytest.raises(ValueError, match="targets"):
+        extract_manifest(study, tmp_path / "x.parquet", {**FAST, "perturbation": {"method": "contour", "targets": ["x"]}})
     one = extract_manifest(study, tmp_path / "a" / "f.parquet", settings, workers=1, progress=False)
     two = extract_manifest(study, tmp_path / "b" / "f.parquet", settings, workers=2, progress=False)
-    assert (two.log["status"] == "ok").all() and len(two.log) == 12
+    assert (two.log["status"] == "ok").all() and len(two.log) == 18
+    assert list(two.log["observer"][:3]) == ["observer1", "observer2", "repeat"]
     assert two.timing["pid"].nunique() == 2  # really two worker processes
     pd.testing.assert_frame_equal(one.features, two.features)
     pd.testing.assert_frame_equal(one.features_observer2, two.features_observer2)
-    assert (tmp_path / "b" / "f_observer2.parquet").is_file()
+    pd.testing.assert_frame_equal(one.features_repeat, two.features_repeat)
+    assert (tmp_path / "b" / "f_observer2.parquet").is_file() and (tmp_path / "b" / "f_repeat.parquet").is_file()
     vol1 = one.features["AP_original_shape_VoxelVolume"]
     vol2 = one.features_observer2["AP_original_shape_VoxelVolume"]
+    vol3 = one.features_repeat["AP_original_shape_VoxelVolume"]
     assert not np.allclose(vol1, vol2) and np.allclose(vol1, vol2, rtol=0.2)
+    assert not np.allclose(vol2, vol3) and np.allclose(vol1, vol3, rtol=0.2)  # independent perturbations
 
 
 def test_memory_limit_fails_cases_not_the_run(study, tmp_path):
@@ -129,20 +135,22 @@ def test_simulated_study_extracts_in_both_phases(tmp_path):
     sim = pytest.importorskip("prime_stats.simulate")
     paths = sim.simulate_study(tmp_path / "sim", n_a=10, n_b=0, seed=1, n_expression=0)
     manifest = pd.read_csv(paths["manifest"])
-    manifest = manifest[manifest["patient_id"].isin(manifest["patient_id"].unique()[:5])]
-    small = tmp_path / "sim" / "manifest_5.csv"  # beside the images: relative paths still resolve
+    manifest = manifest[manifest["patient_id"].isin(manifest["patient_id"].unique()[:4])]
+    small = tmp_path / "sim" / "manifest_4.csv"  # beside the images: relative paths still resolve
     manifest.to_csv(small, index=False)
     res = extract_manifest(small, tmp_path / "f.parquet",
                            {"image_types": {"Original": {}, "LoG": {"sigma": [4.0]}},
                             "feature_classes": ["firstorder", "shape", "glcm"]}, progress=False)
     assert (res.log["status"] == "ok").all(), res.log["error"].tolist()
-    assert len(res.features) == manifest["patient_id"].nunique() == 5
+    assert len(res.features) == manifest["patient_id"].nunique() == 4
     for phase in ("AP", "PVP"):
         cols = res.features.columns[res.features.columns.str.startswith(f"{phase}_")]
         assert f"{phase}_original_shape_Maximum3DDiameter" in cols and f"{phase}_log-sigma-4-0-mm-3D_glcm_Contrast" in cols
     assert np.isfinite(res.features.to_numpy()).all()
     # the two phases of a patient are different images of the same tumour
     assert not np.allclose(res.features["AP_original_firstorder_Mean"], res.features["PVP_original_firstorder_Mean"])
-    assert res.features["AP_original_glcm_Contrast"].nunique() == 5
+    assert res.features["AP_original_glcm_Contrast"].nunique() == 4
     if "mask_observer2" in manifest:
         assert res.features_observer2 is not None and res.features_observer2.shape == res.features.shape
+        kept, table, summary = icc_filter(res.features, res.features_observer2)
+        assert set(summary["phase"]) == {"AP", "PVP"} and "AP_original_shape_VoxelVolume" in kept

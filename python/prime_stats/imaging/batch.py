@@ -1,6 +1,9 @@
 """Batch extraction of a manifest: parallel, cached, resumable, failure-isolated.
 
-One *case* is one (patient, phase, observer) image/mask pair. Each case runs in a worker (local
+One *case* is one (patient, phase, segmentation) image/mask pair; the segmentations are ``observer1``
+(manifest column ``mask``), ``observer2`` (``mask_observer2``, inter-observer) and ``repeat``
+(``mask_repeat``: observer 1 segmenting again, intra-observer), the last two optional or made by the
+``perturbation`` setting. Each case runs in a worker (local
 processes by default, or a Dask distributed cluster when a scheduler address is given), writes its
 features to a per-case cache file (atomically) and reports status ``ok``; a rerun finds the cache
 file and reports ``cached``; a broken case (missing file, empty mask, geometry mismatch, crash of its
@@ -39,6 +42,7 @@ PHASES = ("AP", "PVP")
 REQUIRED_COLUMNS = ("patient_id", "phase", "image", "mask")
 MAX_TASKS_PER_CHILD = 25
 _LOG_COLUMNS = ["patient_id", "phase", "observer", "status", "seconds", "error", "image", "mask"]
+SEGMENTATIONS = {"observer1": "mask", "observer2": "mask_observer2", "repeat": "mask_repeat"}
 
 
 @dataclass
@@ -46,28 +50,31 @@ class ExtractionResult:
     """Features (index patient_id; columns ``<phase>_<PyRadiomics name>``) and the per-case log.
 
     Only patients whose every phase extracted are in ``features``; the others are in the log with
-    status ``failed`` and listed in ``excluded``. ``features_observer2`` holds the second
-    segmentation's features (manifest column ``mask_observer2`` or the ``perturbation`` setting), or
-    None. ``timing`` gives seconds per case and image type (``preprocess``, ``Original``, ...).
+    status ``failed`` and listed in ``excluded``. ``features_observer2`` (inter-observer) and
+    ``features_repeat`` (intra-observer) hold the other segmentations' features (manifest columns
+    ``mask_observer2`` / ``mask_repeat`` or the ``perturbation`` setting), or None; pass them to
+    :func:`~prime_stats.imaging.icc_filter`. ``timing`` gives seconds per case and image type (``preprocess``, ``Original``, ...).
     """
 
     features: pd.DataFrame
     log: pd.DataFrame
     settings: RadiomicsSettings
     features_observer2: pd.DataFrame | None = None
+    features_repeat: pd.DataFrame | None = None
     timing: pd.DataFrame = field(default_factory=pd.DataFrame)
     paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def excluded(self) -> list[str]:
-        failed = self.log.loc[(self.log["status"] == "failed") & (self.log["observer"] == 1), "patient_id"]
+        failed = self.log.loc[(self.log["status"] == "failed") & (self.log["observer"] == "observer1"), "patient_id"]
         return sorted(set(failed.astype(str)))
 
 
 def read_manifest(manifest: str | Path | pd.DataFrame) -> pd.DataFrame:
     """Validate an image manifest and return it with absolute paths.
 
-    Columns: patient_id, phase (AP/PVP), image, mask, optional mask_observer2. Relative paths are
+    Columns: patient_id, phase (AP/PVP), image, mask, optional mask_observer2 and mask_repeat (blank
+    cells allowed). Relative paths are
     relative to the manifest file's folder (to the working directory for a DataFrame).
     """
     if isinstance(manifest, pd.DataFrame):
@@ -102,7 +109,7 @@ def read_manifest(manifest: str | Path | pd.DataFrame) -> pd.DataFrame:
         p = Path(str(p)).expanduser()
         return str(p if p.is_absolute() else (base / p).resolve())
 
-    for col in ("image", "mask", "mask_observer2"):
+    for col in ("image", *SEGMENTATIONS.values()):
         if col in df.columns:
             df[col] = df[col].map(absolute)
     return df.reset_index(drop=True)
@@ -186,19 +193,20 @@ def _tasks(df: pd.DataFrame, settings: RadiomicsSettings, cache_dir: Path) -> li
     tasks = []
     for row in df.itertuples(index=False):
         row = row._asdict()
-        second = row.get("mask_observer2")
-        variants = [(1, row["mask"], None)]
-        if second:
-            variants.append((2, second, None))
-        elif settings.perturbation is not None:
-            p = {"radius_mm": 1.0, "seed": 0, **settings.perturbation}
-            p["seed"] = int(p["seed"]) + zlib.crc32(f"{row['patient_id']}|{row['phase']}".encode())
-            variants.append((2, row["mask"], p))
+        variants = [("observer1", row["mask"], None)]
+        pert = settings.perturbation or {}
+        for seg in ("observer2", "repeat"):
+            if row.get(SEGMENTATIONS[seg]):
+                variants.append((seg, row[SEGMENTATIONS[seg]], None))
+            elif pert and seg in pert.get("targets", ("observer2", "repeat")):
+                p = {"method": pert["method"], "radius_mm": float(pert.get("radius_mm", 1.0))}
+                p["seed"] = int(pert.get("seed", 0)) + zlib.crc32(f"{row['patient_id']}|{row['phase']}|{seg}".encode())
+                variants.append((seg, row["mask"], p))
         for observer, mask, pert in variants:
             task = {"patient_id": row["patient_id"], "phase": row["phase"], "observer": observer,
                     "image": row["image"], "mask": mask, "perturbation": pert, "settings": sdict}
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", row["patient_id"])
-            task["cache_file"] = str(cache_dir / f"{safe}_{row['phase']}_obs{observer}_{_cache_key(task, fp)}.json")
+            task["cache_file"] = str(cache_dir / f"{safe}_{row['phase']}_{observer}_{_cache_key(task, fp)}.json")
             tasks.append(task)
     return tasks
 
@@ -264,7 +272,7 @@ def _run_dask(tasks, scheduler, bar):
             bar.update()
 
 
-def _wide(records: list[dict[str, Any]], observer: int, patients: list[str], phases: dict[str, list[str]]):
+def _wide(records: list[dict[str, Any]], observer: str, patients: list[str], phases: dict[str, list[str]]):
     recs = [r for r in records if r["observer"] == observer]
     if not recs:
         return None
@@ -291,7 +299,7 @@ def extract_manifest(manifest: str | Path | pd.DataFrame, out: str | Path,
 
     Writes ``out`` (parquet, index patient_id), ``<out stem>_log.csv`` (one row per case: patient_id,
     phase, observer, status ok/cached/failed, seconds, error), ``<out stem>_settings.yaml`` and, when
-    a second segmentation exists, ``<out stem>_observer2.parquet``. The per-case cache defaults to
+    other segmentations exist, ``<out stem>_observer2.parquet`` / ``<out stem>_repeat.parquet``. The per-case cache defaults to
     ``<out stem>_cache/`` beside ``out``; with a Dask ``scheduler`` it must be on a file system the
     workers share, as must the image paths.
     """
@@ -325,16 +333,17 @@ def extract_manifest(manifest: str | Path | pd.DataFrame, out: str | Path,
                             **r["timing"]} for r in records])
     patients = list(dict.fromkeys(df["patient_id"]))
     phases = df.groupby("patient_id", sort=False)["phase"].agg(list).to_dict()
-    features = _wide(records, 1, patients, phases)
-    features_2 = _wide(records, 2, patients, phases)
+    tables = {seg: _wide(records, seg, patients, phases) for seg in SEGMENTATIONS}
 
     paths = {"features": out, "log": out.parent / f"{stem}_log.csv",
              "settings": out.parent / f"{stem}_settings.yaml", "cache": cache}
-    features.to_parquet(out)
+    tables["observer1"].to_parquet(out)
     log.to_csv(paths["log"], index=False)
     s.to_yaml(paths["settings"])
-    if features_2 is not None:
-        paths["features_observer2"] = out.parent / f"{stem}_observer2.parquet"
-        features_2.to_parquet(paths["features_observer2"])
-    return ExtractionResult(features=features, log=log, settings=s, features_observer2=features_2,
+    for seg in ("observer2", "repeat"):
+        if tables[seg] is not None:
+            paths[f"features_{seg}"] = out.parent / f"{stem}_{seg}.parquet"
+            tables[seg].to_parquet(paths[f"features_{seg}"])
+    return ExtractionResult(features=tables["observer1"], log=log, settings=s,
+                            features_observer2=tables["observer2"], features_repeat=tables["repeat"],
                             timing=timing, paths=paths)

@@ -73,9 +73,10 @@ class RadiomicsSettings:
     image_types         {"Original": {}, "LoG": {"sigma": [4.0]}, "Wavelet": {}} (PyRadiomics names;
                         Wavelet accepts wavelet/level/start_level)
     feature_classes     subset of firstorder, shape, glcm, glrlm, glszm, gldm, ngtdm (all by default)
-    perturbation        null, or {"method": contour|dilate|erode, "radius_mm": float, "seed": int}:
-                        creates a second segmentation for cases whose manifest row has no
-                        mask_observer2 (see reproducibility.perturb_mask); default null
+    perturbation        null, or {"method": contour|dilate|erode, "radius_mm": float (1.0),
+                        "seed": int (0), "targets": [observer2, repeat]}: makes the listed extra
+                        segmentations (inter-observer, intra-observer repeat) for manifest rows
+                        without mask_observer2 / mask_repeat (reproducibility.perturb_mask); null
     """
 
     label: int = 1
@@ -174,9 +175,14 @@ class RadiomicsSettings:
             bad("feature_classes", f"unknown or empty {unknown}; choose from {list(FEATURE_CLASSES)}")
         if self.perturbation is not None:
             p = dict(self.perturbation)
-            extra = sorted(set(p) - {"method", "radius_mm", "seed"})
+            extra = sorted(set(p) - {"method", "radius_mm", "seed", "targets"})
             if extra:
-                bad("perturbation", f"unknown key(s) {extra}; accepted: method, radius_mm, seed")
+                bad("perturbation", f"unknown key(s) {extra}; accepted: method, radius_mm, seed, targets")
+            targets = p.get("targets", ["observer2", "repeat"])
+            if not targets or set(targets) - {"observer2", "repeat"}:
+                bad("perturbation", f"targets must be a non-empty subset of [observer2, repeat], got {targets!r}")
+            if not (isinstance(p.get("radius_mm", 1.0), (int, float)) and p.get("radius_mm", 1.0) > 0):
+                bad("perturbation", f"radius_mm must be > 0, got {p.get('radius_mm')!r}")
             if p.get("method") not in PERTURBATION_METHODS:
                 bad("perturbation", f"method must be one of {list(PERTURBATION_METHODS)}, got {p.get('method')!r}")
 
