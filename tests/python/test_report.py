@@ -118,7 +118,9 @@ def study_dir(tmp_path_factory):
     coefs = lr[-1].coef_[0]
     put("features_response", pd.DataFrame({"feature": Xb.columns, "coefficient": coefs}))
     put("features_survival", cox[["term", "estimate", "lower", "upper", "p"]])
-    put("hyperparameters", pd.DataFrame({"model": "logistic", "parameter": ["C", "penalty"], "value": ["1.0", "l2"]}))
+    put("hyperparameters", pd.DataFrame({"model": ["logistic"], "hyperparameters": [json.dumps(
+        {"model__C": 1.0, "model__penalty": "l2", "select__l1_ratio": 0.5, "select__threshold": 0.0001,
+         "model__class_weight": None})]}))
 
     rows = []
     for s in ("train", "test", "external"):
@@ -300,6 +302,12 @@ def test_rankings_are_ordered(built):
     assert "Ordered by largest |mean_abs_shap|" in page
     g = pd.DataFrame({"Term": list("abc"), "NOM p-val": [0.01, 0.2, 0.03], "FDR q-val": [0.3, 0.1, 0.2]})
     assert list(tb.rank_rows(g)[0]["Term"]) == ["b", "c", "a"]      # adjusted p before nominal p
+
+
+def test_hyperparameters_are_shown_whole(built):
+    _, page = built
+    assert ("model__C = 1.000; model__penalty = l2; select__l1_ratio = 0.500; select__threshold = 1.0e-04; "
+            "model__class_weight = None") in page
 
 
 def test_long_tables_are_shortened_with_a_note(built, study_dir):

@@ -164,6 +164,7 @@ NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimina
 SPLIT_SUFFIX = {"train": "training set", "test": "internal test set", "external": "external validation centre"}
 DEFAULT_MAX_ROWS = 40
 RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
+UNCLIPPED = {"hyperparameters", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
@@ -357,7 +358,9 @@ class _Builder:
 
     def table(self, key: str) -> dict:
         df, note = self.prepare(key)
-        shown, clipped = tb.clip_text(tb.format_frame(df))
+        shown, clipped = tb.format_frame(df), ""
+        if key not in UNCLIPPED:
+            shown, clipped = tb.clip_text(shown)
         extra = self.st.notes.get(key, "")
         return _table_block(shown, self.caption(key), self.text(f"{extra} {note}{clipped}").strip(),
                             self.counter, "t1" if key == "table1" else "")

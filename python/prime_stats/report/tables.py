@@ -7,6 +7,7 @@ long tables shortened to their most relevant rows with a note saying so.
 from __future__ import annotations
 
 import html
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -156,8 +157,21 @@ def format_frame(df: pd.DataFrame) -> pd.DataFrame:
             else:
                 out[c] = s.map(fmt_num)
         else:
-            out[c] = s.map(lambda v: "" if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v))
+            out[c] = s.map(lambda v: "" if (v is None or (isinstance(v, float) and np.isnan(v)))
+                           else _json_object_text(str(v)))
     return out
+
+
+def _json_object_text(v: str) -> str:
+    """A JSON object cell (e.g. tuned hyperparameters) as "key = value; ..."; other text unchanged."""
+    if not (v.startswith("{") and v.endswith("}")):
+        return v
+    try:
+        d = json.loads(v)
+    except ValueError:
+        return v
+    return "; ".join(f"{k} = {fmt_num(x) if isinstance(x, float) else x}" for k, x in d.items()) \
+        if isinstance(d, dict) else v
 
 
 def clip_text(df: pd.DataFrame, limit: int = 60) -> tuple[pd.DataFrame, str]:
