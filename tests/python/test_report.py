@@ -306,7 +306,7 @@ def test_rankings_are_ordered(built):
 
 def test_hyperparameters_are_shown_whole(built):
     _, page = built
-    assert ("model__C = 1.000; model__penalty = l2; select__l1_ratio = 0.500; select__threshold = 1.0e-04; "
+    assert ("model__C = 1; model__penalty = l2; select__l1_ratio = 0.5; select__threshold = 0.0001; "
             "model__class_weight = None") in page
 
 

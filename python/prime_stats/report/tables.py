@@ -163,14 +163,15 @@ def format_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _json_object_text(v: str) -> str:
-    """A JSON object cell (e.g. tuned hyperparameters) as "key = value; ..."; other text unchanged."""
+    """A JSON object cell (e.g. tuned hyperparameters) as "key = value; ..." (floats to 4 significant
+    digits: a penalty of 0.00316 stays 0.00316); other text unchanged."""
     if not (v.startswith("{") and v.endswith("}")):
         return v
     try:
         d = json.loads(v)
     except ValueError:
         return v
-    return "; ".join(f"{k} = {fmt_num(x) if isinstance(x, float) else x}" for k, x in d.items()) \
+    return "; ".join(f"{k} = {format(x, '.4g') if isinstance(x, float) else x}" for k, x in d.items()) \
         if isinstance(d, dict) else v
 
 
