@@ -13,13 +13,13 @@ from scipy import stats
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from sksurv.metrics import concordance_index_censored
 
 from .features import survival_arrays, survival_folds
 from .models.response import RESPONSE_LEARNERS
-from .models.selection import ModalityClassifier, ModalitySurvival, check_columns
+from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
 
 __all__ = ["PrimeR", "PrimeS", "CoxCalibration", "compare_modalities"]
@@ -42,7 +42,7 @@ class PrimeR(ClassifierMixin, BaseEstimator):
 
     For each modality the best pipeline (learner and hyper-parameters) is chosen by stratified
     ``cv``-fold CV AUC on the training data (``ModalityClassifier``); its out-of-fold training
-    probabilities (``cross_val_predict``: selection and model refitted in each fold) train an
+    probabilities (selection and model refitted in each fold, as ``cross_val_predict``) train an
     unpenalised logistic meta-classifier; the base pipelines are then refitted on all training rows.
     With a single modality the meta-classifier only recalibrates that modality's probability.
 
@@ -69,14 +69,12 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise ValueError(f"response must be binary; got classes {self.classes_.tolist()}")
-        folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
         self.bases_, oof = {}, {}
         for k in kinds:
             base = ModalityClassifier(self.clinical_features, self.radiomics_features, k, self.learners,
                                       self.cv, self.fast, self.grids, self.random_state, self.n_jobs).fit(X, y)
             self.bases_[k] = base
-            oof[k] = cross_val_predict(clone(base.best_estimator_), X[base.columns_], y, cv=folds,
-                                       method="predict_proba", n_jobs=self.n_jobs)[:, 1]
+            oof[k] = base.oof_.to_numpy()   # the chosen pipeline refitted in every CV fold
         self.oof_proba_ = pd.DataFrame(oof, index=X.index)
         self.meta_ = LogisticRegression(C=np.inf, max_iter=1000).fit(self.oof_proba_.to_numpy(), y)
         self.fusion_weights_ = pd.DataFrame({
@@ -151,8 +149,9 @@ class PrimeS(BaseEstimator):
     in [0, 1]) with risk score sum_m w_m beta_m z_m(x) (posterior-mean log hazard ratio). The
     pipelines are refitted on all training rows; weights and calibrations are frozen at ``fit``.
 
-    Fitted attributes: ``bases_`` ((kind, learner) -> ModalitySurvival), ``calibrations_``,
-    ``bma_table_``, ``chosen_learners_`` (best learner per modality by CV C-index),
+    Fitted attributes: ``bases_`` (kind -> ModalitySurvival with every learner tuned),
+    ``pipelines_`` and ``calibrations_`` ((kind, learner) -> fitted pipeline / CoxCalibration),
+    ``bma_table_``, ``weights_``, ``chosen_learners_`` (best learner per modality by CV C-index),
     ``selected_features_``, ``tuning_table_``, ``selection_report_``.
     """
 
@@ -171,20 +170,17 @@ class PrimeS(BaseEstimator):
         kinds = _kinds(self.clinical_features, self.radiomics_features)
         check_columns(X, list(self.clinical_features) + list(self.radiomics_features))
         event, time = survival_arrays(y)
-        folds = survival_folds(y, self.cv, self.random_state)
-        self.bases_, self.calibrations_, rows = {}, {}, []
+        self.bases_, self.pipelines_, self.calibrations_, rows = {}, {}, {}, []
         for k in kinds:
-            for learner in self.learners:
-                base = ModalitySurvival(self.clinical_features, self.radiomics_features, k, (learner,),
-                                        self.cv, self.fast, self.grids, self.random_state,
-                                        self.n_jobs).fit(X, y)
-                oof = cross_val_predict(clone(base.best_estimator_), X[base.columns_], y, cv=folds,
-                                        n_jobs=self.n_jobs)
-                cal = CoxCalibration().fit(oof, y)
-                self.bases_[(k, learner)] = base
+            base = ModalitySurvival(self.clinical_features, self.radiomics_features, k, self.learners,
+                                    self.cv, self.fast, self.grids, self.random_state, self.n_jobs).fit(X, y)
+            self.bases_[k] = base
+            for learner, res in base.results_.items():
+                cal = CoxCalibration().fit(res.oof_, y)
+                self.pipelines_[(k, learner)] = res.best_estimator_
                 self.calibrations_[(k, learner)] = cal
-                rows.append({"feature_kind": k, "learner": learner, "cv_cindex": base.best_score_,
-                             "oof_cindex": concordance_index_censored(event, time, oof)[0],
+                rows.append({"feature_kind": k, "learner": learner, "cv_cindex": res.best_score_,
+                             "oof_cindex": concordance_index_censored(event, time, res.oof_)[0],
                              "beta": cal.beta_, "se": cal.se_, "loglik": cal.loglik_, "bic": cal.bic_})
         tab = pd.DataFrame(rows)
         delta = tab["bic"] - tab["bic"].min()
@@ -192,19 +188,23 @@ class PrimeS(BaseEstimator):
         tab["weight"] = w / w.sum()
         self.bma_table_ = tab
         self.weights_ = tab["weight"].to_numpy()
-        self.chosen_learners_ = {k: tab.loc[tab.feature_kind == k].sort_values(
-            "cv_cindex", ascending=False, kind="stable")["learner"].iloc[0] for k in kinds}
-        self.selected_features_ = _concat([b.selected_features_.assign(feature_kind=k, learner=le)
-                                           for (k, le), b in self.bases_.items()])
+        self.chosen_learners_ = {k: b.best_learner_ for k, b in self.bases_.items()}
+        self.selected_features_ = _concat([
+            feature_table(p).assign(feature_kind=k, learner=le) for (k, le), p in self.pipelines_.items()])
         self.tuning_table_ = _concat([b.tuning_table_ for b in self.bases_.values()])
-        self.selection_report_ = _concat([b.selection_report_.assign(learner=le)
-                                          for (k, le), b in self.bases_.items()])
+        self.selection_report_ = _concat([b.selection_report_ for b in self.bases_.values()])
         return self
 
-    def _scores(self, X):
+    def member_risk(self, X):
+        """Each averaged model's own risk score (columns "kind/learner")."""
         check_is_fitted(self, "weights_")
-        return [(w, self.calibrations_[key], self.bases_[key].predict(X))
-                for w, key in zip(self.weights_, self.bases_)]
+        return pd.DataFrame({f"{k}/{le}": p.predict(self.bases_[k]._X(X))
+                             for (k, le), p in self.pipelines_.items()}, index=getattr(X, "index", None))
+
+    def _scores(self, X):
+        risk = self.member_risk(X)
+        return [(w, self.calibrations_[key], risk[f"{key[0]}/{key[1]}"].to_numpy())
+                for w, key in zip(self.weights_, self.pipelines_)]
 
     def predict(self, X):
         """BMA risk score: posterior-mean Cox log hazard ratio (higher = shorter survival)."""

@@ -112,6 +112,7 @@ def test_cox_calibration_matches_r_coxph_breslow(gbsg_split, r_engine):
         f"data = data.frame(z = {vec(z)}), ties = 'breslow');"
         "b <- survival::basehaz(f, centered = FALSE);"
         "c(coef(f), sqrt(vcov(f)), f$loglik[2], b$hazard[b$time == max(b$time)])})")
+    res = np.asarray(res, dtype=float)
     assert cal.beta_ == pytest.approx(res[0], rel=1e-6)
     assert cal.se_ == pytest.approx(res[1], rel=1e-5)
     assert cal.loglik_ == pytest.approx(res[2], rel=1e-9)
@@ -126,6 +127,9 @@ def test_bma_weights_are_bic_posterior_probabilities(prime_s):
     for key, cal in prime_s.calibrations_.items():
         row = tab[(tab.feature_kind == key[0]) & (tab.learner == key[1])].iloc[0]
         assert row.beta == cal.beta_ and row.bic == cal.bic_
+        # the calibration is fitted on the member's out-of-fold risk, not on in-sample predictions
+        oof = prime_s.bases_[key[0]].results_[key[1]].oof_
+        assert cal.mean_ == pytest.approx(oof.mean())
 
 
 def test_bma_risk_and_survival_function(prime_s, gbsg_split):
@@ -134,11 +138,13 @@ def test_bma_risk_and_survival_function(prime_s, gbsg_split):
     S = prime_s.predict_survival_function(Xte, times)
     assert S.shape == (len(Xte), len(times))
     assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 1e-12)
-    manual = sum(w * cal.survival(prime_s.bases_[k].predict(Xte), times)
+    member = prime_s.member_risk(Xte)
+    assert list(member.columns) == ["clinical/gbsa", "clinical/fast_svm", "radiomics/gbsa", "radiomics/fast_svm"]
+    manual = sum(w * cal.survival(member[f"{k[0]}/{k[1]}"], times)
                  for w, (k, cal) in zip(prime_s.weights_, prime_s.calibrations_.items()))
     np.testing.assert_allclose(S, manual)
     risk = prime_s.predict(Xte)
-    lp = sum(w * cal.linear_predictor(prime_s.bases_[k].predict(Xte))
+    lp = sum(w * cal.linear_predictor(member[f"{k[0]}/{k[1]}"])
              for w, (k, cal) in zip(prime_s.weights_, prime_s.calibrations_.items()))
     np.testing.assert_allclose(risk, lp)
     assert prime_s.score(Xte, yte) > 0.62

@@ -2,13 +2,14 @@
 from .grids import default_grid
 from .response import RESPONSE_LEARNERS, make_response_learner, make_response_pipeline
 from .rotation_forest import RotationForestClassifier
-from .selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table, tune
+from .selection import (ModalityClassifier, ModalitySurvival, TuneResult, check_columns,
+                        feature_table, tune, tune_learners)
 from .survival import (SURVIVAL_LEARNERS, CoxCalibratedSurvivalSVM, cindex_scorer,
                        make_survival_learner, make_survival_pipeline, survival_function_at)
 
 __all__ = [
     "default_grid", "RESPONSE_LEARNERS", "make_response_learner", "make_response_pipeline",
     "RotationForestClassifier", "ModalityClassifier", "ModalitySurvival", "check_columns",
-    "feature_table", "tune", "SURVIVAL_LEARNERS", "CoxCalibratedSurvivalSVM", "cindex_scorer",
+    "feature_table", "tune", "tune_learners", "TuneResult", "SURVIVAL_LEARNERS", "CoxCalibratedSurvivalSVM", "cindex_scorer",
     "make_survival_learner", "make_survival_pipeline", "survival_function_at",
 ]

@@ -1,9 +1,10 @@
 """Model selection: grid search by stratified K-fold CV AUC / CV C-index, and the per-modality
 estimators that pick the best learner on the training data.
 
-``tune`` fits the pipeline's preprocessing and selection steps once per training fold (they do not
-depend on the learner's hyper-parameters) and scores every learner setting on the matching
-held-out fold, so selectors never see held-out rows and are not refitted per grid point.
+``tune_learners`` fits a modality's preprocessing and selection steps once per training fold (they
+do not depend on the learner or its hyper-parameters) and scores every learner setting on the
+matching held-out fold, so selectors never see held-out rows and are not refitted per grid point
+or per learner. The best setting's out-of-fold predictions come for free (for late fusion/BMA).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from .grids import default_grid
 from .response import RESPONSE_LEARNERS, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline, survival_function_at
 
-__all__ = ["tune", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
+__all__ = ["tune", "tune_learners", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
            "check_columns"]
 
 
@@ -39,7 +40,8 @@ def check_columns(X, columns, what="features"):
 
 @dataclass
 class TuneResult:
-    """Result of ``tune``, with GridSearchCV's attribute names."""
+    """Result of tuning one learner, with GridSearchCV's attribute names; ``oof_`` holds the
+    best setting's out-of-fold predictions (P(class 1), or the risk score) for every row."""
     best_estimator_: Pipeline
     best_params_: dict
     best_score_: float
@@ -47,69 +49,93 @@ class TuneResult:
     cv_results_: dict
     folds_: list
     n_splits_: int
+    oof_: np.ndarray
 
 
 def _rows(X, idx):
     return X.iloc[idx] if hasattr(X, "iloc") else X[idx]
 
 
-def _fit_pre(pre, params, X, y, tr, va):
-    pre = clone(pre).set_params(**params)
+def _fit_pre(pre, X, y, tr, va):
+    pre = clone(pre)
     Ztr = pre.fit_transform(_rows(X, tr), y[tr])
     return pre, Ztr, (None if va is None else pre.transform(_rows(X, va)))
 
 
+def _predict(model, Z):
+    return model.predict_proba(Z)[:, 1] if hasattr(model, "predict_proba") else model.predict(Z)
+
+
 def _fit_score(model, params, Ztr, ytr, Zva, yva, scorer):
-    return scorer(clone(model).set_params(**params).fit(Ztr, ytr), Zva, yva)
+    m = clone(model).set_params(**params).fit(Ztr, ytr)
+    return scorer(m, Zva, yva), _predict(m, Zva)
 
 
-def tune(pipeline, grid, X, y, cv=5, scoring=None, n_jobs=1, random_state=None):
-    """Grid search of ``pipeline`` over ``grid`` by ``cv``-fold CV; returns a ``TuneResult`` whose
-    ``best_estimator_`` is the pipeline refitted on all of X with the best setting.
+def _model_grid(grid, final):
+    bad = [k for k in grid if not k.startswith(final + "__")]
+    if bad:
+        raise ValueError(f"grid keys {bad} do not tune the learner step {final!r}; selection settings "
+                         "are fixed by make_*_pipeline arguments")
+    return [{k[len(final) + 2:]: v for k, v in c.items()} for c in ParameterGrid(grid)]
 
-    Classifiers: StratifiedKFold on y, scoring "roc_auc". Survival pipelines: folds stratified on
-    the event indicator, scoring Harrell's C-index (``cindex_scorer``). Ties go to the first
-    setting in grid order. A failed fit raises, and a non-finite CV score raises instead of
-    being ranked.
+
+def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_state=None):
+    """Tune several learners that share one preprocessing/selection Pipeline ``pre``.
+
+    ``learners``: {name: (estimator, grid)} with grid keys prefixed ``model__``. ``pre`` is fitted
+    once per training fold (and once on all rows for the refit); every learner setting is fitted
+    on the fold's transformed training rows and scored on its held-out rows. Classifiers:
+    StratifiedKFold on y, scoring "roc_auc"; survival: folds stratified on the event indicator,
+    Harrell's C-index (``cindex_scorer``). Ties go to the first setting in grid order. A failed fit
+    raises; a non-finite CV score raises instead of being ranked. Returns {name: TuneResult}.
     """
     y = np.asarray(y)
-    if is_classifier(pipeline):
+    first = next(iter(learners.values()))[0]
+    if is_classifier(first):
         folds = list(StratifiedKFold(cv, shuffle=True, random_state=random_state).split(X, y))
         scoring = scoring or "roc_auc"
     else:
         folds = survival_folds(y, cv, random_state)
         scoring = scoring or cindex_scorer
     scorer = get_scorer(scoring) if isinstance(scoring, str) else scoring
-    final = pipeline.steps[-1][0]
-    pre, model = pipeline[:-1], pipeline[-1]
-    combos = list(ParameterGrid(grid))
-    split = [({k: v for k, v in c.items() if not k.startswith(final + "__")},
-              {k[len(final) + 2:]: v for k, v in c.items() if k.startswith(final + "__")}) for c in combos]
-    groups = []
-    for pre_params, _ in split:
-        if pre_params not in groups:
-            groups.append(pre_params)
-    everything = np.arange(len(y))
-    splits = folds + [(everything, None)]
     par = Parallel(n_jobs=n_jobs)
-    fitted = par(delayed(_fit_pre)(pre, g, X, y, tr, va) for g in groups for tr, va in splits)
-    fitted = {(gi, f): fitted[gi * len(splits) + f] for gi in range(len(groups)) for f in range(len(splits))}
-    jobs = [(ci, f) for ci in range(len(combos)) for f in range(len(folds))]
-    scores = par(delayed(_fit_score)(model, split[ci][1], fitted[groups.index(split[ci][0]), f][1],
-                                     y[folds[f][0]], fitted[groups.index(split[ci][0]), f][2],
-                                     y[folds[f][1]], scorer) for ci, f in jobs)
-    table = np.array(scores, dtype=float).reshape(len(combos), len(folds))
-    mean = table.mean(axis=1)
-    if not np.all(np.isfinite(mean)):
-        bad = [combos[i] for i in np.flatnonzero(~np.isfinite(mean))]
-        raise RuntimeError(f"non-finite CV scores for parameter settings {bad}")
-    best = int(np.argmax(mean))
-    pre_fit, Z, _ = fitted[groups.index(split[best][0]), len(folds)]
-    model_fit = clone(model).set_params(**split[best][1]).fit(Z, y)
-    results = {"params": combos, "mean_test_score": mean, "std_test_score": table.std(axis=1),
-               **{f"split{f}_test_score": table[:, f] for f in range(len(folds))}}
-    return TuneResult(Pipeline(pre_fit.steps + [(final, model_fit)]), combos[best], float(mean[best]),
-                      best, results, folds, len(folds))
+    splits = folds + [(np.arange(len(y)), None)]
+    fitted = par(delayed(_fit_pre)(pre, X, y, tr, va) for tr, va in splits)
+    combos = {name: _model_grid(grid, "model") for name, (_, grid) in learners.items()}
+    jobs = [(name, ci, f) for name in learners for ci in range(len(combos[name])) for f in range(len(folds))]
+    out = par(delayed(_fit_score)(learners[name][0], combos[name][ci], fitted[f][1], y[folds[f][0]],
+                                  fitted[f][2], y[folds[f][1]], scorer) for name, ci, f in jobs)
+    res = dict(zip(jobs, out))
+    pre_fit, Z, _ = fitted[-1]
+    results = {}
+    for name, (model, grid) in learners.items():
+        table = np.array([[res[name, ci, f][0] for f in range(len(folds))]
+                          for ci in range(len(combos[name]))], dtype=float)
+        mean = table.mean(axis=1)
+        if not np.all(np.isfinite(mean)):
+            bad = [combos[name][i] for i in np.flatnonzero(~np.isfinite(mean))]
+            raise RuntimeError(f"non-finite CV scores for {name} settings {bad}")
+        best = int(np.argmax(mean))
+        oof = np.empty(len(y))
+        for f, (_, va) in enumerate(folds):
+            oof[va] = res[name, best, f][1]
+        model_fit = clone(model).set_params(**combos[name][best]).fit(Z, y)
+        params = [{f"model__{k}": v for k, v in c.items()} for c in combos[name]]
+        cv_results = {"params": params, "mean_test_score": mean, "std_test_score": table.std(axis=1),
+                      **{f"split{f}_test_score": table[:, f] for f in range(len(folds))}}
+        results[name] = TuneResult(Pipeline(pre_fit.steps + [("model", model_fit)]), params[best],
+                                   float(mean[best]), best, cv_results, folds, len(folds), oof)
+    return results
+
+
+def tune(pipeline, grid, X, y, cv=5, scoring=None, n_jobs=1, random_state=None):
+    """Grid search of one ``pipeline`` (last step named "model") over ``grid`` by ``cv``-fold CV,
+    with the selection steps fitted once per fold (same numbers as GridSearchCV on the whole
+    pipeline with the same folds). Returns a TuneResult; ``best_estimator_`` is refitted on all X."""
+    if pipeline.steps[-1][0] != "model":
+        raise ValueError("the pipeline's last step must be named 'model'")
+    return tune_learners(pipeline[:-1], {"model": (pipeline[-1], grid)}, X, y, cv, scoring, n_jobs,
+                         random_state)["model"]
 
 
 def _model_importance(model, names):
@@ -162,25 +188,27 @@ class _ModalityBase(BaseEstimator):
     def _fit_learners(self, X, y, make):
         cols = self._columns()
         check_columns(X, cols)
-        rows, best = [], None
+        learners, pre = {}, None
         for learner in self.learners:
             pipe = make(learner, self.feature_kind, self.random_state,
                         clinical_features=list(self.clinical_features),
                         radiomics_features=list(self.radiomics_features))
-            grid = (self.grids or {}).get(learner) or default_grid(learner, self.fast)
-            gs = tune(pipe, grid, X[cols], y, cv=self.cv, n_jobs=self.n_jobs, random_state=self.random_state)
-            i = gs.best_index_
-            rows.append({"feature_kind": self.feature_kind, "learner": learner,
-                         "cv_score": gs.best_score_, "cv_sd": gs.cv_results_["std_test_score"][i],
-                         "params": gs.best_params_})
-            if best is None or gs.best_score_ > best.best_score_:
-                best, self.best_learner_ = gs, learner
+            pre = pipe[:-1] if pre is None else pre        # identical for every learner
+            learners[learner] = (pipe[-1], (self.grids or {}).get(learner) or default_grid(learner, self.fast))
+        self.results_ = tune_learners(pre, learners, X[cols], y, cv=self.cv, n_jobs=self.n_jobs,
+                                      random_state=self.random_state)
+        rows = [{"feature_kind": self.feature_kind, "learner": name, "cv_score": r.best_score_,
+                 "cv_sd": r.cv_results_["std_test_score"][r.best_index_], "params": r.best_params_}
+                for name, r in self.results_.items()]
+        tab = pd.DataFrame(rows)
+        self.best_learner_ = tab.loc[tab.cv_score.idxmax(), "learner"]
+        tab["chosen"] = tab["learner"] == self.best_learner_
+        best = self.results_[self.best_learner_]
         self.columns_ = cols
         self.best_estimator_ = best.best_estimator_
         self.best_params_ = best.best_params_
         self.best_score_ = best.best_score_
-        tab = pd.DataFrame(rows)
-        tab["chosen"] = tab["learner"] == self.best_learner_
+        self.oof_ = pd.Series(best.oof_, index=X.index, name=self.feature_kind)
         self.tuning_table_ = tab
         self.selection_report_ = selection_report(self.best_estimator_).assign(feature_kind=self.feature_kind)
         self.selected_features_ = feature_table(self.best_estimator_)
@@ -195,7 +223,8 @@ class _ModalityBase(BaseEstimator):
 class ModalityClassifier(ClassifierMixin, _ModalityBase):
     """Best PRIME-R pipeline for one modality ("clinical", "radiomics", or "early" = concatenated
     early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data, the
-    learner with the highest CV AUC is kept (refitted on all training rows)."""
+    learner with the highest CV AUC is kept (refitted on all training rows). ``results_`` holds
+    every learner's TuneResult, ``oof_`` the chosen one's out-of-fold probabilities."""
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=RESPONSE_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1):
