@@ -373,6 +373,11 @@ def test_numeric_identifiers_remove_index_columns_but_not_levels():
     out, dropped = ids.scrub_frame(t)
     assert dropped == ["Unnamed: 0"] and list(out.columns) == ["level", "estimate"]
     assert ids.scrub_text("HR 1.52 in 17 of 101 patients") == "HR 1.52 in 17 of 101 patients"
+    ids.add_from(pd.DataFrame({"patient_id": ["HCC-007", "HCC-012"]}))
+    assert ids.scrub_text("mask missing: images/HCC-007_AP.nrrd; HCC-0120 fine") == \
+        "mask missing: images/[identifier removed]_AP.nrrd; HCC-0120 fine"
+    t = pd.DataFrame({"image": ["images/HCC-012_PVP.nrrd", "x.nrrd"], "ok": ["a", "b"]})
+    assert ids.scrub_frame(t)[1] == ["image"]
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -59,23 +59,25 @@ class Identifiers:
 
     def _pattern(self):
         vals = sorted(self.distinctive, key=len, reverse=True)
-        return re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, vals)) + r")(?![\w.-])") if vals else None
+        # bounded by anything but a letter or digit: "PRM-00003" is found in "images/PRM-00003_AP.nrrd"
+        return re.compile(r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, vals)) + r")(?![A-Za-z0-9])") if vals else None
 
     def scrub_text(self, text: str) -> str:
         pat = self._pattern()
         return pat.sub("[identifier removed]", text) if pat else text
 
     def scrub_frame(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """Drop identifier-named columns, text columns holding a distinctive identifier, and columns
-        made only of identifiers (at least 5 different ones)."""
+        """Drop identifier-named columns, text columns mentioning a distinctive identifier (also inside
+        a file name), and columns made only of identifiers (at least 5 different ones)."""
         drop = [c for c in df.columns if is_identifier_column(c)]
-        distinctive = self.distinctive
+        pat = self._pattern()
         for c in df.columns:
             if c in drop or not self.values:
                 continue
             vals = df[c].dropna().map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-            if (not pd.api.types.is_numeric_dtype(df[c]) and vals.isin(distinctive).any()) or \
-                    (len(vals) and vals.nunique() >= 5 and vals.isin(self.values).all()):
+            mentions = pat is not None and not pd.api.types.is_numeric_dtype(df[c]) and \
+                vals.map(lambda v: bool(pat.search(v))).any()
+            if mentions or (len(vals) and vals.nunique() >= 5 and vals.isin(self.values).all()):
                 drop.append(c)
         return df.drop(columns=drop), [str(c) for c in drop]
 
