@@ -262,6 +262,9 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
         raise ValueError(f"explainer must be 'auto', 'tree' or 'agnostic', not {explainer!r}")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+    if X.index.has_duplicates:
+        raise ValueError("X has duplicated row labels (e.g. "
+                         f"{list(X.index[X.index.duplicated()][:3])}); give each patient a unique index")
     bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
     if bad:
         raise ValueError(f"non-numeric feature column(s) {bad[:5]}: encode them before explaining")
