@@ -281,8 +281,10 @@ def test_numbers_are_formatted(built):
     assert tb.fmt_p(0.0004) == "<0.001" and tb.fmt_p(0.01234) == "0.012" and tb.fmt_p(np.nan) == ""
     assert tb.fmt_num(0.85349) == "0.853" and tb.fmt_num(596.04) == "596.0" and tb.fmt_num(15528) == "15,528"
     assert tb.fmt_num(-0.00004) == "-4.0e-05" and tb.fmt_time(365.25) == "12 mo" and tb.fmt_time(100) == "100 d"
-    f = tb.format_frame(pd.DataFrame({"n": [12.0, 3.0], "p": [1e-6, 0.2], "estimate": [1.23456, np.nan]}))
-    assert f.to_dict("list") == {"n": ["12", "3"], "p": ["<0.001", "0.200"], "estimate": ["1.235", ""]}
+    f = tb.format_frame(pd.DataFrame({"n": [12.0, 3.0], "p": [1e-6, 0.2], "estimate": [1.23456, np.nan],
+                                      "test missing %": [6.0, 0.25], "time": [365.25, 100.0]}))
+    assert f.to_dict("list") == {"n": ["12", "3"], "p": ["<0.001", "0.200"], "estimate": ["1.235", ""],
+                                 "test missing %": ["6.0", "0.2"], "time": ["12 mo", "100 d"]}
     assert "<0.001" in page.replace("&lt;", "<")
 
 

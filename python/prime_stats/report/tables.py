@@ -1,6 +1,7 @@
 """Tables for the report: de-identification, number formatting, the performance table, HTML.
 
 Formatting rules: p-values with 3 decimals and ``<0.001`` below that; counts as integers;
+percentages with 1 decimal; horizons in months when they are whole months;
 estimates with 3 decimals (1 above 100, thousands separators above 1000, scientific below 0.001);
 long tables shortened to their most relevant rows with a note saying so.
 """
@@ -154,6 +155,8 @@ def format_frame(df: pd.DataFrame) -> pd.DataFrame:
                 out[c] = s.map(fmt_p)
             elif str(c).lower() in ("time", "time_days", "horizon"):
                 out[c] = s.map(fmt_time)
+            elif re.search(r"%|percent|pct", str(c), re.I):
+                out[c] = s.map(lambda v: f"{v:.1f}" if pd.notna(v) and np.isfinite(v) else "")
             elif len(finite) and np.all(np.mod(finite.astype(float), 1) == 0) and finite.abs().max() < 1e9:
                 out[c] = s.map(lambda v: f"{int(v):d}" if pd.notna(v) and np.isfinite(v) else "")
             else:
