@@ -139,6 +139,13 @@ def study_dir(tmp_path_factory):
             rows.append({"endpoint": "survival", "model": "cox", "split": "apparent" if s == "train" else s,
                          "metric": "AUC(t)", "time": r["time"], "estimate": r["estimate"], "lower": r["lower"],
                          "upper": r["upper"], "method": "IPCW", "engine": "python"})
+        if s != "train":
+            cal = calibration.calibration_binary(yb[m], pb[m]).set_index("metric")
+            for metric in ("CITL", "slope"):
+                r = cal.loc[metric]
+                rows.append({"endpoint": "response", "model": "logistic", "split": s, "metric": metric,
+                             "time": np.nan, "estimate": r["estimate"], "lower": r["lower"], "upper": r["upper"],
+                             "method": "logistic recalibration", "engine": "python"})
     put("metrics", pd.DataFrame(rows))
     mt = split_b == "test"
     put("calibration_response", calibration.calibration_binary(yb[mt], pb[mt]))
@@ -274,6 +281,16 @@ def test_performance_table_without_intervals_or_horizons():
     assert out["response"].iloc[0].tolist() == ["clinical_baseline", "AUC", "0.812", "0.700"]
     with pytest.raises(ValueError, match="split"):
         tb.performance_tables(m.drop(columns="split"))
+
+
+def test_calibration_measures_sit_in_the_calibration_section(built):
+    _, page = built
+    perf = page[page.index('id="sec-performance"'):page.index('id="sec-discrimination"')]
+    cal = page[page.index('id="sec-calibration"'):page.index('id="sec-utility"')]
+    assert "Calibration: estimate (95% CI) in each validation set" in cal
+    assert "<td>slope</td>" in cal and "<td>slope</td>" not in perf and "<td>AUC</td>" in perf
+    # the response calibration table is covered by the metrics; the survival one is still missing
+    assert "table &#39;calibration_survival&#39;" in cal and "table &#39;calibration_response&#39;" not in cal
 
 
 def test_numbers_are_formatted(built):

@@ -161,6 +161,8 @@ NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimina
                  "survival_figures": ("discrimination", "calibration"), "risk_groups": ("risk_groups",),
                  "risk_cutoff": ("risk_groups",), "descriptive": ("table1", "missingness"),
                  "paradox_thresholds": ("paradox",), "shap": ("explain",)}
+CALIBRATION_METRICS = {"citl", "intercept", "slope", "o/e", "e/o", "ici", "eavg", "e50", "e90", "emax",
+                       "calibration slope", "calibration intercept", "calibration-in-the-large"}
 SPLIT_SUFFIX = {"train": "training set", "test": "internal test set", "external": "external validation centre"}
 DEFAULT_MAX_ROWS = 40
 RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
@@ -427,18 +429,30 @@ class _Builder:
                           "lines": lines})
         return {"kind": "flow", "boxes": boxes}
 
-    def performance(self) -> list[dict]:
-        df = self.st.tables["metrics"]
+    def metrics_frame(self, calibration: bool) -> pd.DataFrame:
+        """The tidy metrics table: calibration measures only, or everything else."""
+        df = self.st.tables.get("metrics")
+        if df is None or "metric" not in df.columns:
+            return pd.DataFrame()
         if not self.include_identifiers:
             df = self.ids.scrub_frame(df)[0]
+        is_cal = df["metric"].astype(str).str.lower().isin(CALIBRATION_METRICS)
+        return df[is_cal if calibration else ~is_cal]
+
+    def performance(self, calibration: bool = False) -> list[dict]:
+        df = self.metrics_frame(calibration)
+        what = "Calibration" if calibration else "Discrimination and overall performance"
         blocks = []
+        if not len(df):
+            return blocks
         for endpoint, wide, meth in tb.performance_tables(df):
             blocks.append({"kind": "subheading", "text": ENDPOINT_TITLE.get(endpoint, endpoint or "All endpoints")})
-            blocks.append(_table_block(wide, "Estimate (95% CI) in each validation set", "", self.counter, "perf"))
+            blocks.append(_table_block(wide, f"{what}: estimate (95% CI) in each validation set", "", self.counter,
+                                       "perf"))
             blocks.append(_table_block(meth, "Methods and engines behind the estimates above", "",
                                        self.counter, "meth"))
         extra = self.st.notes.get("metrics", "")
-        if extra:
+        if extra and not calibration:
             blocks.append({"kind": "note", "text": self.text(extra)})
         return blocks
 
@@ -502,6 +516,18 @@ class _Builder:
                 blocks.append(d)
         tables = self.expand(s.tables, self.st.tables)
         figures = self.expand(s.figures, self.st.figures)
+        if s.key == "calibration" and "metrics" in self.st.tables:
+            cal = self.metrics_frame(calibration=True)
+            if len(cal) and "endpoint" in cal.columns:
+                try:
+                    blocks += self.performance(calibration=True)
+                    present = True
+                except ValueError:
+                    pass      # reported in the performance section
+                # the tidy metrics cover the calibration tables of these endpoints
+                tables_absent_ok = {f"calibration_{e}" for e in cal["endpoint"].astype(str).unique()}
+                s = Section(s.key, s.title, s.intro, tuple(k for k in s.tables if k not in tables_absent_ok
+                                                              or k in self.st.tables), s.figures)
         if s.key == "performance" and tables:
             try:
                 blocks += self.performance()
