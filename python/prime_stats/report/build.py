@@ -449,8 +449,12 @@ class _Builder:
             blocks.append({"kind": "subheading", "text": ENDPOINT_TITLE.get(endpoint, endpoint or "All endpoints")})
             blocks.append(_table_block(wide, f"{what}: estimate (95% CI) in each validation set", "", self.counter,
                                        "perf"))
-            blocks.append(_table_block(meth, "Methods and engines behind the estimates above", "",
-                                       self.counter, "meth"))
+            if len(meth) == 1:
+                blocks.append({"kind": "note", "text": "; ".join(f"{c}: {v}" for c, v in meth.iloc[0].items()) + "."})
+            else:
+                meth, same = tb.tidy_for_display(meth)
+                blocks.append(_table_block(meth, "Methods and engines behind the estimates above", same,
+                                           self.counter, "meth"))
         extra = self.st.notes.get("metrics", "")
         if extra and not calibration:
             blocks.append({"kind": "note", "text": self.text(extra)})
