@@ -303,11 +303,13 @@ _HOIST = ("method", "engine", "conf_type", "type", "test", "splits")
 
 
 def tidy_for_display(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Drop empty columns and move columns with one value on every row (method, engine, ...) into a
-    note, so that the table keeps only what varies."""
+    """Drop empty columns, put grouping columns (endpoint, split) first and move columns with one
+    value on every row (method, engine, ...) into a note, so that the table keeps only what varies."""
     notes = []
     empty = [c for c in df.columns if df[c].isna().all() or (df[c].astype(str).str.strip() == "").all()]
     df = df.drop(columns=empty)
+    lead = [c for c in df.columns if str(c).lower() in ("endpoint", "split")]      # grouping columns first
+    df = df[lead + [c for c in df.columns if c not in lead]]
     if len(df) >= 1:
         for c in df.columns:
             if (str(c).lower() in _HOIST and not pd.api.types.is_numeric_dtype(df[c])
