@@ -501,3 +501,16 @@ def test_write_artefacts_merges_and_checks_input(tmp_path):
         write_artefacts(tmp_path, tables={"../x": pd.DataFrame()})
     with pytest.raises(ValueError, match="not a PNG"):
         write_artefacts(tmp_path, figures={"roc_external": tmp_path / "tables" / "flow.csv"})
+
+
+def test_a_nearly_empty_study_still_gives_a_complete_report(tmp_path):
+    write_artefacts(tmp_path, tables={"flow": pd.DataFrame({"split": ["train", "external"], "n": [80, 133]})})
+    res = rb.build_report(tmp_path)
+    page = Path(res["html"]).read_text()
+    assert set(res["missing_sections"]) == {s.key for s in rb.SECTIONS} - {"flow"}
+    omics = page[page.index('id="sec-omics"'):page.index('id="sec-provenance"')]
+    assert omics.count("not available</span>") == 1
+    assert "this section (tables &#39;de&#39;, &#39;gsea&#39;, &#39;ssgsea&#39;, &#39;immune&#39;; figures" in omics
+    assert "provenance.json: not found in the study folder" in page
+    cl = pd.read_csv(res["checklist"], dtype=str).fillna("")
+    assert (cl.set_index("item").loc["23a", "status"] == "Not available in this run: for the authors")

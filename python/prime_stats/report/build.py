@@ -550,7 +550,13 @@ class _Builder:
                 present = True
         absent = [("table", k.rstrip("*")) for k in s.tables if not self.expand([k], self.st.tables)] + \
                  [("figure", k) for k in s.figures if k not in self.st.figures]
-        blocks += [self.missing(kind, k) for kind, k in absent]
+        missing = [self.missing(kind, k) for kind, k in absent]
+        if not present and len(missing) > 1 and len({m["reason"] for m in missing}) == 1:
+            # nothing at all, for one reason: say it once
+            names = "; ".join(f"{kind}s {', '.join(repr(k) for kd, k in absent if kd == kind)}"
+                              for kind in ("table", "figure") if any(kd == kind for kd, _ in absent))
+            missing = [{"kind": "missing", "what": f"this section ({names})", "reason": missing[0]["reason"]}]
+        blocks += missing
         return blocks, present
 
     def additional(self) -> list[dict]:
