@@ -520,18 +520,16 @@ class _Builder:
                 blocks.append(d)
         tables = self.expand(s.tables, self.st.tables)
         figures = self.expand(s.figures, self.st.figures)
+        covered = set()      # absent tables whose content the tidy metrics already give
         if s.key == "calibration" and "metrics" in self.st.tables:
             cal = self.metrics_frame(calibration=True)
             if len(cal) and "endpoint" in cal.columns:
                 try:
                     blocks += self.performance(calibration=True)
                     present = True
+                    covered = {f"calibration_{e}" for e in cal["endpoint"].astype(str).unique()}
                 except ValueError:
-                    pass      # reported in the performance section
-                # the tidy metrics cover the calibration tables of these endpoints
-                tables_absent_ok = {f"calibration_{e}" for e in cal["endpoint"].astype(str).unique()}
-                s = Section(s.key, s.title, s.intro, tuple(k for k in s.tables if k not in tables_absent_ok
-                                                              or k in self.st.tables), s.figures)
+                    pass      # the performance section reports the malformed metrics table
         if s.key == "performance" and tables:
             try:
                 blocks += self.performance()
@@ -541,14 +539,14 @@ class _Builder:
                 blocks.append({"kind": "missing", "what": "performance table (table 'metrics')",
                                "reason": self.text(str(exc))})
         else:
-            # tables and figures interleaved by topic order: a table then its figures
-            for k in tables:
+            for k in tables:       # the section's tables, then its figures
                 blocks.append(self.table(k))
                 present = True
             if figures:
                 blocks.append(self.figures(figures))
                 present = True
-        absent = [("table", k.rstrip("*")) for k in s.tables if not self.expand([k], self.st.tables)] + \
+        absent = [("table", k.rstrip("*")) for k in s.tables
+                  if not self.expand([k], self.st.tables) and k not in covered] + \
                  [("figure", k) for k in s.figures if k not in self.st.figures]
         missing = [self.missing(kind, k) for kind, k in absent]
         if not present and len(missing) > 1 and len({m["reason"] for m in missing}) == 1:
