@@ -319,8 +319,8 @@ def gsea_prerank(de: pd.DataFrame | pd.Series, gene_sets, *, rank_by: str = "sta
 
     ``de`` is a :func:`differential_expression` table (ranked by ``rank_by``) or a Series of
     scores indexed by gene. Gene-set permutation p-values, FDR q-values, leading-edge genes.
-    Table columns: gene_set, es, nes, p_value, fdr, fwer, n_matched, leading_edge, n_leading_edge,
-    method, engine.
+    Table columns: gene_set, es, nes, p_value, fdr, fwer, leading_edge, n_leading_edge, n_matched,
+    p_below_resolution (p reported as 0: p < 1/permutations), method, engine.
     """
     import gseapy
 
@@ -347,8 +347,11 @@ def gsea_prerank(de: pd.DataFrame | pd.Series, gene_sets, *, rank_by: str = "sta
         "leading_edge": lead, "n_leading_edge": lead.map(lambda s: len(s.split(";")) if s else 0),
     })
     table["n_matched"] = table["gene_set"].map(report.set_index("gene_set")["n_matched"])
+    # a permutation p of 0 only says p < 1/permutations: flag it rather than print a bare zero
+    table["p_below_resolution"] = table["p_value"] < 1.0 / permutations
     table["method"] = f"GSEA pre-ranked on {rank_by if isinstance(de, pd.DataFrame) else 'score'}, " \
-                      f"{permutations} gene-set permutations, weight {weight}"
+                      f"{permutations} gene-set permutations (p = 0 means p < {1 / permutations:g}), " \
+                      f"weight {weight}"
     table["engine"] = f"gseapy {gseapy.__version__} prerank"
     table = table.sort_values(["fdr", "p_value", "nes"], key=lambda s: s if s.name != "nes" else -s.abs(),
                               kind="mergesort").reset_index(drop=True)

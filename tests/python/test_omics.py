@@ -144,6 +144,7 @@ def test_gsea_prerank_estrogen_sets(er_data, hallmark):
         lead = t.loc[s, "leading_edge"].split(";")
         assert 0 < len(lead) <= t.loc[s, "n_matched"] and set(lead) <= set(hallmark[s])
     assert t.loc["HALLMARK_E2F_TARGETS", "nes"] < -1.5  # ER- tumours proliferate more
+    assert t.loc["HALLMARK_E2F_TARGETS", "p_below_resolution"] and "p < 0.005" in t["method"].iloc[0]
     assert res.running["HALLMARK_ESTROGEN_RESPONSE_EARLY"]["RES"].size == len(res.ranking)
 
 
