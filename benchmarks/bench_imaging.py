@@ -74,7 +74,7 @@ def main() -> None:
     for name, t, load in rows:
         lines.append(f"| {name} | {t:.1f} | {60 * n / t:.1f} | {t_seq / t:.2f}x | {load:.1f} |")
     rss = par.timing.groupby("pid")["peak_rss_mb"].max()
-    lines += ["", "Peak resident memory per worker process (MB, `ru_maxrss`; workers are recycled every "
+    lines += ["", "Peak resident memory per worker process (MB, VmHWM; workers are recycled every "
               "25 cases so a pid may serve fewer cases): "
               + ", ".join(f"{v:.0f}" for v in rss.sort_values(ascending=False)),
               f"(sequential run, whole calling process: {seq.timing['peak_rss_mb'].max():.0f} MB).", ""]

@@ -153,10 +153,23 @@ def _init_worker(memory_limit_mb: int | None) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _run_case(task: dict[str, Any]) -> dict[str, Any]:
-    """Extract one case (in a worker); never raises: errors come back as status 'failed'."""
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): VmHWM on Linux (``ru_maxrss`` would include the
+    parent's peak, which survives fork+exec), ``ru_maxrss`` elsewhere."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _run_case(task: dict[str, Any]) -> dict[str, Any]:
+    """Extract one case (in a worker); never raises: errors come back as status 'failed'."""
     from .reproducibility import perturb_mask
 
     t0 = time.perf_counter()
@@ -183,7 +196,7 @@ def _run_case(task: dict[str, Any]) -> dict[str, Any]:
                       " too small makes libraries fail to load or allocate]")
         out.update(status="failed", error=error, features=None, timing={})
     out["seconds"] = time.perf_counter() - t0
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    out["peak_rss_mb"] = _peak_rss_mb()
     out["pid"] = os.getpid()
     return out
 
