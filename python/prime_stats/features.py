@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
+    "TableAttr",
     "MissingnessFilter",
     "VarianceFilter",
     "UnivariateLogisticScreen",
@@ -40,6 +41,34 @@ __all__ = [
     "selection_report",
     "selected_features",
 ]
+
+
+class TableAttr:
+    """A fitted attribute that reads as a pandas DataFrame (or Series) but is stored as plain lists,
+    so fitted models stay serialisable with skops (which refuses pandas internals)."""
+
+    def __init__(self, series=False):
+        self.series = series
+
+    def __set_name__(self, owner, name):
+        self.name, self.key = name, f"_{name}store"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        try:
+            st = obj.__dict__[self.key]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        df = pd.DataFrame(dict(zip(st["columns"], st["data"])), columns=st["columns"],
+                          index=pd.Index(st["index"], name=st["index_name"]))
+        return df.iloc[:, 0].rename(st["columns"][0]) if self.series else df
+
+    def __set__(self, obj, value):
+        df = value.to_frame() if isinstance(value, pd.Series) else value
+        obj.__dict__[self.key] = {"columns": [str(c) for c in df.columns],
+                                  "data": [df[c].tolist() for c in df.columns],
+                                  "index": df.index.tolist(), "index_name": df.index.name}
 
 
 def survival_arrays(y):
@@ -82,6 +111,8 @@ def _check_numeric(X):
 
 class _Reporting(SelectorMixin, BaseEstimator):
     """Shared plumbing: support mask + tidy report."""
+
+    report_ = TableAttr()
 
     def _get_support_mask(self):
         check_is_fitted(self, "support_")

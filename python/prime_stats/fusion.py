@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from sksurv.metrics import concordance_index_censored
 
-from .features import survival_arrays, survival_folds
+from .features import TableAttr, survival_arrays, survival_folds
 from .models.response import RESPONSE_LEARNERS
 from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
@@ -50,6 +50,12 @@ class PrimeR(ClassifierMixin, BaseEstimator):
     ``best_params_``, ``oof_proba_``, ``meta_``, ``fusion_weights_``, ``selected_features_``,
     ``tuning_table_``, ``selection_report_``.
     """
+
+    oof_proba_ = TableAttr()
+    fusion_weights_ = TableAttr()
+    selected_features_ = TableAttr()
+    tuning_table_ = TableAttr()
+    selection_report_ = TableAttr()
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=RESPONSE_LEARNERS, cv=5,
                  fast=False, grids=None, random_state=0, n_jobs=1):
@@ -150,10 +156,15 @@ class PrimeS(BaseEstimator):
     pipelines are refitted on all training rows; weights and calibrations are frozen at ``fit``.
 
     Fitted attributes: ``bases_`` (kind -> ModalitySurvival with every learner tuned),
-    ``pipelines_`` and ``calibrations_`` ((kind, learner) -> fitted pipeline / CoxCalibration),
+    ``pipelines_`` and ``calibrations_`` ("kind/learner" -> fitted pipeline / CoxCalibration),
     ``bma_table_``, ``weights_``, ``chosen_learners_`` (best learner per modality by CV C-index),
     ``selected_features_``, ``tuning_table_``, ``selection_report_``.
     """
+
+    bma_table_ = TableAttr()
+    selected_features_ = TableAttr()
+    tuning_table_ = TableAttr()
+    selection_report_ = TableAttr()
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=SURVIVAL_LEARNERS, cv=5,
                  fast=False, grids=None, random_state=0, n_jobs=1):
@@ -177,8 +188,8 @@ class PrimeS(BaseEstimator):
             self.bases_[k] = base
             for learner, res in base.results_.items():
                 cal = CoxCalibration().fit(res.oof_, y)
-                self.pipelines_[(k, learner)] = res.best_estimator_
-                self.calibrations_[(k, learner)] = cal
+                self.pipelines_[f"{k}/{learner}"] = res.best_estimator_
+                self.calibrations_[f"{k}/{learner}"] = cal
                 rows.append({"feature_kind": k, "learner": learner, "cv_cindex": res.best_score_,
                              "oof_cindex": concordance_index_censored(event, time, res.oof_)[0],
                              "beta": cal.beta_, "se": cal.se_, "loglik": cal.loglik_, "bic": cal.bic_})
@@ -190,7 +201,8 @@ class PrimeS(BaseEstimator):
         self.weights_ = tab["weight"].to_numpy()
         self.chosen_learners_ = {k: b.best_learner_ for k, b in self.bases_.items()}
         self.selected_features_ = _concat([
-            feature_table(p).assign(feature_kind=k, learner=le) for (k, le), p in self.pipelines_.items()])
+            feature_table(p).assign(feature_kind=key.split("/")[0], learner=key.split("/")[1])
+            for key, p in self.pipelines_.items()])
         self.tuning_table_ = _concat([b.tuning_table_ for b in self.bases_.values()])
         self.selection_report_ = _concat([b.selection_report_ for b in self.bases_.values()])
         return self
@@ -198,12 +210,12 @@ class PrimeS(BaseEstimator):
     def member_risk(self, X):
         """Each averaged model's own risk score (columns "kind/learner")."""
         check_is_fitted(self, "weights_")
-        return pd.DataFrame({f"{k}/{le}": p.predict(self.bases_[k]._X(X))
-                             for (k, le), p in self.pipelines_.items()}, index=getattr(X, "index", None))
+        return pd.DataFrame({key: p.predict(self.bases_[key.split("/")[0]]._X(X))
+                             for key, p in self.pipelines_.items()}, index=getattr(X, "index", None))
 
     def _scores(self, X):
         risk = self.member_risk(X)
-        return [(w, self.calibrations_[key], risk[f"{key[0]}/{key[1]}"].to_numpy())
+        return [(w, self.calibrations_[key], risk[key].to_numpy())
                 for w, key in zip(self.weights_, self.pipelines_)]
 
     def predict(self, X):

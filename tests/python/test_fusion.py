@@ -125,10 +125,11 @@ def test_bma_weights_are_bic_posterior_probabilities(prime_s):
     w = np.exp(-(tab.bic - tab.bic.min()) / 2)
     np.testing.assert_allclose(tab.weight, w / w.sum())
     for key, cal in prime_s.calibrations_.items():
-        row = tab[(tab.feature_kind == key[0]) & (tab.learner == key[1])].iloc[0]
+        kind, learner = key.split("/")
+        row = tab[(tab.feature_kind == kind) & (tab.learner == learner)].iloc[0]
         assert row.beta == cal.beta_ and row.bic == cal.bic_
         # the calibration is fitted on the member's out-of-fold risk, not on in-sample predictions
-        oof = prime_s.bases_[key[0]].results_[key[1]].oof_
+        oof = prime_s.bases_[kind].results_[learner].oof_
         assert cal.mean_ == pytest.approx(oof.mean())
 
 
@@ -140,11 +141,11 @@ def test_bma_risk_and_survival_function(prime_s, gbsg_split):
     assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 1e-12)
     member = prime_s.member_risk(Xte)
     assert list(member.columns) == ["clinical/gbsa", "clinical/fast_svm", "radiomics/gbsa", "radiomics/fast_svm"]
-    manual = sum(w * cal.survival(member[f"{k[0]}/{k[1]}"], times)
+    manual = sum(w * cal.survival(member[k], times)
                  for w, (k, cal) in zip(prime_s.weights_, prime_s.calibrations_.items()))
     np.testing.assert_allclose(S, manual)
     risk = prime_s.predict(Xte)
-    lp = sum(w * cal.linear_predictor(member[f"{k[0]}/{k[1]}"])
+    lp = sum(w * cal.linear_predictor(member[k])
              for w, (k, cal) in zip(prime_s.weights_, prime_s.calibrations_.items()))
     np.testing.assert_allclose(risk, lp)
     assert prime_s.score(Xte, yte) > 0.62
@@ -202,3 +203,21 @@ def test_prime_s_finds_the_planted_systemic_drivers(simulated):
     drivers = {"d_monocytes", "hbv", "d_pt", "ast", "alt", "albi_score", "albumin", "bilirubin"}
     assert len(set(sel.index[:5]) & drivers) >= 4, sel
     assert not set(sel.index[:5]) & {"tumour_diameter_mm", "age", "afp"}
+
+
+def test_fitted_models_round_trip_through_skops(prime_r, prime_s, bc_split, gbsg_split):
+    """Fitted studies are saved with skops (no unrestricted pickle): every fitted table is stored as
+    plain lists, and predictions are identical after loading."""
+    import skops.io as sio
+    _, Xte, *_ = bc_split
+    _, Xs, _, _ = gbsg_split
+    for model, check in ((prime_r, lambda m: m.predict_proba(Xte)),
+                         (prime_s, lambda m: m.predict_survival_function(Xs, [365.0, 1000.0]))):
+        blob = sio.dumps(model)
+        untrusted = sio.get_untrusted_types(data=blob)
+        assert not [t for t in untrusted if t.startswith(("pandas", "builtins.function"))]
+        loaded = sio.loads(blob, trusted=untrusted)
+        np.testing.assert_array_equal(check(loaded), check(model))
+    loaded_r = sio.loads(sio.dumps(prime_r), trusted=sio.get_untrusted_types(data=sio.dumps(prime_r)))
+    pd.testing.assert_frame_equal(loaded_r.fusion_weights_, prime_r.fusion_weights_)
+    pd.testing.assert_frame_equal(loaded_r.selection_report_, prime_r.selection_report_)

@@ -45,7 +45,7 @@ def make_response_learner(learner, random_state=None):
     if learner == "stacking":
         return StackingClassifier(
             estimators=[("lr", LogisticRegression(C=1.0, max_iter=1000)),
-                        ("rf", RandomForestClassifier(n_estimators=100, min_samples_leaf=3, random_state=rs)),
+                        ("rf", RandomForestClassifier(n_estimators=50, min_samples_leaf=3, random_state=rs)),
                         ("svm", SVC(C=1.0, random_state=rs))],
             final_estimator=LogisticRegression(C=1.0, max_iter=1000),
             cv=StratifiedKFold(5, shuffle=True, random_state=rs))

@@ -19,7 +19,7 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ..features import selection_report, survival_arrays, survival_folds
+from ..features import TableAttr, selection_report, survival_arrays, survival_folds
 from .grids import default_grid
 from .response import RESPONSE_LEARNERS, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline, survival_function_at
@@ -170,7 +170,10 @@ def feature_table(pipeline):
 
 
 class _ModalityBase(BaseEstimator):
-    _learners_all = ()
+    tuning_table_ = TableAttr()
+    selection_report_ = TableAttr()
+    selected_features_ = TableAttr()
+    oof_ = TableAttr(series=True)
 
     def _columns(self):
         if self.feature_kind == "clinical":
