@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from sksurv.metrics import concordance_index_censored
 
-from .features import TableAttr, survival_arrays, survival_folds
+from .features import TableAttr, cox_partial_loglik, survival_arrays, survival_folds
 from .models.response import RESPONSE_LEARNERS
 from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
@@ -113,7 +113,8 @@ class CoxCalibration(BaseEstimator):
 
     ``beta_``, ``se_`` and ``loglik_`` from statsmodels PHReg; the Breslow baseline cumulative hazard
     H0(t) = sum_{t_i <= t} d_i / sum_{j in R(t_i)} exp(beta z_j) (R ``basehaz(fit, centered=FALSE)``
-    on the z scale); ``bic_`` = -2 loglik + log(number of events) (Volinsky & Raftery 2000)."""
+    on the z scale); ``bic_`` = -2 loglik + log(number of events) (Volinsky & Raftery 2000).
+    A constant score gets the null model (beta 0, the null partial likelihood)."""
 
     def fit(self, score, y):
         from statsmodels.duration.hazard_regression import PHReg
@@ -121,9 +122,16 @@ class CoxCalibration(BaseEstimator):
         score = np.asarray(score, dtype=float).ravel()
         self.mean_, self.sd_ = float(score.mean()), float(score.std()) or 1.0
         z = (score - self.mean_) / self.sd_
-        res = PHReg(time, z[:, None], status=event.astype(int), ties="breslow").fit(disp=0)
-        self.beta_, self.se_ = float(res.params[0]), float(res.bse[0])
-        self.loglik_ = float(res.llf)
+        if np.ptp(score) == 0:  # a constant score carries no information: the null Cox model
+            self.beta_, self.se_ = 0.0, np.nan
+            self.loglik_ = cox_partial_loglik(np.zeros(len(z)), event, time)
+        else:
+            res = PHReg(time, z[:, None], status=event.astype(int), ties="breslow").fit(disp=0)
+            self.beta_, self.se_ = float(res.params[0]), float(res.bse[0])
+            self.loglik_ = float(res.llf)
+            if not np.isfinite([self.beta_, self.loglik_]).all():
+                raise ArithmeticError("Cox calibration of the risk score did not converge (a score that "
+                                      "separates events perfectly gives a monotone likelihood)")
         self.n_events_ = int(event.sum())
         self.bic_ = -2 * self.loglik_ + np.log(self.n_events_)
         eta = np.exp(self.beta_ * z)

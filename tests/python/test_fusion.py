@@ -100,6 +100,20 @@ def test_cox_calibration_matches_lifelines_without_ties():
     assert cal.bic_ == pytest.approx(-2 * cal.loglik_ + np.log(y["event"].sum()))
 
 
+def test_cox_calibration_of_a_constant_score_is_the_null_model(gbsg_split):
+    from prime_stats.features import cox_partial_loglik
+    _, _, ytr, _ = gbsg_split
+    event, time = survival_arrays(ytr)
+    cal = CoxCalibration().fit(np.full(len(ytr), 3.0), ytr)
+    assert cal.beta_ == 0.0
+    assert cal.loglik_ == pytest.approx(cox_partial_loglik(np.zeros(len(ytr)), event, time))
+    informative = CoxCalibration().fit(-np.log(time) + np.random.default_rng(0).normal(size=len(time)), ytr)
+    assert informative.bic_ < cal.bic_          # BMA would put (almost) no weight on the constant
+    np.testing.assert_allclose(cal.survival(np.full(3, 3.0), [0.0])[:, 0], 1.0)
+    with pytest.raises(ArithmeticError, match="did not converge"):
+        CoxCalibration().fit(-time, ytr)           # perfectly separating score
+
+
 def test_cox_calibration_matches_r_coxph_breslow(gbsg_split, r_engine):
     Xtr, _, ytr, _ = gbsg_split
     event, time = survival_arrays(ytr)
