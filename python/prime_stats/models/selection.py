@@ -256,7 +256,10 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
 
 
 class ModalitySurvival(_ModalityBase):
-    """Best PRIME-S pipeline for one modality (or "early" fusion), chosen by CV C-index."""
+    """Best PRIME-S pipeline for one modality (or "early" fusion): each learner tuned by
+    event-stratified ``cv``-fold CV Harrell's C-index on the training data, the best kept (refitted on
+    all training rows). ``results_`` holds every learner's TuneResult (with out-of-fold risk scores,
+    used by PrimeS for the BMA weights)."""
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=SURVIVAL_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1):
