@@ -99,7 +99,8 @@ def _transformed_names(pre: Pipeline, columns) -> list[str]:
 
 
 def _tree_explanation(model, X_train: pd.DataFrame, X_test: pd.DataFrame, output: str, n_background: int, rng):
-    """TreeSHAP of the final model on the features it sees, or None when shap cannot read it."""
+    """TreeSHAP of the final model on the features it sees; None when shap cannot read the model
+    or its output is multi-dimensional (then the model-agnostic engine is used)."""
     import shap
 
     if isinstance(model, Pipeline) and len(model.steps) > 1:
@@ -127,11 +128,12 @@ def _tree_explanation(model, X_train: pd.DataFrame, X_test: pd.DataFrame, output
     scale = {"log_odds": "log-odds", "probability": "probability"}.get(explainer.model.tree_output,
                                                                         output)
     sv = np.asarray(sv)
-    if sv.ndim == 3:  # (n, p, classes) for classifiers
-        sv = sv[..., 1]
-    base = np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))
-    base = base[-1] if base.size > 1 else base[0]
-    return sv, Xte, names, np.full(len(Xte), float(base)), "shap.TreeExplainer (interventional)", scale, None
+    if sv.ndim == 3:
+        # multi-output trees (forest classifiers): shap 0.51's interventional TreeSHAP departs from
+        # the exact Shapley values of predict_proba (checked in the tests), so use the exact engine
+        return None
+    base = float(np.atleast_1d(np.asarray(explainer.expected_value, dtype=float))[0])
+    return sv, Xte, names, np.full(len(Xte), base), "shap.TreeExplainer (interventional)", scale, None
 
 
 def _active_features(f, X_test: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -253,8 +255,9 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
     ``explainer``: "auto" (TreeExplainer when the final model is a supported tree ensemble, else
     model-agnostic), "tree" (fail if unsupported) or "agnostic". ``output`` (agnostic path):
     "probability" (classifiers, P(y=1)), "log-odds", "risk" (survival models, ``predict``) or
-    "prediction". TreeSHAP explains the tree ensemble's raw margin (log-odds for boosting,
-    probability for forests); ``ShapResult.output`` names the scale actually explained.
+    "prediction". TreeSHAP explains the tree ensemble's raw margin (log-odds for boosting, the
+    prediction for regression forests); forest *classifiers* use the exact engine on P(y=1)
+    because shap's multi-output TreeSHAP is not exact. ``ShapResult.output`` names the scale.
     """
     if not isinstance(X, pd.DataFrame):
         raise TypeError("X must be a pandas DataFrame with named feature columns")

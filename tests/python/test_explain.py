@@ -78,6 +78,28 @@ def test_tree_explainer_equals_exact_shapley_inside_pipeline(breast):
     assert prob.output == "probability" and pred.min() >= -1e-9 and pred.max() <= 1 + 1e-9
 
 
+def test_forest_classifier_uses_exact_engine(breast):
+    """shap's multi-output TreeSHAP (forest classifiers) is not exact: the exact engine is used."""
+    import shap
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = breast
+    rf = RandomForestClassifier(30, max_depth=4, random_state=0)
+    res = explain.cv_shap(rf, X, y, cv=3, n_background=1000)
+    assert "exact" in res.explainer and res.output == "probability"
+    fitted = rf.fit(X.iloc[:100], y[:100])
+    f = lambda A: fitted.predict_proba(pd.DataFrame(A, columns=X.columns))[:, 1]
+    ours, _, _ = explain.interventional_shapley(f, X.iloc[100:104].to_numpy(), X.iloc[:100].to_numpy())
+    bg = X.iloc[:100].to_numpy()
+    ref = [_brute_force_shapley(f, X.iloc[100 + i].to_numpy(), bg) for i in range(2)]
+    np.testing.assert_allclose(ours[:2], np.asarray(ref), atol=1e-12)
+    tree = shap.TreeExplainer(fitted, data=shap.maskers.Independent(bg, max_samples=100),
+                              feature_perturbation="interventional", model_output="raw")
+    tree_sv = np.asarray(tree.shap_values(X.iloc[100:104].to_numpy()))[..., 1]
+    # why TreeSHAP is not used here; if a shap upgrade makes this fail, forests may use TreeSHAP again
+    assert np.abs(tree_sv - ours).max() > 1e-4, "shap's multi-output TreeSHAP is now exact"
+
+
 def test_selection_step_gives_zero_to_dropped_features(breast):
     X, y = breast
     pipe = make_pipeline(StandardScaler(), SelectKBest(k=2), GradientBoostingClassifier(n_estimators=20,
