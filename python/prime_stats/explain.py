@@ -2,9 +2,9 @@
 
 * :func:`cv_shap` - SHAP values with K-fold cross-validation averaging (the PRIME paper's scheme):
   a clone of the estimator (the whole Pipeline) is fitted on K-1 folds and explains the held-out
-  fold, so every patient is explained by a model that never saw them. Tree models (alone or as the
-  last step of a Pipeline) use ``shap.TreeExplainer`` on the features the tree sees (interventional,
-  on the model's raw margin); everything else (stacking/fusion models, SVMs,
+  fold, so every patient is explained by a model that never saw them. Single-output tree models
+  (alone or as the last step of a Pipeline) use ``shap.TreeExplainer`` on the features the tree
+  sees (interventional, on the model's raw margin); everything else (stacking/fusion models, SVMs,
   survival ensembles) uses model-agnostic interventional Shapley values on the raw inputs:
   exact enumeration of all coalitions up to ``exact_max_features`` active features, the antithetic
   permutation estimator above (both vectorised here, one model call per explained row, so that
