@@ -289,3 +289,16 @@ def test_cox_monotone_likelihood_raises_clear_error():
         sv.cox_hazard_ratios(d, "t", "e", ["x"])
     tab = sv.subgroup_hazard_ratios(d.assign(g=["a", "b"] * 5), "t", "e", "x", ["g"])
     assert tab["note"].str.contains("not estimable").any() and tab["estimate"].isna().all()
+
+
+def test_r_native_rmst_and_km_plot(r_engine, lung, tmp_path):
+    rm = r_engine.call_r("ps_r_rmst", time=lung["time"].to_numpy(float), event=lung["status"].to_numpy(),
+                         tau=500.0, group=lung["sexc"].to_numpy())
+    py = sv.restricted_mean_survival(lung, "time", "status", 500, group="sexc")
+    np.testing.assert_allclose(rm[["estimate", "se", "lower", "upper"]].to_numpy(float),
+                               py[["estimate", "se", "lower", "upper"]].to_numpy(float), rtol=1e-10)
+    if not r_engine.r_available(["survminer"]):
+        pytest.skip("survminer is not installed")
+    out = r_engine.call_r("ps_r_km_plot", file=str(tmp_path / "km_r.png"), time=lung["time"].to_numpy(float),
+                          event=lung["status"].to_numpy(), group=lung["sexc"].to_numpy(), break_time=180.0)
+    assert out == str(tmp_path / "km_r.png") and (tmp_path / "km_r.png").stat().st_size > 20000
