@@ -302,3 +302,20 @@ def test_r_native_rmst_and_km_plot(r_engine, lung, tmp_path):
     out = r_engine.call_r("ps_r_km_plot", file=str(tmp_path / "km_r.png"), time=lung["time"].to_numpy(float),
                           event=lung["status"].to_numpy(), group=lung["sexc"].to_numpy(), break_time=180.0)
     assert out == str(tmp_path / "km_r.png") and (tmp_path / "km_r.png").stat().st_size > 20000
+
+
+def test_risk_stratification_one_call(rossi):
+    train, test = rossi.iloc[:300], rossi.iloc[300:].reset_index(drop=True)
+    covs = ["fin", "age", "prio"]
+    beta = sv.cox_hazard_ratios(train, "week", "arrest", covs)["coef"].to_numpy()
+    res = sv.risk_stratification(train[covs].to_numpy() @ beta, test, test[covs].to_numpy() @ beta,
+                                 "week", "arrest", times=[0, 26, 52])
+    assert res.cutoff == pytest.approx(np.median(train[covs].to_numpy() @ beta))
+    assert list(res.groups.categories) == ["low", "high"] and len(res.groups) == len(test)
+    assert res.hazard_ratio["term"].tolist() == ["risk_grouphigh"]
+    direct = sv.cox_hazard_ratios(test.assign(h=(np.asarray(res.groups) == "high").astype(float)),
+                                  "week", "arrest", ["h"])
+    assert res.hazard_ratio["estimate"].iloc[0] == pytest.approx(direct["estimate"].iloc[0], rel=1e-12)
+    assert res.km.at_times["n_risk"].sum() > 0 and res.logrank["df"].iloc[0] == 1
+    with pytest.raises(ValueError, match="risk has 3 scores"):
+        sv.risk_stratification([0.1, 0.2, 0.3], test, [1.0, 2.0, 3.0], "week", "arrest")

@@ -11,7 +11,8 @@ can name the offending column and patient. Results are tidy DataFrames (``estima
   Wald CI; lifelines/statsmodels were not used because they diverge on real data where coxph
   converges, e.g. pbc with edema);
 * :func:`cox_zph` - ``survival::cox.zph`` (score test for beta(t) = beta + theta g(t), KM transform);
-* :class:`MedianRiskStratifier` - risk groups with the cut-off frozen on training data;
+* :class:`MedianRiskStratifier` - risk groups with the cut-off frozen on training data, and
+  :func:`risk_stratification` - groups + KM + log-rank + HR for one cohort in one call;
 * :func:`subgroup_hazard_ratios` - HR per subgroup level and the likelihood-ratio interaction test;
 * :func:`adjusted_hazard_ratio` - HR before and after adjustment for covariates;
 * :func:`median_followup` - reverse Kaplan-Meier median follow-up (Schemper & Smith 1996);
@@ -39,6 +40,8 @@ __all__ = [
     "cox_hazard_ratios",
     "cox_zph",
     "MedianRiskStratifier",
+    "RiskStratification",
+    "risk_stratification",
     "subgroup_hazard_ratios",
     "adjusted_hazard_ratio",
     "median_followup",
@@ -617,6 +620,42 @@ class MedianRiskStratifier(TransformerMixin, BaseEstimator):
     def labels(self, X) -> pd.Categorical:
         """Group labels 'low'/'high' (ordered categorical, 'low' = reference) for plots and tables."""
         return pd.Categorical.from_codes(self.transform(X), categories=["low", "high"])
+
+
+@dataclass
+class RiskStratification:
+    """Risk groups on one cohort from a cut-off frozen on training risks, with KM, log-rank and HR."""
+
+    cutoff: float
+    groups: pd.Categorical
+    km: KaplanMeierResult
+    logrank: pd.DataFrame
+    hazard_ratio: pd.DataFrame
+
+
+def risk_stratification(train_risk, data: pd.DataFrame, risk, time: str, event: str,
+                        times: Iterable[float] | None = None, quantile: float = 0.5,
+                        id_col: str | None = "patient_id") -> RiskStratification:
+    """Median-risk stratification of a cohort with the cut-off frozen from ``train_risk``.
+
+    ``risk`` holds the model's risk scores for the patients in ``data`` (same order). Returns the
+    groups ('low'/'high'), Kaplan-Meier by group (with ``times`` for the at-risk table), the
+    log-rank test and the Cox HR of high vs low risk with its 95% CI.
+    """
+    strat = MedianRiskStratifier(quantile=quantile).fit(train_risk)
+    risk = np.asarray(risk, dtype=float)
+    if risk.shape[0] != len(data):
+        raise ValueError(f"risk has {risk.shape[0]} scores for {len(data)} patients in data")
+    groups = strat.labels(risk)
+    d = data.assign(risk_group=groups)
+    present = pd.unique(np.asarray(groups))
+    if len(present) < 2:
+        raise ValueError(f"every patient falls in the {present[0]!r} risk group with the frozen cut-off "
+                         f"{strat.cutoff_:.4g}: no comparison is possible")
+    km = kaplan_meier(d, time, event, "risk_group", times=times, id_col=id_col)
+    lr = logrank_test(d, time, event, "risk_group", id_col=id_col)
+    hr = cox_hazard_ratios(d, time, event, ["risk_group"], id_col=id_col)
+    return RiskStratification(strat.cutoff_, groups, km, lr, hr)
 
 
 def subgroup_hazard_ratios(data: pd.DataFrame, time: str, event: str, risk_group: str,
