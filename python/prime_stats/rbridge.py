@@ -23,6 +23,7 @@ import pandas as pd
 
 _LOCK = threading.Lock()
 _REPO_R_DIR = Path(__file__).resolve().parents[2] / "R"
+_NA_INTEGER = -(2 ** 31)  # R's NA_integer_ as rpy2 hands it over
 
 
 class RUnavailableError(RuntimeError):
@@ -134,7 +135,11 @@ def _from_r(obj: Any):
     if isinstance(obj, ro.vectors.DataFrame):
         with localconverter(ro.default_converter + pandas2ri.converter):
             df = ro.conversion.get_conversion().rpy2py(obj)
-        return df.reset_index(drop=True)
+        df = df.reset_index(drop=True).copy()  # own the memory, not a view into R's
+        for col in df.columns:
+            if df[col].dtype.kind == "i" and (df[col] == _NA_INTEGER).any():
+                df[col] = df[col].where(df[col] != _NA_INTEGER).astype(float)
+        return df
     if isinstance(obj, ro.vectors.ListVector) or (
         isinstance(obj, ro.vectors.ListSexpVector) if hasattr(ro.vectors, "ListSexpVector") else False
     ):
@@ -148,6 +153,8 @@ def _from_r(obj: Any):
             arr = np.asarray(list(obj))
             if isinstance(obj, ro.vectors.FloatVector):
                 arr = arr.astype(float)
+            elif isinstance(obj, ro.vectors.IntVector) and (arr == _NA_INTEGER).any():
+                arr = np.where(arr == _NA_INTEGER, np.nan, arr.astype(float))  # NA_integer_
         names = obj.names
         if names is not ro.NULL and names is not None and len(arr) > 1:
             return pd.Series(arr, index=list(names))
