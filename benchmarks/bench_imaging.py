@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -30,13 +31,19 @@ def _manifest(n: int | None) -> pd.DataFrame:
                          "mask": [str(p / "CT_mask.nii.gz") for p in cases]})
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process plus its finished (reaped) child processes."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _run(manifest, out, workers, cache):
     from prime_stats.imaging import extract_manifest
 
     load = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     res = extract_manifest(manifest, out, None, workers=workers, cache_dir=cache, progress=False)
-    return res, time.perf_counter() - t0, load
+    return res, time.perf_counter() - t0, load, _cpu_seconds() - c0
 
 
 def main() -> None:
@@ -51,28 +58,33 @@ def main() -> None:
     n = len(manifest)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        seq, t_seq, load_seq = _run(manifest, tmp / "seq" / "f.parquet", 1, tmp / "cache_seq")
-        par, t_par, load_par = _run(manifest, tmp / "par" / "f.parquet", args.workers, tmp / "cache_par")
-        hit, t_hit, load_hit = _run(manifest, tmp / "par" / "f.parquet", args.workers, tmp / "cache_par")
+        seq, t_seq, load_seq, cpu_seq = _run(manifest, tmp / "seq" / "f.parquet", 1, tmp / "cache_seq")
+        par, t_par, load_par, cpu_par = _run(manifest, tmp / "par" / "f.parquet", args.workers, tmp / "cache_par")
+        hit, t_hit, load_hit, cpu_hit = _run(manifest, tmp / "par" / "f.parquet", args.workers, tmp / "cache_par")
     assert (seq.log["status"] == "ok").all() and (par.log["status"] == "ok").all(), "a case failed"
     assert (hit.log["status"] == "cached").all()
     pd.testing.assert_frame_equal(seq.features, par.features)
 
-    rows = [("sequential, 1 worker (cold)", t_seq, load_seq), (f"parallel, {args.workers} workers (cold)", t_par, load_par),
-            (f"rerun on cache, {args.workers} workers", t_hit, load_hit)]
+    rows = [("sequential, 1 worker (cold)", t_seq, load_seq, cpu_seq),
+            (f"parallel, {args.workers} workers (cold)", t_par, load_par, cpu_par),
+            (f"rerun on cache, {args.workers} workers", t_hit, load_hit, cpu_hit)]
     lines = [
         "# Radiomics engine benchmark (bench_imaging.py)",
         "",
         f"{n} real CT cases (IBSI / TCIA soft-tissue sarcoma), full default setting: Original + LoG (sigma 4 mm) + "
         f"Wavelet (8 bands), 7 classes, 1 mm B-spline resampling, 64 bins; {seq.features.shape[1]} features per case. "
         f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), shared with other jobs; "
-        "the 1-minute load average at the start of each run is given because other processes compete for the cores.",
+        "the 1-minute load average at the start of each run is given because other processes compete for the cores. "
+        "CPU = CPU seconds of this process and its worker processes; cores obtained = CPU / wall time "
+        "(2.0 would be both cores for the whole run). Equal CPU per case in both runs means the parallel run "
+        "adds no work; its wall-time gain is then limited only by the cores the other jobs leave free.",
         "",
-        "| run | wall time (s) | cases / minute | speed-up vs sequential | load average |",
-        "|---|---:|---:|---:|---:|",
+        "| run | wall time (s) | cases / minute | speed-up vs sequential | CPU (s) | CPU per case (s) | cores obtained | load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, t, load in rows:
-        lines.append(f"| {name} | {t:.1f} | {60 * n / t:.1f} | {t_seq / t:.2f}x | {load:.1f} |")
+    for name, t, load, cpu in rows:
+        lines.append(f"| {name} | {t:.1f} | {60 * n / t:.1f} | {t_seq / t:.2f}x | {cpu:.1f} | {cpu / n:.2f} | "
+                     f"{cpu / t:.2f} | {load:.1f} |")
     rss = par.timing.groupby("pid")["peak_rss_mb"].max()
     lines += ["", "Peak resident memory per worker process (MB, VmHWM; workers are recycled every "
               "25 cases so a pid may serve fewer cases): "
