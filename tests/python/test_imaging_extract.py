@@ -90,8 +90,11 @@ def test_shape_features_agree_with_independent_mask_computation(shared_data):
     df["rel"] = (df["pyradiomics"] / df["independent"] - 1).abs()
     worst = df.groupby("feature")["rel"].max()
     assert (worst < 0.01).all(), worst
-    # voxel counting is exact, vertex-set diameter too: far tighter than 1 %
+    # voxel counting and the vertex-set diameter are exact; the mesh volume differs only where the two
+    # marching-cubes implementations triangulate ambiguous cubes differently (observed max 0.15 %);
+    # the axis length only by the covariance's n vs n-1 (observed max 0.009 %)
     assert worst["VoxelVolume"] < 1e-9 and worst["Maximum3DDiameter"] < 1e-6
+    assert worst["MeshVolume"] < 0.005 and worst["MajorAxisLength"] < 1e-3
 
 
 def test_shape_on_resampled_grid_matches_the_mask_extracted(shared_data):
