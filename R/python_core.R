@@ -66,8 +66,8 @@ ps_simulate <- function(out, seed = 2024L, n_a = 113L, n_b = 133L, images = TRUE
 #' @param config path to a StudyConfig YAML file, or NULL when \code{clinical} is given.
 #' @param clinical a data.frame with patient_id, centre, response_3m, os_days, os_event and
 #'   predictors (used when \code{config} is NULL).
-#' @param settings a list of further config sections (e.g. \code{list(seed = 1, split =
-#'   list(test_fraction = 0.3))}).
+#' @param settings a list of config sections that override the file's (or complete the
+#'   data.frame's) settings, e.g. \code{list(seed = 1, models = list(engine = "baseline"))}.
 #' @param output output folder (default: the config's \code{output}).
 #' @param progress show progress messages.
 #' @return a list of data.frames \code{predictions}, \code{metrics}, \code{split} and the
@@ -87,7 +87,14 @@ ps_run <- function(config = NULL, clinical = NULL, settings = list(), output = N
     cfg <- study$StudyConfig$from_dict(raw, base_dir = dir)
   } else {
     if (!file.exists(config)) stop("config file not found: ", config)
-    cfg <- study$StudyConfig$from_yaml(normalizePath(config))
+    config <- normalizePath(config)
+    if (length(settings)) {
+      yaml <- reticulate::import("yaml", convert = TRUE)
+      raw <- yaml$safe_load(paste(readLines(config, warn = FALSE), collapse = "\n"))
+      cfg <- study$StudyConfig$from_dict(utils::modifyList(raw, settings), base_dir = dirname(config))
+    } else {
+      cfg <- study$StudyConfig$from_yaml(config)
+    }
     if (!is.null(output)) cfg$output <- normalizePath(output, mustWork = FALSE)
   }
   res <- study$run_study(cfg, progress = isTRUE(progress))

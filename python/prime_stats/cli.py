@@ -33,9 +33,11 @@ def _run(args) -> int:
         cfg.output = str(Path(args.output).resolve())
     if args.fast:
         cfg.models.fast = True
-    res = run_study(cfg, progress=not args.quiet)
+    res = run_study(cfg, progress=not args.quiet, report=not args.no_report)
     _print_metrics(res.metrics)
     print(f"outputs in {res.output_dir}")
+    if res.report:
+        print(f"report: {res.report['html']}\n        {res.report['pdf']}")
     return 0
 
 
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="StudyConfig YAML file")
     r.add_argument("--output", help="override the config's output folder")
     r.add_argument("--fast", action="store_true", help="small grids (a quick look, not for reporting)")
+    r.add_argument("--no-report", action="store_true", help="skip the HTML/PDF report")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_run)
 

@@ -394,7 +394,9 @@ def simulate_study(out_dir, n_a: int = 113, n_b: int = 133, seed: int = 2024, im
     }
     (out / "truth.json").write_text(json.dumps(info, indent=2, default=float))
     written["truth"] = str(out / "truth.json")
-    config = {"data": {"clinical": "clinical.csv"}, "seed": seed, "output": "results"}
+    config = {"data": {"clinical": "clinical.csv"}, "seed": seed, "output": "results",
+              # fixed bin count: bounded grey levels keep texture informative and extraction fast
+              "radiomics": {"bin_count": 32, "bin_width": None}}
     if images:
         config["data"]["manifest"] = "manifest.csv"
     if "expression" in written:

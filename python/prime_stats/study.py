@@ -54,16 +54,32 @@ class FeatureConfig:
 
 @dataclass
 class ModelConfig:
-    engine: str = "baseline"       # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
+    engine: str = "prime"          # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
+
+
+@dataclass
+class ReproducibilityConfig:
+    icc_threshold: float = 0.75
+    icc_type: str = "ICC2"          # ICC2 = ICC(2,1) absolute agreement; ICC3 = ICC(3,1) consistency
+    max_patients: int = 30          # training patients with a second segmentation used for the ICC
+    intra: bool = True              # also a repeated (perturbed) segmentation for intra-observer ICC
+
+
+@dataclass
+class ExplainConfig:
+    shap: bool = True
+    cv: int = 5
+    survshap: bool = True
+    max_features: int = 12          # explained features per model (top by importance)
 
 
 @dataclass
 class EvaluationConfig:
     times: list = field(default_factory=lambda: [182.625, 365.25, 730.5, 1095.75])
     engine: str = "auto"           # "auto" (R when available), "python" or "R"
-    bootstrap: int = 200
+    nested_cv: bool = True         # nested CV of clinical / radiomics / early / late fusion
 
 
 @dataclass
@@ -74,8 +90,11 @@ class StudyConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     radiomics: dict = field(default_factory=dict)
+    reproducibility: ReproducibilityConfig = field(default_factory=ReproducibilityConfig)
     models: ModelConfig = field(default_factory=ModelConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    explain: ExplainConfig = field(default_factory=ExplainConfig)
+    gene_sets: str | None = None
     seed: int = 2024
     output: str = "results"
     base_dir: str = "."
@@ -97,8 +116,9 @@ class StudyConfig:
         if not isinstance(raw, dict):
             raise ConfigError("config must be a mapping of keys to values")
         sections = {"data": DataConfig, "columns": CohortColumns, "split": SplitConfig,
-                    "features": FeatureConfig, "models": ModelConfig, "evaluation": EvaluationConfig}
-        scalars = {"seed": int, "output": str, "radiomics": dict}
+                    "features": FeatureConfig, "reproducibility": ReproducibilityConfig,
+                    "models": ModelConfig, "evaluation": EvaluationConfig, "explain": ExplainConfig}
+        scalars = {"seed": int, "output": str, "radiomics": dict, "gene_sets": str}
         known = set(sections) | set(scalars)
         unknown = [k for k in raw if k not in known]
         if unknown:
@@ -134,10 +154,20 @@ class StudyConfig:
         overlap = set(map(str, self.split.development)) & set(map(str, self.split.external))
         if overlap:
             raise ConfigError(f"config key 'split.external': centre(s) {sorted(overlap)} also in split.development")
+        if self.reproducibility.icc_type not in ("ICC2", "ICC3"):
+            raise ConfigError("config key 'reproducibility.icc_type' must be ICC2 or ICC3")
+        if self.radiomics:
+            from .imaging import RadiomicsSettings
+            try:
+                RadiomicsSettings.from_dict(self.radiomics)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"config key 'radiomics': {exc}") from exc
         for key in ("clinical", "manifest", "expression", "features"):
             value = getattr(self.data, key)
             if value and not self.path(value).exists():
                 raise ConfigError(f"config key 'data.{key}': file not found: {self.path(value)}")
+        if self.gene_sets and not self.path(self.gene_sets).exists():
+            raise ConfigError(f"config key 'gene_sets': file not found: {self.path(self.gene_sets)}")
 
     def path(self, p: str) -> Path:
         q = Path(p)
@@ -215,48 +245,205 @@ def clinical_features(cohort: Cohort, cfg: StudyConfig) -> pd.DataFrame:
     return x.drop(columns=[c for c in ("albi_grade", "child_pugh_class") if c in x.columns])
 
 
-def load_radiomics(cfg: StudyConfig, cohort: Cohort, progress: bool = True) -> pd.DataFrame | None:
-    """Radiomics features: a precomputed table, or extraction from the manifest (cached)."""
+
+@dataclass
+class FeatureSet:
+    """The design matrix of every scored patient and what built it."""
+    X: pd.DataFrame                      # numeric, index patient_id
+    clinical: list                       # clinical predictor columns (after encoding/exclusion)
+    radiomics: list                      # radiomics columns kept by the ICC filter
+    excluded_missing: list               # dropped: > max_missing missing in training
+    train_missing: pd.Series             # missing share per raw clinical variable in training
+    icc: Any = None                      # ICCFilterResult or None
+    extraction_log: pd.DataFrame | None = None
+    radiomics_excluded: list = field(default_factory=list)
+
+
+def _icc_patients(cohort: Cohort, split: pd.Series, cfg: StudyConfig) -> list:
+    man = cohort.manifest
+    has2 = man.loc[man.get("mask_observer2", pd.Series(index=man.index, dtype=object)).notna(), "patient_id"]
+    train = [p for p in split.index[split == "train"] if p in set(has2)]
+    rng = np.random.default_rng(cfg.seed)
+    n = min(cfg.reproducibility.max_patients, len(train))
+    return sorted(rng.choice(train, size=n, replace=False).tolist()) if n else []
+
+
+def radiomics_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) -> tuple:
+    """Extract (cached) AP/PVP radiomics for every patient and keep the features whose inter-
+    (and intra-) observer ICC > threshold, the ICC computed on training patients only."""
+    from .imaging import extract_manifest, icc_filter
+
+    out = cfg.output_dir / "features"
+    settings = dict(cfg.radiomics)
+    cache = out / "cache"
+    icc_ids = _icc_patients(cohort, split, cfg)
+    man = cohort.manifest.copy()
+    if "mask_observer2" in man:
+        man.loc[~man["patient_id"].isin(icc_ids), "mask_observer2"] = None
+    log(f"radiomics: extracting {len(man)} images ({man['mask_observer2'].notna().sum() if 'mask_observer2' in man else 0} "
+        f"second-observer masks for the ICC) with {cfg.models.n_jobs} worker(s)")
+    res = extract_manifest(man, out / "radiomics.parquet", settings=settings, workers=cfg.models.n_jobs,
+                           cache_dir=cache, progress=log.enabled)
+    feats, obs2 = res.features, res.features_observer2
+    failed = res.excluded
+    if failed:
+        log(f"radiomics: {len(failed)} patient(s) failed extraction and get imputed values: {failed[:10]}")
+    icc = None
+    if obs2 is not None and len(icc_ids) >= 5:
+        repeat = None
+        if cfg.reproducibility.intra:
+            rep_man = man[man["patient_id"].isin(icc_ids)].drop(columns=["mask_observer2"], errors="ignore")
+            rep_settings = {**settings, "perturbation": {"method": "contour", "radius_mm": 1.0, "seed": cfg.seed}}
+            rep = extract_manifest(rep_man, out / "radiomics_repeat.parquet", settings=rep_settings,
+                                   workers=cfg.models.n_jobs, cache_dir=cache, progress=log.enabled)
+            repeat = rep.features_observer2
+        ids = [i for i in icc_ids if i in feats.index and i in obs2.index]
+        icc = icc_filter(feats.loc[ids], obs2.loc[ids], threshold=cfg.reproducibility.icc_threshold,
+                         icc_type=cfg.reproducibility.icc_type,
+                         features_repeat=None if repeat is None else repeat.loc[[i for i in ids if i in repeat.index]])
+        kept = icc.kept
+        log(f"radiomics: {len(kept)} of {feats.shape[1]} features have ICC > "
+            f"{cfg.reproducibility.icc_threshold} on {len(ids)} training patients")
+    else:
+        kept = list(feats.columns)
+        log("radiomics: no second segmentations; ICC filter not applied")
+    return feats[kept], icc, res.log, failed
+
+
+def build_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) -> FeatureSet:
+    scored = split.index[split != "excluded"]
+    train = split.index[split == "train"]
+    raw = clinical_features(cohort, cfg)
+    train_missing = raw.loc[train].isna().mean()
+    excluded = sorted(train_missing.index[train_missing > cfg.features.max_missing])
+    if excluded:
+        log(f"features: dropped {excluded} (> {cfg.features.max_missing:.0%} missing in training)")
+    enc = clin.ClinicalEncoder(drop=tuple(excluded)).fit(raw.loc[train])
+    x_clin = enc.transform(raw.loc[scored]).add_prefix("")
+    X, rad_cols, icc, ext_log, failed = x_clin, [], None, None, []
     if cfg.data.features:
         from .cohort import read_table
         feats = read_table(cfg.path(cfg.data.features))
-        idc = cfg.columns.id
-        feats = feats.set_index(idc) if idc in feats.columns else feats
+        feats = feats.set_index(cfg.columns.id) if cfg.columns.id in feats.columns else feats
         feats.index = feats.index.astype(str)
-        return feats
-    if cohort.manifest is None:
-        return None
-    from .imaging import extract_manifest
+        missing_ids = [i for i in scored if i not in feats.index]
+        if missing_ids:
+            log(f"radiomics table lacks {len(missing_ids)} patient(s); their values are imputed: {missing_ids[:10]}")
+        rad = feats.reindex(scored)
+    elif cohort.manifest is not None:
+        rad, icc, ext_log, failed = radiomics_features(cohort, split, cfg, log)
+        rad = rad.reindex(scored)
+    else:
+        rad = None
+    if rad is not None:
+        rad = rad.apply(pd.to_numeric, errors="coerce")
+        rmiss = rad.loc[train].isna().mean()
+        drop = list(rmiss.index[rmiss > cfg.features.max_missing])
+        rad = rad.drop(columns=drop)
+        rad_cols = list(rad.columns)
+        X = pd.concat([x_clin, rad], axis=1)
+    return FeatureSet(X, list(x_clin.columns), rad_cols, excluded, train_missing, icc, ext_log, failed)
 
-    out = cfg.output_dir / "features"
-    res = extract_manifest(cohort.manifest, out / "radiomics.parquet", settings=cfg.radiomics or None,
-                           workers=cfg.models.n_jobs, cache_dir=out / "cache", progress=progress)
-    return res.features
+
+# ------------------------------------------------------------------------------------------ models
+def _times(cfg: StudyConfig) -> list[float]:
+    return [float(t) for t in cfg.evaluation.times]
 
 
-# ---------------------------------------------------------------------------------------- baseline
-def _baseline_models(x_train: pd.DataFrame, y_resp, y_surv, cfg: StudyConfig):
-    """Penalised logistic and penalised Cox on clinical features (the comparator models)."""
+def _surv_cols(model: str, times: list[float]) -> list[str]:
+    return [f"surv_{model}_{t:g}" for t in times]
+
+
+def fit_baseline(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig) -> dict:
+    """Penalised logistic and penalised Cox on the clinical features (comparator engine)."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-    keep = x_train.columns[x_train.isna().mean() <= cfg.features.max_missing]
-
-    def prep():
-        return make_pipeline(clin.ClinicalEncoder(), SimpleImputer(strategy="median"), StandardScaler())
-
-    resp = make_pipeline(prep(), LogisticRegressionCV(Cs=10, cv=5, scoring="roc_auc", max_iter=5000,
-                                                      l1_ratios=(0.0,), use_legacy_attributes=False))
-    surv = make_pipeline(prep(), CoxPHSurvivalAnalysis(alpha=10.0, ties="efron"))
-    resp.fit(x_train[keep], y_resp)
-    surv.fit(x_train[keep], y_surv)
-    return {"response": resp, "survival": surv, "features": list(keep)}
+    Xtr = fs.X.loc[y_resp.index, fs.clinical]
+    resp = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                         LogisticRegressionCV(Cs=10, cv=5, scoring="roc_auc", max_iter=5000,
+                                              l1_ratios=(0.0,), use_legacy_attributes=False))
+    survm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                          CoxPHSurvivalAnalysis(alpha=10.0, ties="efron"))
+    resp.fit(Xtr, y_resp.to_numpy())
+    survm.fit(Xtr, y_surv)
+    return {"response": {"baseline": (resp, fs.clinical)}, "survival": {"baseline": (survm, fs.clinical)}}
 
 
-# -------------------------------------------------------------------------------------------- run
+def fit_prime(fs: FeatureSet, y_resp: pd.Series, y_surv, cfg: StudyConfig, log) -> dict:
+    """PRIME-R (late fusion), PRIME-S (BMA) and the early-fusion comparators on the training split.
+    The single-modality comparators are PRIME's own base models."""
+    from .fusion import PrimeR, PrimeS
+    from .models.selection import ModalityClassifier, ModalitySurvival
+
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+    Xtr = fs.X.loc[y_resp.index]
+    t0 = time.time()
+    prime_r = PrimeR(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_resp.to_numpy())
+    log(f"PRIME-R fitted in {time.time() - t0:.0f}s: learners {prime_r.chosen_learners_}")
+    t0 = time.time()
+    prime_s = PrimeS(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_surv)
+    log(f"PRIME-S fitted in {time.time() - t0:.0f}s: BMA weights "
+        + ", ".join(f"{r.feature_kind}/{r.learner}={r.weight:.2f}" for r in prime_s.bma_table_.itertuples()))
+    models = {"response": {"PRIME-R": prime_r}, "survival": {"PRIME-S": prime_s}}
+    if fs.radiomics and fs.clinical:
+        t0 = time.time()
+        models["response"]["early fusion"] = ModalityClassifier(
+            fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_resp.to_numpy())
+        models["survival"]["early fusion"] = ModalitySurvival(
+            fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_surv)
+        log(f"early-fusion comparators fitted in {time.time() - t0:.0f}s")
+    return models
+
+
+def predict_all(models: dict, fs: FeatureSet, cohort: Cohort, split: pd.Series, cfg: StudyConfig) -> pd.DataFrame:
+    """One row per scored patient: outcomes, then prob_<model>, risk_<model>, surv_<model>_<t>."""
+    cols = cfg.columns
+    scored = split.index[split != "excluded"]
+    X = fs.X.loc[scored]
+    c = cohort.clinical.loc[scored]
+    pred = pd.DataFrame({cols.id: scored, cols.centre: c[cols.centre].to_numpy(),
+                         "split": split.loc[scored].to_numpy(), cols.response: c[cols.response].to_numpy(),
+                         cols.time: c[cols.time].to_numpy(), cols.event: c[cols.event].to_numpy()})
+    times = _times(cfg)
+    for name, m in models["response"].items():
+        if isinstance(m, tuple):
+            est, feats = m
+            pred[f"prob_{_slug(name)}"] = est.predict_proba(X[feats])[:, 1]
+            continue
+        pred[f"prob_{_slug(name)}"] = m.predict_proba(X)[:, 1]
+        if name == "PRIME-R":
+            for kind, p in m.base_proba(X).items():
+                pred[f"prob_{kind}"] = p.to_numpy()
+    for name, m in models["survival"].items():
+        if isinstance(m, tuple):
+            est, feats = m
+            pred[f"risk_{_slug(name)}"] = est.predict(X[feats])
+            sf = est.predict_survival_function(X[feats])
+            S = np.array([[f(min(t, f.x[-1])) for t in times] for f in sf])
+            pred[_surv_cols(_slug(name), times)] = S
+            continue
+        pred[f"risk_{_slug(name)}"] = m.predict(X)
+        if hasattr(m, "predict_survival_function") and name == "PRIME-S":
+            pred[_surv_cols(_slug(name), times)] = m.predict_survival_function(X, times)
+        if name == "PRIME-S":  # each modality's best base model, Cox-calibrated on training OOF
+            members = m.member_risk(X)
+            for kind, learner in m.chosen_learners_.items():
+                score = members[f"{kind}/{learner}"].to_numpy()
+                cal = m.calibrations_[f"{kind}/{learner}"]
+                pred[f"risk_{kind}"] = cal.linear_predictor(score)
+                pred[_surv_cols(kind, times)] = cal.survival(score, times)
+    return pred
+
+
+def _slug(name: str) -> str:
+    return name.lower().replace("-", "_").replace(" ", "_")
+
+
+# --------------------------------------------------------------------------------------- the run
 @dataclass
 class StudyResult:
     """What a study run produced: where, and the main tables."""
@@ -267,11 +454,13 @@ class StudyResult:
     split: pd.Series
     cohort: Cohort
     config: StudyConfig
-    artefacts: dict = field(default_factory=dict)
+    features: FeatureSet | None = None
+    artefacts: Any = None
+    report: dict | None = None
 
     def __repr__(self):
-        m = self.metrics
-        return f"<StudyResult {self.output_dir}: {len(self.predictions)} predictions, {len(m)} metrics>"
+        return (f"<StudyResult {self.output_dir}: {len(self.predictions)} patients, "
+                f"{len(self.metrics)} metric rows>")
 
 
 def file_hash(path: Path) -> str:
@@ -288,62 +477,232 @@ def load_cohort(cfg: StudyConfig) -> Cohort:
                              cfg.path(d.expression) if d.expression else None, columns=cfg.columns)
 
 
-def run_study(config: StudyConfig | str | Path, progress: bool = True) -> StudyResult:
-    """Run one PRIME study end to end and write its outputs to ``config.output``."""
+def run_study(config: StudyConfig | str | Path, progress: bool = True, report: bool = True) -> StudyResult:
+    """Run one PRIME study end to end: features -> models -> predictions -> statistics -> report.
+
+    Outputs (in ``config.output``): predictions.csv, metrics.csv, split.csv, tables/*.csv,
+    figures/*.png, models/*.skops, artefacts.json, provenance.json, report.html, report.pdf."""
+    from . import analysis
+
     cfg = config if isinstance(config, StudyConfig) else StudyConfig.from_yaml(config)
-    t0 = time.time()
+    t_start = time.time()
     log = _Progress(progress)
     out = cfg.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    cols = cfg.columns
     cohort = load_cohort(cfg)
     log(f"loaded {cohort!r}")
     split = split_cohort(cohort, cfg)
-    cols = cfg.columns
-    x = clinical_features(cohort, cfg)
-    train = split.index[split == "train"]
-    y_resp = cohort.response.loc[train].astype(int).to_numpy()
-    y_surv = cohort.survival(train)
     log(f"split: {split.value_counts().to_dict()}")
+    fs = build_features(cohort, split, cfg, log)
+    log(f"features: {len(fs.clinical)} clinical, {len(fs.radiomics)} radiomics")
+    train = split.index[split == "train"]
+    y_resp = cohort.response.loc[train].astype(int)
+    y_surv = cohort.survival(train)
 
-    models = _baseline_models(x.loc[train], y_resp, y_surv, cfg)
-    log("fitted baseline clinical models (penalised logistic, penalised Cox)")
-    keep = models["features"]
-    scored = split.index[split != "excluded"]
-    pred = pd.DataFrame({
-        cols.id: scored, cols.centre: cohort.centre.loc[scored].to_numpy(),
-        "split": split.loc[scored].to_numpy(),
-        cols.response: cohort.response.loc[scored].to_numpy(),
-        cols.time: cohort.clinical.loc[scored, cols.time].to_numpy(),
-        cols.event: cohort.clinical.loc[scored, cols.event].to_numpy(),
-        "model": "clinical_baseline",
-        "prob_response": models["response"].predict_proba(x.loc[scored, keep])[:, 1],
-        "risk_score": models["survival"].predict(x.loc[scored, keep]),
-    })
-    metrics = basic_metrics(pred, cols)
+    if cfg.models.engine == "baseline":
+        models = fit_baseline(fs, y_resp, y_surv, cfg)
+        log("fitted the baseline clinical models (penalised logistic, penalised Cox)")
+    else:
+        models = fit_prime(fs, y_resp, y_surv, cfg, log)
+    pred = predict_all(models, fs, cohort, split, cfg)
     pred.to_csv(out / "predictions.csv", index=False)
-    metrics.to_csv(out / "metrics.csv", index=False)
     split.to_frame().to_csv(out / "split.csv")
-    _write_provenance(cfg, out, time.time() - t0)
-    log(f"wrote predictions.csv, metrics.csv and provenance.json to {out}")
-    return StudyResult(out, pred, metrics, models, split, cohort, cfg)
+
+    art = analysis.Artefacts(out)
+    art.table("flow", analysis.flow_table(cohort, split, cols))
+    resp_models = {("PRIME-R" if k == "prime_r" else k.replace("_", " ")): c
+                   for k, c in ((c[5:], c) for c in pred.columns if c.startswith("prob_"))}
+    risk_models = {("PRIME-S" if k == "prime_s" else k.replace("_", " ")): c
+                   for k, c in ((c[5:], c) for c in pred.columns if c.startswith("risk_"))}
+    times = _times(cfg)
+    surv_models = {m: _surv_cols(c[5:], times) for m, c in risk_models.items()
+                   if all(x in pred.columns for x in _surv_cols(c[5:], times))}
+    log("statistics: discrimination, calibration, overall performance per split")
+    m_resp = analysis.response_metrics(pred, resp_models, cols, cfg.evaluation.engine)
+    m_surv = analysis.survival_metrics(pred, risk_models, surv_models, times, cols, cfg.evaluation.engine)
+    metrics = pd.concat([m_resp, m_surv], ignore_index=True)
+    if cfg.models.engine == "prime" and cfg.evaluation.nested_cv:
+        nested = art.guarded("nested_cv", nested_cv_table, fs, y_resp, y_surv, cfg, log)
+        if nested is not None:
+            metrics = pd.concat([metrics, nested], ignore_index=True)
+    metrics = _order_metrics(metrics)
+    metrics.to_csv(out / "metrics.csv", index=False)
+    art.table("metrics", metrics)
+    art.guarded("response_figures", analysis.response_figures, art, pred, resp_models, cols)
+    art.guarded("survival_figures", analysis.survival_figures, art, metrics)
+    main_risk = "risk_prime_s" if "risk_prime_s" in pred else next(iter(risk_models.values()))
+    groups = art.guarded("risk_groups", analysis.risk_group_analyses, art, pred, main_risk, cols,
+                         cohort.clinical, cfg.evaluation.engine)
+    art.guarded("descriptive", analysis.descriptive_tables, art, cohort.clinical, split, cols,
+                fs.excluded_missing, fs.train_missing)
+    if fs.icc is not None:
+        art.table("icc_summary", fs.icc.summary)
+    _model_tables(art, models)
+    if cfg.models.engine == "prime":
+        art.guarded("paradox", _paradox, art, pred, cols)
+        if cfg.explain.shap:
+            art.guarded("shap", _explain, art, models, fs, y_resp, y_surv, cfg, log)
+        if cohort.expression is not None:
+            art.guarded("omics", _omics, art, cohort, pred, cfg, log)
+    for key, df in art.tables.items():
+        (out / "tables").mkdir(exist_ok=True)
+        df.to_csv(out / "tables" / f"{key}.csv", index=False)
+    _save_models(models, out)
+    _write_provenance(cfg, out, time.time() - t_start)
+    _write_artefacts(art, out, metrics)
+    result = StudyResult(out, pred, metrics, models, split, cohort, cfg, fs, art)
+    if report:
+        from .report.build import build_report
+        log("report: writing report.html and report.pdf")
+        result.report = art.guarded("report", build_report, out)
+    log(f"done in {time.time() - t_start:.0f}s; outputs in {out}")
+    return result
 
 
-def basic_metrics(pred: pd.DataFrame, cols: CohortColumns) -> pd.DataFrame:
-    """AUC (response) and Harrell's C (survival) per model and split."""
-    from sklearn.metrics import roc_auc_score
-    from sksurv.metrics import concordance_index_censored
+def nested_cv_table(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log) -> pd.DataFrame:
+    """Nested CV (inner tuning, outer estimate) of clinical, radiomics, early and late fusion."""
+    from .fusion import compare_modalities
 
-    rows = []
-    for (model, split), g in pred.groupby(["model", "split"], sort=False):
-        y = g[cols.response].astype(int)
-        auc = roc_auc_score(y, g["prob_response"]) if y.nunique() == 2 else np.nan
-        c = concordance_index_censored(g[cols.event].astype(bool).to_numpy(),
-                                       g[cols.time].to_numpy(float), g["risk_score"].to_numpy())[0]
-        rows += [{"endpoint": "response", "model": model, "split": split, "metric": "AUC",
-                  "estimate": auc, "n": len(g), "method": "empirical (Mann-Whitney)", "engine": "python"},
-                 {"endpoint": "survival", "model": model, "split": split, "metric": "C-index (Harrell)",
-                  "estimate": c, "n": len(g), "method": "Harrell", "engine": "python"}]
-    return pd.DataFrame(rows)
+    if not (fs.clinical and fs.radiomics):
+        return None
+    Xtr = fs.X.loc[y_resp.index]
+    kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+    t0 = time.time()
+    r = compare_modalities(Xtr, y_resp.to_numpy(), fs.clinical, fs.radiomics, **kw)
+    s = compare_modalities(Xtr, y_surv, fs.clinical, fs.radiomics, **kw)
+    log(f"nested CV of the modality comparison in {time.time() - t0:.0f}s")
+    tab = pd.concat([r, s], ignore_index=True)
+    tab["model"] = np.where(tab["model"] == "late fusion",
+                            np.where(tab["endpoint"] == "response", "PRIME-R", "PRIME-S"), tab["model"])
+    return tab.assign(split="nested_cv", engine="python", n=len(Xtr))
+
+
+def _order_metrics(m: pd.DataFrame) -> pd.DataFrame:
+    first = ["endpoint", "model", "split", "metric", "time", "estimate", "se", "lower", "upper",
+             "p_value", "n", "method", "engine"]
+    return m[[c for c in first if c in m.columns] + [c for c in m.columns if c not in first]]
+
+
+def _model_tables(art, models: dict):
+    for endpoint, key in (("response", "PRIME-R"), ("survival", "PRIME-S")):
+        m = models.get(endpoint, {}).get(key)
+        if m is None:
+            continue
+        art.table(f"features_{endpoint}", m.selected_features_)
+        hp = pd.DataFrame([{"endpoint": endpoint, "model": str(k), "hyperparameters": json.dumps(v, default=str)}
+                           for k, v in getattr(m, "best_params_", {}).items()])
+        if endpoint == "survival":
+            hp = pd.DataFrame([{"endpoint": endpoint, "model": f"{k}/{le}",
+                                "hyperparameters": json.dumps(b.results_[le].best_params_, default=str)}
+                               for k, b in m.bases_.items() for le in b.results_])
+        art.tables["hyperparameters"] = pd.concat([art.tables.get("hyperparameters", pd.DataFrame()), hp],
+                                                  ignore_index=True)
+    fw = []
+    if "PRIME-R" in models.get("response", {}):
+        fw.append(models["response"]["PRIME-R"].fusion_weights_.assign(model="PRIME-R (logistic meta-classifier)"))
+    if "PRIME-S" in models.get("survival", {}):
+        fw.append(models["survival"]["PRIME-S"].bma_table_.assign(model="PRIME-S (BMA)"))
+    if fw:
+        art.table("fusion_weights", pd.concat(fw, ignore_index=True))
+
+
+def _paradox(art, pred: pd.DataFrame, cols: CohortColumns):
+    from .paradox import freeze_thresholds, responder_paradox
+    from .report.figures_explain import plot_paradox_km
+
+    tr = pred[pred["split"] == "train"]
+    th = freeze_thresholds(tr["prob_prime_r"], tr[cols.response], tr["risk_prime_s"])
+    art.notes["paradox_thresholds"] = (f"responder threshold {th.response_threshold:.3f} ({th.response_rule}); "
+                                       f"risk threshold {th.risk_threshold:.3f} ({th.risk_rule}); both from training")
+    ext = pred[pred["split"] == "external"]
+    res = responder_paradox(ext["prob_prime_r"], ext["risk_prime_s"], ext[cols.response], ext[cols.time],
+                            ext[cols.event], thresholds=th, patient_id=ext[cols.id])
+    art.table("paradox", res.table)
+    art.table("paradox_hr", res.hazard_ratio)
+    art.figure("paradox_km", plot_paradox_km(res))
+    return th
+
+
+def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log):
+    """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
+    explain the held-out fifth), restricted to the features each model uses."""
+    from sklearn.base import clone
+
+    from . import explain
+    from .fusion import PrimeR, PrimeS
+    from .report import figures_explain as fe
+
+    t0 = time.time()
+    Xtr = fs.X.loc[y_resp.index]
+    res = {}
+    for endpoint, key, y in (("response", "PRIME-R", y_resp.to_numpy()), ("survival", "PRIME-S", y_surv)):
+        m = models[endpoint][key]
+        used = list(dict.fromkeys(m.selected_features_["feature"]))[: cfg.explain.max_features * 2]
+        clin_used = [f for f in used if f in fs.clinical]
+        rad_used = [f for f in used if f in fs.radiomics]
+        klass = PrimeR if endpoint == "response" else PrimeS
+        est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+        r = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv, random_state=cfg.seed)
+        res[endpoint] = r
+        art.table(f"shap_{endpoint}", r.ranking)
+        art.figure(f"shap_{endpoint}", fe.plot_shap_beeswarm(r, max_features=cfg.explain.max_features,
+                                                             title=f"{key}: cross-validated SHAP"))
+    div = explain.divergence_table(res["response"], res["survival"], top=10)
+    art.table("divergence", div)
+    art.figure("divergence", fe.plot_divergence(div))
+    if cfg.explain.survshap:
+        m = models["survival"]["PRIME-S"]
+        top = list(res["survival"].ranking["feature"][:6])
+        ss = explain.survshap(m, fs.X.loc[y_resp.index].iloc[:20], [182.625, 365.25, 730.5, 1095.75],
+                              background=Xtr, n_background=30, random_state=cfg.seed)
+        art.table("survshap", ss.ranking)
+        art.figure("survshap", fe.plot_survshap(ss, features=[f for f in top if f in ss.features] or None,
+                                                time_scale=30.4375, time_label="Months"))
+    log(f"explanations (CV SHAP, SurvSHAP(t)) in {time.time() - t0:.0f}s")
+
+
+def _omics(art, cohort: Cohort, pred: pd.DataFrame, cfg: StudyConfig, log):
+    from . import analysis
+    from .simulate import _find_gene_sets
+
+    th = _paradox_threshold(pred, cfg.columns)
+    p = pred.set_index(cfg.columns.id)["prob_prime_r"]
+    groups = pd.Series(np.where(p >= th, "responder", "non-responder"), index=p.index)
+    gmt = cfg.path(cfg.gene_sets) if cfg.gene_sets else _find_gene_sets(None)
+    t0 = time.time()
+    analysis.omics_analyses(art, cohort.expression, groups, gmt, cfg.seed)
+    log(f"transcriptomics (DE, GSEA, immune ssGSEA) in {time.time() - t0:.0f}s")
+
+
+def _paradox_threshold(pred: pd.DataFrame, cols: CohortColumns) -> float:
+    from .paradox import freeze_thresholds
+
+    tr = pred[pred["split"] == "train"]
+    return freeze_thresholds(tr["prob_prime_r"], tr[cols.response], tr["risk_prime_s"]).response_threshold
+
+
+def _save_models(models: dict, out: Path):
+    """Fitted models with skops (no unrestricted pickle), beside the config and data hashes."""
+    import skops.io as sio
+
+    folder = out / "models"
+    folder.mkdir(exist_ok=True)
+    for endpoint, ms in models.items():
+        for name, m in ms.items():
+            sio.dump(m, folder / f"{endpoint}_{_slug(name)}.skops")
+
+
+def _write_artefacts(art, out: Path, metrics: pd.DataFrame):
+    engines = {}
+    if "engine" in metrics:
+        for (metric, engine), _ in metrics.groupby(["metric", "engine"]):
+            engines.setdefault(str(metric), set()).add(str(engine))
+    doc = {"tables": {k: f"tables/{k}.csv" for k in art.tables},
+           "figures": {k: str(Path(p).relative_to(out)) for k, p in art.figures.items()},
+           "engines": {k: "/".join(sorted(v)) for k, v in engines.items()},
+           "notes": art.notes}
+    (out / "artefacts.json").write_text(json.dumps(doc, indent=2))
 
 
 def _write_provenance(cfg: StudyConfig, out: Path, seconds: float):
@@ -353,16 +712,18 @@ def _write_provenance(cfg: StudyConfig, out: Path, seconds: float):
 
     versions = {}
     for pkg in ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines",
-                "statsmodels", "pyradiomics-bhklab", "shap", "gseapy", "SimpleITK", "rpy2"):
+                "statsmodels", "pyradiomics-bhklab", "shap", "gseapy", "SimpleITK", "skops", "rpy2"):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
+    r_packages = {p: rbridge.r_package_version(p) for p in
+                  ("survival", "rms", "riskRegression", "pROC", "pec", "GSVA", "limma", "edgeR")}
     hashes = {k: file_hash(cfg.path(v)) for k, v in asdict(cfg.data).items() if v}
     prov = {"prime_stats": __version__, "python": platform.python_version(),
             "platform": platform.platform(), "packages": versions, "R": rbridge.r_version(),
-            "seed": cfg.seed, "data_sha256": hashes, "seconds": round(seconds, 1),
-            "config": cfg.to_dict()}
+            "R_packages": r_packages, "seed": cfg.seed, "data_sha256": hashes,
+            "seconds": round(seconds, 1), "config": cfg.to_dict()}
     (out / "provenance.json").write_text(json.dumps(prov, indent=2, default=str))
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 

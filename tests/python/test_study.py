@@ -17,21 +17,30 @@ def sim(tmp_path_factory):
     out = tmp_path_factory.mktemp("study")
     assert main(["simulate", "--out", str(out), "--seed", "7", "--n-a", "90", "--n-b", "60",
                  "--no-images", "--n-expression", "0", "--quiet"]) == 0
+    cfg = yaml.safe_load((out / "study.yaml").read_text())
+    cfg["models"] = {"engine": "baseline"}
+    (out / "study.yaml").write_text(yaml.safe_dump(cfg))
     return out
 
 
 def test_simulate_run_end_to_end(sim, capsys):
-    assert main(["run", str(sim / "study.yaml"), "--quiet"]) == 0
+    assert main(["run", str(sim / "study.yaml"), "--quiet", "--no-report"]) == 0
     printed = capsys.readouterr().out
     assert "AUC" in printed and "outputs in" in printed
     res = sim / "results"
     pred = pd.read_csv(res / "predictions.csv")
     assert set(pred.split) == {"train", "test", "external"}
     assert (pred.split == "external").sum() == 60
-    assert pred.prob_response.between(0, 1).all() and pred.risk_score.notna().all()
+    assert pred.prob_baseline.between(0, 1).all() and pred.risk_baseline.notna().all()
+    s = pred.filter(like="surv_baseline_").to_numpy()
+    assert (np.diff(s, axis=1) <= 1e-12).all() and ((s >= 0) & (s <= 1)).all()
     metrics = pd.read_csv(res / "metrics.csv")
-    assert {"endpoint", "model", "split", "metric", "estimate"} <= set(metrics.columns)
-    assert metrics.estimate.between(0, 1).all()
+    assert {"endpoint", "model", "split", "metric", "estimate", "lower", "upper", "engine"} <= set(metrics.columns)
+    auc = metrics.query("metric == 'AUC' and split == 'external'")
+    assert len(auc) == 1 and 0.3 < auc.estimate.iloc[0] < 1 and auc.lower.iloc[0] < auc.estimate.iloc[0]
+    c = metrics[metrics.metric.str.startswith("C-index") & (metrics.split == "external")]
+    assert len(c) >= 1 and c.estimate.between(0.5, 1).all()
+    assert {"train", "test", "external"} <= set(metrics.split)
     prov = json.loads((res / "provenance.json").read_text())
     assert prov["seed"] == 7 and len(prov["data_sha256"]["clinical"]) == 64
 
@@ -51,9 +60,9 @@ def test_split_is_stratified_reproducible_and_disjoint(sim):
 def test_same_config_same_numbers(sim, tmp_path):
     cfg = StudyConfig.from_yaml(sim / "study.yaml")
     cfg.output = str(tmp_path / "a")
-    a = run_study(cfg, progress=False).predictions
+    a = run_study(cfg, progress=False, report=False).predictions
     cfg.output = str(tmp_path / "b")
-    b = run_study(cfg, progress=False).predictions
+    b = run_study(cfg, progress=False, report=False).predictions
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -89,3 +98,26 @@ def test_cli_exit_codes_and_messages(sim, tmp_path):
     r = subprocess.run([sys.executable, "-m", "prime_stats.cli", "simulate", "--help"],
                        capture_output=True, text=True)
     assert r.returncode == 0 and "example:" in r.stdout
+
+
+def test_prime_engine_on_clinical_features(sim, tmp_path):
+    """PRIME-R / PRIME-S (fast grids) end to end on a clinical-only cohort: frozen models,
+    survival functions, risk groups and the responder paradox."""
+    raw = yaml.safe_load((sim / "study.yaml").read_text())
+    raw.update(models={"engine": "prime", "fast": True}, explain={"shap": False},
+               evaluation={"nested_cv": False}, output=str(tmp_path / "prime"))
+    cfg = StudyConfig.from_dict(raw, base_dir=sim)
+    res = run_study(cfg, progress=False, report=False)
+    pred = res.predictions
+    assert {"prob_prime_r", "risk_prime_s"} <= set(pred.columns)
+    s = pred.filter(like="surv_prime_s_").to_numpy()
+    assert (np.diff(s, axis=1) <= 1e-12).all() and ((s >= 0) & (s <= 1)).all()
+    m = res.metrics
+    ext = m[(m.split == "external") & (m.model == "PRIME-S") & (m.metric == "C-index")
+          & m.method.str.contains("Harrell")]
+    assert len(ext) == 1 and ext.estimate.iloc[0] > 0.55  # survival drivers are clinical in the simulator
+    tables = set(res.artefacts.tables)
+    assert {"flow", "table1", "missingness", "metrics", "fusion_weights", "km_groups", "paradox"} <= tables
+    assert (res.output_dir / "models" / "response_prime_r.skops").is_file()
+    art = json.loads((res.output_dir / "artefacts.json").read_text())
+    assert "km_external" in art["figures"] and "risk_cutoff" in art["notes"]

@@ -13,7 +13,8 @@ test_that("the Python core simulates a cohort and runs a study from R", {
   expect_setequal(unique(sim$clinical$centre), c("A", "B"))
   expect_true(all(sim$clinical$os_days > 0))
 
-  res <- ps_run(sim$files[["config"]], output = file.path(dir, "results"), progress = FALSE)
+  res <- ps_run(sim$files[["config"]], output = file.path(dir, "results"), progress = FALSE,
+                settings = list(models = list(engine = "baseline")))
   expect_s3_class(res, "ps_study")
   expect_setequal(unique(res$predictions$split), c("train", "test", "external"))
   expect_equal(nrow(res$predictions), 140)
@@ -25,11 +26,12 @@ test_that("the Python core simulates a cohort and runs a study from R", {
 test_that("ps_run accepts a data.frame and reports bad input clearly", {
   skip_if_not(has_core(), "PRIMESTATS_PYTHON not set (make test sets it)")
   sim <- ps_simulate(tempfile("ps_r_"), seed = 4L, n_a = 60L, n_b = 40L, images = FALSE, n_expression = 0L)
-  res <- ps_run(clinical = sim$clinical, settings = list(seed = 1L), progress = FALSE)
+  fast <- list(models = list(engine = "baseline"))
+  res <- ps_run(clinical = sim$clinical, settings = c(list(seed = 1L), fast), progress = FALSE)
   expect_equal(nrow(res$predictions), 100)
   bad <- sim$clinical
   bad$os_event[3] <- 2
-  expect_error(ps_run(clinical = bad, progress = FALSE), "os_event: must be 0/1")
+  expect_error(ps_run(clinical = bad, settings = fast, progress = FALSE), "os_event: must be 0/1")
   expect_error(ps_run(clinical = sim$clinical, settings = list(split = list(test_fracton = 0.3)),
                       progress = FALSE), "test_fracton")
 })
