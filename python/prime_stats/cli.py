@@ -51,6 +51,75 @@ def _print_metrics(metrics):
         print(metrics[cols].to_string(index=False))
 
 
+def _extract(args) -> int:
+    import yaml
+
+    from .imaging import extract_manifest
+
+    settings = None
+    if args.settings:
+        settings = yaml.safe_load(Path(args.settings).read_text()) or {}
+    res = extract_manifest(args.manifest, args.out, settings=settings, workers=args.workers,
+                           scheduler=args.scheduler, progress=not args.quiet)
+    status = res.log[res.log["observer"] == 1]["status"].value_counts().to_dict()
+    print(f"features: {res.features.shape[0]} patients x {res.features.shape[1]} features -> {args.out}")
+    print(f"cases: {status}")
+    for k, v in res.paths.items():
+        print(f"  {k:10s} {v}")
+    if res.excluded:
+        print(f"failed (see the log): {', '.join(res.excluded[:20])}", file=sys.stderr)
+        return EXIT_DATA if len(res.excluded) == res.log["patient_id"].nunique() else 0
+    return 0
+
+
+def _load_cohort(args, require_outcomes: bool):
+    from .cohort import Cohort
+    from .frozen import FrozenStudy
+
+    frozen = FrozenStudy.load(args.study)
+    cohort = Cohort.from_files(args.clinical, args.manifest, columns=frozen.columns,
+                               require_outcomes=require_outcomes)
+    return frozen, cohort
+
+
+def _predict(args) -> int:
+    frozen, cohort = _load_cohort(args, require_outcomes=False)
+    pred = frozen.predict(cohort, name=args.name, workers=args.workers, progress=not args.quiet)
+    pred.to_csv(args.out, index=False)
+    print(f"{len(pred)} patients scored by the frozen models of {args.study} -> {args.out}")
+    return 0
+
+
+def _validate(args) -> int:
+    from .cohort import Cohort
+    from .frozen import FrozenStudy
+
+    frozen = FrozenStudy.load(args.study)
+    cohorts = {}
+    for spec in args.cohort:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"--cohort {spec!r}: expected NAME:CLINICAL.csv[:MANIFEST.csv]")
+        name, clinical = parts[0], parts[1]
+        cohorts[name] = Cohort.from_files(clinical, parts[2] if len(parts) == 3 else None,
+                                          columns=frozen.columns)
+    metrics = frozen.validate(cohorts, engine=args.engine, workers=args.workers)
+    metrics.to_csv(args.out, index=False)
+    _print_metrics(metrics[metrics["metric"].isin(["AUC", "C-index", "IBS"])])
+    print(f"metrics for {len(cohorts)} cohort(s) -> {args.out}")
+    return 0
+
+
+def _report(args) -> int:
+    from .report import build_report
+
+    res = build_report(args.study, include_identifiers=args.include_identifiers, title=args.title)
+    print(f"report: {res['html']}\n        {res['pdf']}")
+    if res.get("missing_sections"):
+        print(f"sections without results: {', '.join(res['missing_sections'])}")
+    return 0
+
+
 def _demo(args) -> int:
     from .simulate import simulate_study
     from .study import StudyConfig, run_study
@@ -107,6 +176,44 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_run)
 
+    e = add("extract", "extract dual-phase radiomics features from an image manifest",
+            "prime-stats extract sim/manifest.csv --out features.parquet --workers 2")
+    e.add_argument("manifest", help="CSV: patient_id, phase (AP/PVP), image, mask[, mask_observer2]")
+    e.add_argument("--out", required=True, help="output Parquet file (log and settings written beside it)")
+    e.add_argument("--settings", help="YAML file of radiomics settings (see prime_stats.imaging)")
+    e.add_argument("--workers", type=int, default=1)
+    e.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786) instead of local processes")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_extract)
+
+    pr = add("predict", "score new patients with the frozen models of a fitted study",
+             "prime-stats predict sim/results new_clinical.csv --manifest new_manifest.csv --out pred.csv")
+    pr.add_argument("study", help="output folder of 'prime-stats run'")
+    pr.add_argument("clinical", help="clinical CSV/Parquet of the new patients (outcomes optional)")
+    pr.add_argument("--manifest", help="image manifest (needed when the models use radiomics)")
+    pr.add_argument("--out", default="predictions_new.csv")
+    pr.add_argument("--name", default="new", help="label for the split column")
+    pr.add_argument("--workers", type=int, default=1)
+    pr.add_argument("--quiet", action="store_true")
+    pr.set_defaults(func=_predict)
+
+    v = add("validate", "validate the frozen models on one or more external cohorts, each separately",
+            "prime-stats validate sim/results --cohort centreC:c.csv:c_manifest.csv --cohort centreD:d.csv")
+    v.add_argument("study", help="output folder of 'prime-stats run'")
+    v.add_argument("--cohort", action="append", required=True, metavar="NAME:CLINICAL[:MANIFEST]")
+    v.add_argument("--out", default="validation_metrics.csv")
+    v.add_argument("--engine", default="auto", choices=["auto", "python", "R"])
+    v.add_argument("--workers", type=int, default=1)
+    v.set_defaults(func=_validate)
+
+    rp = add("report", "write the TRIPOD+AI report (HTML and PDF) of a fitted study",
+             "prime-stats report sim/results")
+    rp.add_argument("study", help="output folder of 'prime-stats run'")
+    rp.add_argument("--title")
+    rp.add_argument("--include-identifiers", action="store_true",
+                    help="show patient identifiers (off by default)")
+    rp.set_defaults(func=_report)
+
     d = add("demo", "simulate the 246-patient study and run it end to end",
             "prime-stats demo --out out/demo")
     d.add_argument("--out", default="out/demo")
@@ -136,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"prime-stats {args.command}: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (CohortError, FileNotFoundError) as exc:
+    except (CohortError, FileNotFoundError, ValueError, KeyError) as exc:
         print(f"prime-stats {args.command}: input error: {exc}", file=sys.stderr)
         return EXIT_DATA
     except KeyboardInterrupt:

@@ -257,6 +257,7 @@ class FeatureSet:
     icc: Any = None                      # ICCFilterResult or None
     extraction_log: pd.DataFrame | None = None
     radiomics_excluded: list = field(default_factory=list)
+    encoder: Any = None                  # the ClinicalEncoder fitted on training
 
 
 def _icc_patients(cohort: Cohort, split: pd.Series, cfg: StudyConfig) -> list:
@@ -342,7 +343,7 @@ def build_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) -> F
         rad = rad.drop(columns=drop)
         rad_cols = list(rad.columns)
         X = pd.concat([x_clin, rad], axis=1)
-    return FeatureSet(X, list(x_clin.columns), rad_cols, excluded, train_missing, icc, ext_log, failed)
+    return FeatureSet(X, list(x_clin.columns), rad_cols, excluded, train_missing, icc, ext_log, failed, enc)
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -406,8 +407,9 @@ def predict_all(models: dict, fs: FeatureSet, cohort: Cohort, split: pd.Series, 
     X = fs.X.loc[scored]
     c = cohort.clinical.loc[scored]
     pred = pd.DataFrame({cols.id: scored, cols.centre: c[cols.centre].to_numpy(),
-                         "split": split.loc[scored].to_numpy(), cols.response: c[cols.response].to_numpy(),
-                         cols.time: c[cols.time].to_numpy(), cols.event: c[cols.event].to_numpy()})
+                         "split": split.loc[scored].to_numpy()})
+    for col in (cols.response, cols.time, cols.event):  # outcomes are absent when scoring new patients
+        pred[col] = c[col].to_numpy() if col in c else np.nan
     times = _times(cfg)
     for name, m in models["response"].items():
         if isinstance(m, tuple):
@@ -548,7 +550,8 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     for key, df in art.tables.items():
         (out / "tables").mkdir(exist_ok=True)
         df.to_csv(out / "tables" / f"{key}.csv", index=False)
-    _save_models(models, out)
+    log("saving the frozen models (skops)")
+    _save_models(models, fs, cfg, out)
     _write_provenance(cfg, out, time.time() - t_start)
     _write_artefacts(art, out, metrics)
     result = StudyResult(out, pred, metrics, models, split, cohort, cfg, fs, art)
@@ -682,15 +685,26 @@ def _paradox_threshold(pred: pd.DataFrame, cols: CohortColumns) -> float:
     return freeze_thresholds(tr["prob_prime_r"], tr[cols.response], tr["risk_prime_s"]).response_threshold
 
 
-def _save_models(models: dict, out: Path):
-    """Fitted models with skops (no unrestricted pickle), beside the config and data hashes."""
+def _save_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path):
+    """Fitted models and the fitted feature step with skops (no unrestricted pickle), and the
+    feature specification beside them, so that new patients can be scored by the frozen study."""
+    import zipfile
+
     import skops.io as sio
 
     folder = out / "models"
     folder.mkdir(exist_ok=True)
+    index = {}
     for endpoint, ms in models.items():
         for name, m in ms.items():
-            sio.dump(m, folder / f"{endpoint}_{_slug(name)}.skops")
+            f = f"{endpoint}_{_slug(name)}.skops"
+            sio.dump(m, folder / f, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+            index.setdefault(endpoint, {})[name] = f
+    sio.dump(fs.encoder, folder / "clinical_encoder.skops")
+    spec = {"models": index, "clinical_features": fs.clinical, "radiomics_features": fs.radiomics,
+            "excluded_missing": fs.excluded_missing, "radiomics_settings": cfg.radiomics,
+            "engine": cfg.models.engine, "times": _times(cfg), "config": cfg.to_dict()}
+    (folder / "study_spec.json").write_text(json.dumps(spec, indent=2, default=str))
 
 
 def _write_artefacts(art, out: Path, metrics: pd.DataFrame):

@@ -121,3 +121,22 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
     assert (res.output_dir / "models" / "response_prime_r.skops").is_file()
     art = json.loads((res.output_dir / "artefacts.json").read_text())
     assert "km_external" in art["figures"] and "risk_cutoff" in art["notes"]
+
+    # the frozen study scores the same patients identically and validates new cohorts separately
+    from prime_stats.cohort import Cohort
+    from prime_stats.frozen import FrozenStudy
+    from prime_stats.simulate import simulate_cohort
+
+    frozen = FrozenStudy.load(res.output_dir)
+    ext = res.cohort.subset(res.split.index[res.split == "external"])
+    again = frozen.predict(ext, name="external")
+    np.testing.assert_allclose(again["prob_prime_r"], pred.loc[pred.split == "external", "prob_prime_r"])
+    np.testing.assert_allclose(again["risk_prime_s"], pred.loc[pred.split == "external", "risk_prime_s"])
+    new, _ = simulate_cohort(30, 40, seed=99)
+    cohorts = {"centre_C": Cohort(new[new.centre == "A"]), "centre_D": Cohort(new[new.centre == "B"])}
+    val = frozen.validate(cohorts, engine="python")
+    assert set(val.split) == {"centre_C", "centre_D"}
+    assert set(val.query("metric == 'AUC'").model) >= {"PRIME-R"}
+    no_outcomes = new.drop(columns=["response_3m", "os_days", "os_event"])
+    p = frozen.predict(Cohort(no_outcomes, require_outcomes=False))
+    assert len(p) == 70 and p["prob_prime_r"].between(0, 1).all()

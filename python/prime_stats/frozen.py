@@ -1,0 +1,144 @@
+"""A fitted study, frozen: score new patients and validate on any number of external cohorts.
+
+``FrozenStudy.load(study_dir)`` reads the models and the fitted clinical encoder that
+``run_study`` saved with skops, and the feature specification (which clinical and radiomics
+columns the models use, radiomics settings). Nothing is refitted: new cohorts only ever receive
+the frozen models (radiomics are extracted with the saved settings; the ICC-kept columns are used).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .cohort import Cohort, CohortColumns, CohortError
+
+_TRUSTED_MODULES = ("prime_stats.", "sklearn.", "sksurv.", "numpy.", "scipy.", "builtins.",
+                    "collections.", "pandas.")
+
+
+def _load_skops(path: Path):
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(file=path)
+    unknown = [t for t in untrusted if not t.startswith(_TRUSTED_MODULES)]
+    if unknown:
+        raise CohortError(f"{path}: refusing to load types outside scikit-learn/scikit-survival/"
+                          f"prime_stats: {unknown[:5]}")
+    return sio.load(path, trusted=untrusted)
+
+
+@dataclass
+class FrozenStudy:
+    """The frozen PRIME models of one study and how to build their inputs."""
+    directory: Path
+    spec: dict
+    models: dict
+    encoder: object
+
+    @classmethod
+    def load(cls, study_dir: str | Path) -> "FrozenStudy":
+        d = Path(study_dir)
+        spec_path = d / "models" / "study_spec.json"
+        if not spec_path.is_file():
+            raise CohortError(f"{d} is not a fitted study folder (no models/study_spec.json); "
+                              "run 'prime-stats run CONFIG' first")
+        spec = json.loads(spec_path.read_text())
+        models = {ep: {name: _load_skops(d / "models" / f) for name, f in ms.items()}
+                  for ep, ms in spec["models"].items()}
+        encoder = _load_skops(d / "models" / "clinical_encoder.skops")
+        return cls(d, spec, models, encoder)
+
+    @property
+    def columns(self) -> CohortColumns:
+        return CohortColumns(**self.spec["config"]["columns"])
+
+    def features(self, cohort: Cohort, out: str | Path | None = None, workers: int = 1,
+                 progress: bool = False) -> pd.DataFrame:
+        """The design matrix of ``cohort`` built exactly as for the training data."""
+        raw = _clinical_raw(cohort, self.spec)
+        x = self.encoder.transform(raw)
+        rad_cols = self.spec["radiomics_features"]
+        if rad_cols:
+            if cohort.manifest is None:
+                raise CohortError("the frozen study uses radiomics features; give an image manifest")
+            from .imaging import extract_manifest
+
+            out = Path(out or self.directory / "scored")
+            res = extract_manifest(cohort.manifest.drop(columns=["mask_observer2"], errors="ignore"),
+                                   out / "radiomics.parquet", settings=self.spec["radiomics_settings"] or None,
+                                   workers=workers, cache_dir=out / "cache", progress=progress)
+            if res.excluded:
+                import warnings
+                warnings.warn(f"radiomics failed for {res.excluded[:10]}; their values are imputed "
+                              "by the frozen pipelines", stacklevel=2)
+            missing = [c for c in rad_cols if c not in res.features.columns]
+            if missing:
+                raise CohortError(f"radiomics extraction lacks {len(missing)} feature(s) the models use, "
+                                  f"e.g. {missing[:3]}")
+            x = pd.concat([x, res.features.reindex(x.index)[rad_cols]], axis=1)
+        return x
+
+    def predict(self, cohort: Cohort, name: str = "new", **kwargs) -> pd.DataFrame:
+        """Frozen predictions for every patient of ``cohort`` (split label ``name``)."""
+        from . import study as st
+        from .study import FeatureSet
+
+        X = self.features(cohort, **kwargs)
+        fs = FeatureSet(X, self.spec["clinical_features"], self.spec["radiomics_features"], [],
+                        pd.Series(dtype=float))
+        split = pd.Series(name, index=cohort.ids, name="split")
+        cfg = _ConfigView(self.spec, self.columns, cohort)
+        return st.predict_all(self.models, fs, cohort, split, cfg)
+
+    def validate(self, cohorts: dict[str, Cohort] | Cohort, engine: str = "auto", **kwargs) -> pd.DataFrame:
+        """Apply the frozen models to one or several external cohorts, each validated separately
+        (tidy metrics with a ``split`` column naming the cohort)."""
+        from . import analysis
+
+        if isinstance(cohorts, Cohort):
+            cohorts = {"external": cohorts}
+        cols = self.columns
+        frames = []
+        for name, cohort in cohorts.items():
+            pred = self.predict(cohort, name=name, **kwargs)
+            pred["split"] = "external"
+            resp, risk, surv = _model_columns(pred, self.spec["times"])
+            m = pd.concat([analysis.response_metrics(pred, resp, cols, engine),
+                           analysis.survival_metrics(pred, risk, surv, list(self.spec["times"]), cols, engine)],
+                          ignore_index=True)
+            frames.append(m.assign(split=name))
+        return pd.concat(frames, ignore_index=True)
+
+
+def _model_columns(pred: pd.DataFrame, times) -> tuple[dict, dict, dict]:
+    from .study import _surv_cols
+
+    resp = {("PRIME-R" if c == "prob_prime_r" else c[5:].replace("_", " ")): c
+            for c in pred.columns if c.startswith("prob_")}
+    risk = {("PRIME-S" if c == "risk_prime_s" else c[5:].replace("_", " ")): c
+            for c in pred.columns if c.startswith("risk_")}
+    surv = {m: _surv_cols(c[5:], list(times)) for m, c in risk.items()
+            if all(x in pred.columns for x in _surv_cols(c[5:], list(times)))}
+    return resp, risk, surv
+
+
+def _clinical_raw(cohort: Cohort, spec: dict) -> pd.DataFrame:
+    from . import clinical as clin
+
+    x = clin.add_clinical_indices(cohort.predictors())
+    exclude = spec["config"].get("features", {}).get("exclude", [])
+    drop = [c for c in x.columns if c.endswith("_1m")] + [c for c in exclude if c in x.columns]
+    x = x.drop(columns=drop + [c for c in ("albi_grade", "child_pugh_class") if c in x.columns])
+    return x
+
+
+class _ConfigView:
+    """The parts of a StudyConfig that prediction needs, rebuilt from the saved specification."""
+
+    def __init__(self, spec: dict, columns: CohortColumns, cohort: Cohort):
+        self.columns = columns
+        self.evaluation = type("E", (), {"times": spec["times"]})()
