@@ -444,7 +444,8 @@ def divergence_table(response, survival, *, top: int = 10) -> pd.DataFrame:
     Importances are turned into shares (each model's mean |SHAP| divided by its total, because
     probability and risk scales differ). Columns: feature, response_share, response_rank,
     survival_share, survival_rank, difference (response - survival share) and driver:
-    "response" / "survival" (in that model's top ``top`` only), "both" or "neither".
+    "response" / "survival" (among that model's top ``top`` features with non-zero importance
+    only), "both" or "neither".
     """
     r, s = _ranking_of(response), _ranking_of(survival)
     out = r.merge(s, on="feature", how="outer", suffixes=("_response", "_survival")).fillna(0.0)
@@ -452,7 +453,9 @@ def divergence_table(response, survival, *, top: int = 10) -> pd.DataFrame:
         imp = out[f"importance_{m}"]
         out[f"{m}_share"] = imp / imp.sum() if imp.sum() > 0 else 0.0
         out[f"{m}_rank"] = imp.rank(ascending=False, method="min").astype(int)
-    in_r, in_s = out["response_rank"] <= top, out["survival_rank"] <= top
+    # a driver is among the model's ``top`` features *and* has a non-zero importance
+    in_r = (out["response_rank"] <= top) & (out["response_share"] > 0)
+    in_s = (out["survival_rank"] <= top) & (out["survival_share"] > 0)
     out["driver"] = np.select([in_r & in_s, in_r, in_s], ["both", "response", "survival"], "neither")
     out["difference"] = out["response_share"] - out["survival_share"]
     out = out[["feature", "response_share", "response_rank", "survival_share", "survival_rank",

@@ -139,6 +139,11 @@ def test_planted_drivers_on_simulated_study(sim):
     assert div.loc["tumour_diameter_mm", "driver"] == "response"
     assert (div.loc[list(set(s.ranking["feature"].head(3))), "driver"] == "survival").all()
     np.testing.assert_allclose(div["response_share"].sum(), 1.0)
+    # features a model does not use are never its drivers, however short the ranking
+    small = explain.divergence_table(pd.DataFrame({"feature": ["a", "b", "c"], "mean_abs_shap": [2.0, 1.0, 0.0]}),
+                                     pd.DataFrame({"feature": ["c", "d"], "importance": [1.0, 0.0]}), top=10)
+    assert small.set_index("feature")["driver"].to_dict() == {"a": "response", "b": "response",
+                                                              "c": "survival", "d": "neither"}
 
 
 def _brute_force_shapley(f, x, bg):
