@@ -101,7 +101,8 @@ def plot_score_boxplot(scores: pd.DataFrame, groups, *, comparison: pd.DataFrame
     rng = np.random.default_rng(0)
     for ax, s in zip(axes.ravel(), gene_sets):
         data = [scores.loc[s, (g == lv).to_numpy()].to_numpy(float) for lv in levels]
-        bp = ax.boxplot(data, widths=0.55, patch_artist=True, showfliers=False)
+        bp = ax.boxplot(data, widths=0.55, patch_artist=True, showfliers=False,
+                        medianprops={"color": "black"})
         for patch, col in zip(bp["boxes"], OKABE_ITO):
             patch.set_facecolor(col)
             patch.set_alpha(0.35)
