@@ -28,13 +28,17 @@ ps_python <- function(python = Sys.getenv("PRIMESTATS_PYTHON", "")) {
          "; run 'make setup' in the prime-stats folder and set ",
          "Sys.setenv(PRIMESTATS_PYTHON = '<repo>/.venv/bin/python')")
   }
+  # An R session that embeds Python cannot also start rpy2's embedded R inside that Python:
+  # the Python core uses its Python engine here, and R users run the R-native statistics
+  # (ps_r_* functions) directly on the returned data.frames.
+  reticulate::py_run_string("import os; os.environ['PRIMESTATS_NO_R'] = '1'")
   .ps_state$module <- reticulate::import("prime_stats")
   invisible(.ps_state$module)
 }
 
-.ps_import <- function(module) {
+.ps_import <- function(module, convert = TRUE) {
   ps_python()
-  reticulate::import(paste0("prime_stats.", module), convert = TRUE)
+  reticulate::import(paste0("prime_stats.", module), convert = convert)
 }
 
 #' Simulate the PRIME study
@@ -126,4 +130,69 @@ print.ps_study <- function(x, ...) {
     print(m, row.names = FALSE, digits = 3)
   }
   invisible(x)
+}
+
+.ps_cohort <- function(clinical, manifest = NULL, require_outcomes = TRUE) {
+  cohort <- .ps_import("cohort")
+  if (is.data.frame(clinical)) {
+    csv <- tempfile(fileext = ".csv")
+    utils::write.csv(clinical, csv, row.names = FALSE)
+    clinical <- csv
+  }
+  if (!file.exists(clinical)) stop("clinical file not found: ", clinical)
+  cohort$Cohort$from_files(normalizePath(clinical),
+                           if (is.null(manifest)) NULL else normalizePath(manifest),
+                           require_outcomes = require_outcomes)
+}
+
+.ps_frame <- function(py_df) {
+  # reticulate 1.28 cannot hand numpy-2 arrays to R: go through a CSV file
+  csv <- tempfile(fileext = ".csv")
+  py_df$to_csv(csv, index = FALSE)
+  utils::read.csv(csv, stringsAsFactors = FALSE, check.names = FALSE)
+}
+
+#' Score new patients with the frozen models of a fitted study
+#' @param study the output folder of \code{ps_run} / \code{prime-stats run}.
+#' @param clinical a data.frame or a CSV path with the new patients (outcomes optional).
+#' @param manifest image manifest CSV (needed when the models use radiomics).
+#' @return a data.frame with one row per patient: prob_prime_r, risk_prime_s, surv_prime_s_<t>, ...
+#' @examples
+#' \dontrun{ps_predict("sim/results", new_patients)}
+#' @export
+ps_predict <- function(study, clinical, manifest = NULL) {
+  frozen <- .ps_import("frozen", convert = FALSE)$FrozenStudy$load(normalizePath(study))
+  .ps_frame(frozen$predict(.ps_cohort(clinical, manifest, require_outcomes = FALSE)))
+}
+
+#' Validate the frozen models on one or more external cohorts, each separately
+#' @param study the output folder of a fitted study.
+#' @param cohorts a named list; each element a data.frame (or CSV path) with outcomes, or a list
+#'   \code{list(clinical = ..., manifest = ...)}.
+#' @param engine "auto" (R when installed), "python" or "R".
+#' @return a tidy data.frame: model, metric, time, estimate, lower, upper, method, engine, split
+#'   (the cohort name).
+#' @examples
+#' \dontrun{ps_validate("sim/results", list(centreC = dfC, centreD = dfD))}
+#' @export
+ps_validate <- function(study, cohorts, engine = "auto") {
+  if (!is.list(cohorts) || is.data.frame(cohorts) || is.null(names(cohorts)) || any(names(cohorts) == "")) {
+    stop("cohorts must be a named list of data.frames (or list(clinical =, manifest =))")
+  }
+  frozen <- .ps_import("frozen", convert = FALSE)$FrozenStudy$load(normalizePath(study))
+  py <- lapply(cohorts, function(x) {
+    if (is.list(x) && !is.data.frame(x)) .ps_cohort(x$clinical, x$manifest) else .ps_cohort(x)
+  })
+  .ps_frame(frozen$validate(reticulate::dict(py), engine = engine))
+}
+
+#' Write the TRIPOD+AI validation report of a fitted study
+#' @param study the output folder of a fitted study.
+#' @param include_identifiers show patient identifiers (FALSE by default).
+#' @return a named character vector with the paths of report.html and report.pdf.
+#' @export
+ps_report <- function(study, include_identifiers = FALSE) {
+  build <- .ps_import("report")$build_report
+  res <- build(normalizePath(study), include_identifiers = isTRUE(include_identifiers))
+  c(html = res$html, pdf = res$pdf)
 }

@@ -91,7 +91,8 @@ def survival_metrics(pred: pd.DataFrame, risk_cols: dict[str, str], surv_cols: d
             continue
         t_ok = [t for t in times if t < g[cols.time].max()]
         idx = [times.index(t) for t in t_ok]
-        risks = {m: 1 - g[c].to_numpy()[:, idx] for m, c in surv_cols.items()}
+        # F(t|x) = 1 - S(t|x), kept inside (0, 1) for the cloglog calibration model
+        risks = {m: np.clip(1 - g[c].to_numpy()[:, idx], 1e-6, 1 - 1e-6) for m, c in surv_cols.items()}
         res = score_survival(g[cols.time].to_numpy(float), g[cols.event].astype(int).to_numpy(), risks,
                              times=t_ok, risk_scores={m: g[c].to_numpy() for m, c in risk_cols.items()},
                              engine=_engine(engine))

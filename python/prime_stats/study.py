@@ -542,11 +542,12 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         art.table("icc_summary", fs.icc.summary)
     _model_tables(art, models)
     if cfg.models.engine == "prime":
-        art.guarded("paradox", _paradox, art, pred, cols)
+        art.guarded("paradox", _paradox, art, pred, cols, models)
         if cfg.explain.shap:
-            art.guarded("shap", _explain, art, models, fs, y_resp, y_surv, cfg, log)
+            art.guarded("shap", _explain, art, models, fs, y_resp, y_surv, cfg, log,
+                        list(split.index[split == "external"]))
         if cohort.expression is not None:
-            art.guarded("omics", _omics, art, cohort, pred, cfg, log)
+            art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
     for key, df in art.tables.items():
         (out / "tables").mkdir(exist_ok=True)
         df.to_csv(out / "tables" / f"{key}.csv", index=False)
@@ -610,13 +611,26 @@ def _model_tables(art, models: dict):
         art.table("fusion_weights", pd.concat(fw, ignore_index=True))
 
 
-def _paradox(art, pred: pd.DataFrame, cols: CohortColumns):
-    from .paradox import freeze_thresholds, responder_paradox
-    from .report.figures_explain import plot_paradox_km
+def _frozen_thresholds(models: dict, pred: pd.DataFrame, cols: CohortColumns):
+    """Responder cut-off (Youden) from PRIME-R's out-of-fold training probabilities (the
+    meta-classifier applied to the bases' OOF probabilities; in-sample probabilities of tree
+    ensembles are overfitted) and the PRIME-S training median risk."""
+    from .paradox import freeze_thresholds
 
     tr = pred[pred["split"] == "train"]
-    th = freeze_thresholds(tr["prob_prime_r"], tr[cols.response], tr["risk_prime_s"])
-    art.notes["paradox_thresholds"] = (f"responder threshold {th.response_threshold:.3f} ({th.response_rule}); "
+    prime_r = models["response"]["PRIME-R"]
+    oof = pd.Series(prime_r.meta_.predict_proba(prime_r.oof_proba_.to_numpy())[:, 1],
+                    index=prime_r.oof_proba_.index).loc[tr[cols.id]]
+    return freeze_thresholds(oof.to_numpy(), tr[cols.response], tr["risk_prime_s"])
+
+
+def _paradox(art, pred: pd.DataFrame, cols: CohortColumns, models: dict):
+    from .paradox import responder_paradox
+    from .report.figures_explain import plot_paradox_km
+
+    th = _frozen_thresholds(models, pred, cols)
+    art.notes["paradox_thresholds"] = (f"responder threshold {th.response_threshold:.3f} ({th.response_rule}, "
+                                       f"out-of-fold training probabilities); "
                                        f"risk threshold {th.risk_threshold:.3f} ({th.risk_rule}); both from training")
     ext = pred[pred["split"] == "external"]
     res = responder_paradox(ext["prob_prime_r"], ext["risk_prime_s"], ext[cols.response], ext[cols.time],
@@ -627,9 +641,12 @@ def _paradox(art, pred: pd.DataFrame, cols: CohortColumns):
     return th
 
 
-def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log):
+def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log, external_ids=()):
     """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
-    explain the held-out fifth), restricted to the features each model uses."""
+    explain the held-out fifth). The explained inputs are the features the final PRIME models
+    selected on the whole training split (a description of those models, not a performance
+    estimate); SurvSHAP(t) explains the frozen PRIME-S on external patients with a training
+    background."""
     from sklearn.base import clone
 
     from . import explain
@@ -657,7 +674,8 @@ def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log)
     if cfg.explain.survshap:
         m = models["survival"]["PRIME-S"]
         top = list(res["survival"].ranking["feature"][:6])
-        ss = explain.survshap(m, fs.X.loc[y_resp.index].iloc[:20], [182.625, 365.25, 730.5, 1095.75],
+        explained = fs.X.loc[external_ids[:30]] if len(external_ids) else Xtr.iloc[:30]
+        ss = explain.survshap(m, explained, [182.625, 365.25, 730.5, 1095.75],
                               background=Xtr, n_background=30, random_state=cfg.seed)
         art.table("survshap", ss.ranking)
         art.figure("survshap", fe.plot_survshap(ss, features=[f for f in top if f in ss.features] or None,
@@ -665,24 +683,17 @@ def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log)
     log(f"explanations (CV SHAP, SurvSHAP(t)) in {time.time() - t0:.0f}s")
 
 
-def _omics(art, cohort: Cohort, pred: pd.DataFrame, cfg: StudyConfig, log):
+def _omics(art, cohort: Cohort, pred: pd.DataFrame, models: dict, cfg: StudyConfig, log):
     from . import analysis
     from .simulate import _find_gene_sets
 
-    th = _paradox_threshold(pred, cfg.columns)
+    th = _frozen_thresholds(models, pred, cfg.columns).response_threshold
     p = pred.set_index(cfg.columns.id)["prob_prime_r"]
     groups = pd.Series(np.where(p >= th, "responder", "non-responder"), index=p.index)
     gmt = cfg.path(cfg.gene_sets) if cfg.gene_sets else _find_gene_sets(None)
     t0 = time.time()
     analysis.omics_analyses(art, cohort.expression, groups, gmt, cfg.seed)
     log(f"transcriptomics (DE, GSEA, immune ssGSEA) in {time.time() - t0:.0f}s")
-
-
-def _paradox_threshold(pred: pd.DataFrame, cols: CohortColumns) -> float:
-    from .paradox import freeze_thresholds
-
-    tr = pred[pred["split"] == "train"]
-    return freeze_thresholds(tr["prob_prime_r"], tr[cols.response], tr["risk_prime_s"]).response_threshold
 
 
 def _save_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path):
