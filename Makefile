@@ -10,7 +10,7 @@ export RETICULATE_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export MPLBACKEND := Agg
 DEMO_OUT ?= out/demo
 
-.PHONY: setup demo test test-python test-r check-r bench clean
+.PHONY: setup demo test test-python test-r check-r bench validate clean
 
 setup:
 	@tools/setup.sh
@@ -33,6 +33,10 @@ check-r: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py
+
+validate: setup
+	$(PY) validation/validate_discrimination_calibration.py
+	$(PY) validation/validate_survival_descriptive.py
 
 clean:
 	rm -rf out .setup-stamps .Rlib primestats_*.tar.gz primestats.Rcheck
