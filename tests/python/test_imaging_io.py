@@ -34,7 +34,7 @@ def real_case(shared_data):
     folder = shared_data / "ibsi" / "sts_ct" / "STS_008"
     image = sitk.ReadImage(str(folder / "CT_image.nii.gz"))
     mask = sitk.ReadImage(str(folder / "CT_mask.nii.gz"))
-    nz = np.argwhere(sitk.GetArrayViewFromImage(mask) > 0)
+    nz = np.argwhere(sitk.GetArrayFromImage(mask) > 0)
     lo, hi = nz.min(0)[::-1] - 3, nz.max(0)[::-1] + 4
     lo = np.maximum(lo, 0)
     size = (np.minimum(hi, np.asarray(image.GetSize())) - lo).tolist()
@@ -50,9 +50,9 @@ def test_nifti_and_nrrd_read_identically(real_case, tmp_path):
     image, mask = real_case
     a = read_image(_write(image, tmp_path / "ct.nii.gz"))
     b = read_image(_write(image, tmp_path / "ct.nrrd"))
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b))
     m = read_mask(_write(mask, tmp_path / "m.nrrd"))
-    assert m.GetPixelID() == sitk.sitkUInt8 and set(np.unique(sitk.GetArrayViewFromImage(m))) == {0, 1}
+    assert m.GetPixelID() == sitk.sitkUInt8 and set(np.unique(sitk.GetArrayFromImage(m))) == {0, 1}
 
 
 def test_missing_empty_and_multilabel_masks_give_errors_naming_the_file(real_case, tmp_path):
@@ -72,9 +72,9 @@ def test_missing_empty_and_multilabel_masks_give_errors_naming_the_file(real_cas
     multi.CopyInformation(mask)
     path = _write(multi, tmp_path / "multi.nii.gz")
     one = load_case(img, path, label=1).mask
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(one), sitk.GetArrayViewFromImage(mask))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(one), sitk.GetArrayFromImage(mask))
     two = load_case(img, path, label=2).mask
-    assert sitk.GetArrayViewFromImage(two).sum() == (arr == 2).sum()
+    assert sitk.GetArrayFromImage(two).sum() == (arr == 2).sum()
     with pytest.raises(LabelNotFoundError, match=r"label 3 not in mask .*multi.nii.gz.*\[1, 2\]"):
         load_case(img, path, label=3)
 
@@ -88,7 +88,7 @@ def test_geometry_mismatch_tolerance_and_outside(real_case, tmp_path):
     nudged.SetSpacing(tuple(sp * (1 + 1e-5)))
     out = check_geometry(image, nudged, 1e-3)
     assert out.GetOrigin() == image.GetOrigin() and out.GetSpacing() == image.GetSpacing()
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(out), sitk.GetArrayViewFromImage(mask))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(out), sitk.GetArrayFromImage(mask))
     # a real mismatch: 5 % spacing difference, or half a voxel shift
     wrong = sitk.Image(mask)
     wrong.SetSpacing(tuple(sp * 1.05))
@@ -192,25 +192,27 @@ def test_dicom_series_and_seg_roundtrip(real_case, tmp_path):
     assert ct.GetSize() == image.GetSize()
     np.testing.assert_allclose(ct.GetSpacing(), image.GetSpacing(), rtol=1e-5)
     np.testing.assert_allclose(ct.GetOrigin(), image.GetOrigin(), atol=1e-4)
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(ct),
-                                  np.round(sitk.GetArrayViewFromImage(image)).astype(np.int16))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(ct),
+                                  np.round(sitk.GetArrayFromImage(image)).astype(np.int16))
     labels = sitk.GetArrayFromImage(mask).astype(np.uint8)
     labels[:, :2, :2] = 2
     seg = _write_seg(ct, labels, tmp_path / "seg.dcm")
     m1 = read_mask(seg, reference=ct, label=1)
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(m1), (labels == 1).astype(np.uint8))
-    assert sitk.GetArrayViewFromImage(read_mask(seg, reference=ct, label=2)).sum() == (labels == 2).sum()
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(m1), (labels == 1).astype(np.uint8))
+    assert sitk.GetArrayFromImage(read_mask(seg, reference=ct, label=2)).sum() == (labels == 2).sum()
     with pytest.raises(LabelNotFoundError, match="seg.dcm"):
         read_mask(seg, reference=ct, label=3)
     with pytest.raises(ImagingInputError, match="reference"):
         read_mask(seg)
-    # DICOM series + DICOM SEG extract like the NIfTI pair (same voxels, integer-rounded HU)
+    # DICOM series + DICOM SEG extract like the NIfTI pair (same voxels, integer-rounded HU); on the
+    # native grid, as DICOM stores positions as decimal strings (1e-6 mm differences move a resampled grid)
+    native = {"image_types": {"Original": {}}, "resampled_spacing": None}
     nii = extract_files(_write(sitk.Cast(sitk.Round(image), sitk.sitkInt16), tmp_path / "ct.nii.gz"),
-                        _write(mask, tmp_path / "mask.nii.gz"), {"image_types": {"Original": {}}})
-    dcm = extract_files(tmp_path / "series", seg, {"image_types": {"Original": {}}})
+                        _write(mask, tmp_path / "mask.nii.gz"), native)
+    dcm = extract_files(tmp_path / "series", seg, native)
     assert dcm.keys() == nii.keys()
     for k in nii:
-        assert dcm[k] == pytest.approx(nii[k], rel=1e-4, abs=1e-6), k
+        assert dcm[k] == pytest.approx(nii[k], rel=1e-6, abs=1e-9), k  # spacing stored to 1e-6 mm
 
 
 def test_deidentified_conversion_keeps_voxels_and_drops_identity(real_case, tmp_path):
@@ -218,8 +220,8 @@ def test_deidentified_conversion_keeps_voxels_and_drops_identity(real_case, tmp_
     study = _write_dicom_series(image, tmp_path / "series")
     out = dicom_series_to_nifti(tmp_path / "series", tmp_path / "nifti" / "ct.nii.gz",
                                 deidentified_dicom_dir=tmp_path / "anon")
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(sitk.ReadImage(str(out))),
-                                  sitk.GetArrayViewFromImage(read_image(tmp_path / "series")))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(out))),
+                                  sitk.GetArrayFromImage(read_image(tmp_path / "series")))
     for f in (out, tmp_path / "nifti" / "ct.json"):
         raw = f.read_bytes() if f.suffix == ".json" else __import__("gzip").decompress(f.read_bytes())
         for secret in (b"Doe", b"MRN-123456", b"General Hospital", b"19600101", study.encode()):
@@ -235,5 +237,5 @@ def test_deidentified_conversion_keeps_voxels_and_drops_identity(real_case, tmp_
     assert len({ds.StudyInstanceUID for ds in anon}) == 1 and len({ds.SeriesInstanceUID for ds in anon}) == 1
     assert len({ds.SOPInstanceUID for ds in anon}) == len(anon)
     # the anonymised series is still a readable CT with the same voxels
-    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(read_image(tmp_path / "anon")),
-                                  sitk.GetArrayViewFromImage(read_image(tmp_path / "series")))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(read_image(tmp_path / "anon")),
+                                  sitk.GetArrayFromImage(read_image(tmp_path / "series")))
