@@ -62,7 +62,7 @@ fi
 
 # ---- 3. the R package primestats, into the project library .Rlib ------------------------------
 if command -v R >/dev/null 2>&1; then
-  r_key=$( (cat DESCRIPTION NAMESPACE; cat R/*.R; ls inst 2>/dev/null) | sha256sum | cut -c1-16)
+  r_key=$( (cat DESCRIPTION NAMESPACE R/*.R man/*.Rd 2>/dev/null) | sha256sum | cut -c1-16)
   if [ "$(cat "$STAMPS/rpkg" 2>/dev/null)" != "$r_key" ] || [ ! -d .Rlib/primestats ]; then
     mkdir -p .Rlib
     say "installing the R package primestats into .Rlib"
