@@ -294,10 +294,11 @@ def radiomics_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) 
         repeat = None
         if cfg.reproducibility.intra:
             rep_man = man[man["patient_id"].isin(icc_ids)].drop(columns=["mask_observer2"], errors="ignore")
-            rep_settings = {**settings, "perturbation": {"method": "contour", "radius_mm": 1.0, "seed": cfg.seed}}
+            rep_settings = {**settings, "perturbation": {"method": "contour", "radius_mm": 1.0,
+                                                         "seed": cfg.seed, "targets": ["repeat"]}}
             rep = extract_manifest(rep_man, out / "radiomics_repeat.parquet", settings=rep_settings,
                                    workers=cfg.models.n_jobs, cache_dir=cache, progress=log.enabled)
-            repeat = rep.features_observer2
+            repeat = rep.features_repeat
         ids = [i for i in icc_ids if i in feats.index and i in obs2.index]
         icc = icc_filter(feats.loc[ids], obs2.loc[ids], threshold=cfg.reproducibility.icc_threshold,
                          icc_type=cfg.reproducibility.icc_type,
