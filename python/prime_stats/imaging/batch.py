@@ -251,19 +251,25 @@ def _run_local(tasks, workers, memory_limit_mb, bar):
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(memory_limit_mb,), max_tasks_per_child=MAX_TASKS_PER_CHILD) as pool:
-        futures = {pool.submit(_run_case, t): t for t in tasks}
-        for fut in as_completed(futures):
-            try:
-                yield fut.result()
-            except Exception as exc:  # the worker process died (e.g. killed for memory)
-                t = futures[fut]
-                yield {**{k: t[k] for k in ("patient_id", "phase", "observer", "image", "mask")},
-                       "status": "failed", "error": f"worker process died: {type(exc).__name__}: {exc}"
-                       + (f" [memory_limit_mb={memory_limit_mb}]" if memory_limit_mb else ""),
-                       "seconds": float("nan"), "features": None, "timing": {}}
-            bar.update()
+    # Workers are recycled by running the cases in batches of MAX_TASKS_PER_CHILD per worker, each
+    # batch in a fresh pool (CPython 3.11's max_tasks_per_child can deadlock the executor once the
+    # first workers retire, cpython gh-115634).
+    batch = workers * MAX_TASKS_PER_CHILD
+    for start in range(0, len(tasks), batch):
+        chunk = tasks[start:start + batch]
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(memory_limit_mb,)) as pool:
+            futures = {pool.submit(_run_case, t): t for t in chunk}
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except Exception as exc:  # the worker process died (e.g. killed for memory)
+                    t = futures[fut]
+                    yield {**{k: t[k] for k in ("patient_id", "phase", "observer", "image", "mask")},
+                           "status": "failed", "error": f"worker process died: {type(exc).__name__}: {exc}"
+                           + (f" [memory_limit_mb={memory_limit_mb}]" if memory_limit_mb else ""),
+                           "seconds": float("nan"), "features": None, "timing": {}}
+                bar.update()
 
 
 def _run_dask(tasks, scheduler, bar):
