@@ -154,3 +154,15 @@ def test_simulated_study_extracts_in_both_phases(tmp_path):
         assert res.features_observer2 is not None and res.features_observer2.shape == res.features.shape
         kept, table, summary = icc_filter(res.features, res.features_observer2)
         assert set(summary["phase"]) == {"AP", "PVP"} and "AP_original_shape_VoxelVolume" in kept
+
+
+def test_workers_are_recycled_without_deadlock(study, tmp_path, monkeypatch):
+    """More cases than workers x MAX_TASKS_PER_CHILD: the pool is renewed batch by batch and the
+    run completes (CPython 3.11's max_tasks_per_child deadlocked here after 2 x 25 cases)."""
+    from prime_stats.imaging import batch
+
+    monkeypatch.setattr(batch, "MAX_TASKS_PER_CHILD", 2)
+    settings = {**FAST, "perturbation": {"method": "contour", "radius_mm": 1.0, "seed": 3}}
+    res = extract_manifest(study, tmp_path / "r" / "f.parquet", settings, workers=2, progress=False)
+    assert len(res.log) == 18 and (res.log["status"] == "ok").all()
+    assert res.timing["pid"].nunique() > 2  # fresh workers for every batch of 2 x 2 cases
