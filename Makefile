@@ -8,6 +8,9 @@ export R_LIBS := $(CURDIR)/.Rlib
 export PRIMESTATS_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export RETICULATE_PYTHON := $(CURDIR)/$(VENV)/bin/python
 export MPLBACKEND := Agg
+export LC_ALL := C.UTF-8
+export LANG := C.UTF-8
+export PYTHONUTF8 := 1
 DEMO_OUT ?= out/demo
 
 .PHONY: setup demo test test-python test-r check-r bench validate clean

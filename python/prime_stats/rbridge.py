@@ -23,7 +23,8 @@ import pandas as pd
 
 _LOCK = threading.Lock()
 _REPO_R_DIR = Path(__file__).resolve().parents[2] / "R"
-_NA_INTEGER = -(2 ** 31)  # R's NA_integer_ as rpy2 hands it over
+_NA_INTEGER = -(2 ** 31)
+_CHILD_ENV = ("LD_LIBRARY_PATH", "PYTHON_SESSION_INITIALIZED")  # R's NA_integer_ as rpy2 hands it over
 
 
 class RUnavailableError(RuntimeError):
@@ -34,10 +35,20 @@ class RUnavailableError(RuntimeError):
 def _robjects():
     if os.environ.get("PRIMESTATS_NO_R") == "1":
         raise RUnavailableError("R disabled by PRIMESTATS_NO_R=1")
+    saved = {k: os.environ.get(k) for k in _CHILD_ENV}
     try:
         import rpy2.robjects as ro  # noqa: WPS433 (the one place rpy2 is imported)
     except Exception as exc:  # ImportError, or R shared library not found
         raise RUnavailableError(f"rpy2/R not usable: {exc}") from exc
+    finally:
+        # Starting R exports R's LD_LIBRARY_PATH into this process's environment; child processes
+        # (worker pools, Dask nannies) would then load the system's libpython extension modules.
+        # The running process is unaffected: its loader read LD_LIBRARY_PATH at start-up.
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return ro
 
 
