@@ -138,6 +138,8 @@ def _demo(args) -> int:
     print(f"\nPRIME demo finished. Outputs in {res.output_dir}")
     for f in sorted(res.output_dir.iterdir()):
         print(f"  {f.name}")
+    if res.report:
+        print(f"\nTRIPOD+AI report:\n  {res.report['html']}\n  {res.report['pdf']}")
     return 0
 
 
