@@ -103,6 +103,7 @@ ps_r_concordance <- function(time, event, risk, timewt = "n", conf_level = 0.95)
 #'   with one column per element of \code{times} (or a vector used at every time).
 #' @param times prediction horizons.
 #' @param metrics subset of c("auc", "brier").
+#' @param conf_level confidence level of the Wald intervals.
 #' @return long data.frame: model, metric (AUC(t), Brier, IPA), time, estimate, se, lower, upper.
 ps_r_score_survival <- function(time, event, risks, times, metrics = c("auc", "brier"),
                                 conf_level = 0.95) {
