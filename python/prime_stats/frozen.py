@@ -11,7 +11,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .cohort import Cohort, CohortColumns, CohortError
@@ -59,7 +58,9 @@ class FrozenStudy:
     def features(self, cohort: Cohort, out: str | Path | None = None, workers: int = 1,
                  progress: bool = False) -> pd.DataFrame:
         """The design matrix of ``cohort`` built exactly as for the training data."""
-        raw = _clinical_raw(cohort, self.spec)
+        from .study import clinical_features
+
+        raw = clinical_features(cohort, self.spec["config"]["features"]["exclude"])
         x = self.encoder.transform(raw)
         rad_cols = self.spec["radiomics_features"]
         if rad_cols:
@@ -91,13 +92,13 @@ class FrozenStudy:
         fs = FeatureSet(X, self.spec["clinical_features"], self.spec["radiomics_features"], [],
                         pd.Series(dtype=float))
         split = pd.Series(name, index=cohort.ids, name="split")
-        cfg = _ConfigView(self.spec, self.columns, cohort)
-        return st.predict_all(self.models, fs, cohort, split, cfg)
+        return st.predict_all(self.models, fs, cohort, split, self.columns, list(self.spec["times"]))
 
     def validate(self, cohorts: dict[str, Cohort] | Cohort, engine: str = "auto", **kwargs) -> pd.DataFrame:
         """Apply the frozen models to one or several external cohorts, each validated separately
         (tidy metrics with a ``split`` column naming the cohort)."""
         from . import analysis
+        from .study import model_columns
 
         if isinstance(cohorts, Cohort):
             cohorts = {"external": cohorts}
@@ -106,39 +107,9 @@ class FrozenStudy:
         for name, cohort in cohorts.items():
             pred = self.predict(cohort, name=name, **kwargs)
             pred["split"] = "external"
-            resp, risk, surv = _model_columns(pred, self.spec["times"])
+            resp, risk, surv = model_columns(pred, list(self.spec["times"]))
             m = pd.concat([analysis.response_metrics(pred, resp, cols, engine),
                            analysis.survival_metrics(pred, risk, surv, list(self.spec["times"]), cols, engine)],
                           ignore_index=True)
             frames.append(m.assign(split=name))
         return pd.concat(frames, ignore_index=True)
-
-
-def _model_columns(pred: pd.DataFrame, times) -> tuple[dict, dict, dict]:
-    from .study import _surv_cols
-
-    resp = {("PRIME-R" if c == "prob_prime_r" else c[5:].replace("_", " ")): c
-            for c in pred.columns if c.startswith("prob_")}
-    risk = {("PRIME-S" if c == "risk_prime_s" else c[5:].replace("_", " ")): c
-            for c in pred.columns if c.startswith("risk_")}
-    surv = {m: _surv_cols(c[5:], list(times)) for m, c in risk.items()
-            if all(x in pred.columns for x in _surv_cols(c[5:], list(times)))}
-    return resp, risk, surv
-
-
-def _clinical_raw(cohort: Cohort, spec: dict) -> pd.DataFrame:
-    from . import clinical as clin
-
-    x = clin.add_clinical_indices(cohort.predictors())
-    exclude = spec["config"].get("features", {}).get("exclude", [])
-    drop = [c for c in x.columns if c.endswith("_1m")] + [c for c in exclude if c in x.columns]
-    x = x.drop(columns=drop + [c for c in ("albi_grade", "child_pugh_class") if c in x.columns])
-    return x
-
-
-class _ConfigView:
-    """The parts of a StudyConfig that prediction needs, rebuilt from the saved specification."""
-
-    def __init__(self, spec: dict, columns: CohortColumns, cohort: Cohort):
-        self.columns = columns
-        self.evaluation = type("E", (), {"times": spec["times"]})()

@@ -230,21 +230,19 @@ def split_cohort(cohort: Cohort, cfg: StudyConfig) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------------------- features
-def clinical_features(cohort: Cohort, cfg: StudyConfig) -> pd.DataFrame:
+def clinical_features(cohort: Cohort, exclude=()) -> pd.DataFrame:
     """Candidate clinical predictors with the derived indices (ALBI, PNI, Child-Pugh, NLR, MLR,
     one-month relative changes). Raw post-treatment labs are replaced by their relative change;
     the subsequent-therapy flag is post-baseline and is kept out of the predictors."""
     x = clin.add_clinical_indices(cohort.predictors())
     post = [c for c in x.columns if c.endswith("_1m")]
-    drop = post + [c for c in cfg.features.exclude if c in x.columns]
-    unknown = [c for c in cfg.features.exclude if c not in x.columns]
+    drop = post + [c for c in exclude if c in x.columns]
+    unknown = [c for c in exclude if c not in x.columns]
     if unknown:
         raise ConfigError(f"config key 'features.exclude': unknown column(s) {unknown}")
     x = x.drop(columns=drop)
     # the class labels duplicate their scores
     return x.drop(columns=[c for c in ("albi_grade", "child_pugh_class") if c in x.columns])
-
-
 
 @dataclass
 class FeatureSet:
@@ -315,13 +313,13 @@ def radiomics_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) 
 def build_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) -> FeatureSet:
     scored = split.index[split != "excluded"]
     train = split.index[split == "train"]
-    raw = clinical_features(cohort, cfg)
+    raw = clinical_features(cohort, cfg.features.exclude)
     train_missing = raw.loc[train].isna().mean()
     excluded = sorted(train_missing.index[train_missing > cfg.features.max_missing])
     if excluded:
         log(f"features: dropped {excluded} (> {cfg.features.max_missing:.0%} missing in training)")
     enc = clin.ClinicalEncoder(drop=tuple(excluded)).fit(raw.loc[train])
-    x_clin = enc.transform(raw.loc[scored]).add_prefix("")
+    x_clin = enc.transform(raw.loc[scored])
     X, rad_cols, icc, ext_log, failed = x_clin, [], None, None, []
     if cfg.data.features:
         from .cohort import read_table
@@ -401,9 +399,9 @@ def fit_prime(fs: FeatureSet, y_resp: pd.Series, y_surv, cfg: StudyConfig, log) 
     return models
 
 
-def predict_all(models: dict, fs: FeatureSet, cohort: Cohort, split: pd.Series, cfg: StudyConfig) -> pd.DataFrame:
+def predict_all(models: dict, fs: FeatureSet, cohort: Cohort, split: pd.Series, cols: CohortColumns,
+                times: list[float]) -> pd.DataFrame:
     """One row per scored patient: outcomes, then prob_<model>, risk_<model>, surv_<model>_<t>."""
-    cols = cfg.columns
     scored = split.index[split != "excluded"]
     X = fs.X.loc[scored]
     c = cohort.clinical.loc[scored]
@@ -411,7 +409,6 @@ def predict_all(models: dict, fs: FeatureSet, cohort: Cohort, split: pd.Series, 
                          "split": split.loc[scored].to_numpy()})
     for col in (cols.response, cols.time, cols.event):  # outcomes are absent when scoring new patients
         pred[col] = c[col].to_numpy() if col in c else np.nan
-    times = _times(cfg)
     for name, m in models["response"].items():
         if isinstance(m, tuple):
             est, feats = m
@@ -440,6 +437,20 @@ def predict_all(models: dict, fs: FeatureSet, cohort: Cohort, split: pd.Series, 
                 pred[f"risk_{kind}"] = cal.linear_predictor(score)
                 pred[_surv_cols(kind, times)] = cal.survival(score, times)
     return pred
+
+
+def model_columns(pred: pd.DataFrame, times: list[float]) -> tuple[dict, dict, dict]:
+    """Model name -> prediction column(s) of a predictions table: response probabilities,
+    risk scores, and S(t) columns of the models that have a survival function."""
+    def name(col: str, main: str) -> str:
+        key = col[5:]
+        return main if key == _slug(main) else key.replace("_", " ")
+
+    resp = {name(c, "PRIME-R"): c for c in pred.columns if c.startswith("prob_")}
+    risk = {name(c, "PRIME-S"): c for c in pred.columns if c.startswith("risk_")}
+    surv = {m: _surv_cols(c[5:], times) for m, c in risk.items()
+            if all(x in pred.columns for x in _surv_cols(c[5:], times))}
+    return resp, risk, surv
 
 
 def _slug(name: str) -> str:
@@ -508,19 +519,14 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         log("fitted the baseline clinical models (penalised logistic, penalised Cox)")
     else:
         models = fit_prime(fs, y_resp, y_surv, cfg, log)
-    pred = predict_all(models, fs, cohort, split, cfg)
+    times = _times(cfg)
+    pred = predict_all(models, fs, cohort, split, cols, times)
     pred.to_csv(out / "predictions.csv", index=False)
     split.to_frame().to_csv(out / "split.csv")
 
     art = analysis.Artefacts(out)
     art.table("flow", analysis.flow_table(cohort, split, cols))
-    resp_models = {("PRIME-R" if k == "prime_r" else k.replace("_", " ")): c
-                   for k, c in ((c[5:], c) for c in pred.columns if c.startswith("prob_"))}
-    risk_models = {("PRIME-S" if k == "prime_s" else k.replace("_", " ")): c
-                   for k, c in ((c[5:], c) for c in pred.columns if c.startswith("risk_"))}
-    times = _times(cfg)
-    surv_models = {m: _surv_cols(c[5:], times) for m, c in risk_models.items()
-                   if all(x in pred.columns for x in _surv_cols(c[5:], times))}
+    resp_models, risk_models, surv_models = model_columns(pred, times)
     log("statistics: discrimination, calibration, overall performance per split")
     m_resp = analysis.response_metrics(pred, resp_models, cols, cfg.evaluation.engine)
     m_surv = analysis.survival_metrics(pred, risk_models, surv_models, times, cols, cfg.evaluation.engine)
@@ -535,8 +541,8 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     art.guarded("response_figures", analysis.response_figures, art, pred, resp_models, cols)
     art.guarded("survival_figures", analysis.survival_figures, art, metrics)
     main_risk = "risk_prime_s" if "risk_prime_s" in pred else next(iter(risk_models.values()))
-    groups = art.guarded("risk_groups", analysis.risk_group_analyses, art, pred, main_risk, cols,
-                         cohort.clinical, cfg.evaluation.engine)
+    art.guarded("risk_groups", analysis.risk_group_analyses, art, pred, main_risk, cols,
+                cohort.clinical, cfg.evaluation.engine)
     art.guarded("descriptive", analysis.descriptive_tables, art, cohort.clinical, split, cols,
                 fs.excluded_missing, fs.train_missing)
     if fs.icc is not None:
