@@ -75,11 +75,20 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise ValueError(f"response must be binary; got classes {self.classes_.tolist()}")
-        self.bases_, oof = {}, {}
-        for k in kinds:
-            base = ModalityClassifier(self.clinical_features, self.radiomics_features, k, self.learners,
-                                      self.cv, self.fast, self.grids, self.random_state, self.n_jobs).fit(X, y)
-            self.bases_[k] = base
+        return self._fuse(X, y, {k: self._base(k).fit(X, y) for k in kinds})
+
+    def _base(self, kind):
+        """The unfitted per-modality pipeline search that ``fit`` runs for ``kind``."""
+        return ModalityClassifier(self.clinical_features, self.radiomics_features, kind, self.learners,
+                                  self.cv, self.fast, self.grids, self.random_state, self.n_jobs)
+
+    def _fuse(self, X, y, bases):
+        """Late fusion of modality searches already fitted on (X, y) with ``self._base`` settings."""
+        kinds = list(bases)
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        self.bases_, oof = dict(bases), {}
+        for k, base in bases.items():
             oof[k] = base.oof_.to_numpy()   # the chosen pipeline refitted in every CV fold
         self.oof_proba_ = pd.DataFrame(oof, index=X.index)
         self.meta_ = LogisticRegression(C=np.inf, max_iter=1000).fit(self.oof_proba_.to_numpy(), y)
@@ -188,12 +197,19 @@ class PrimeS(BaseEstimator):
     def fit(self, X, y):
         kinds = _kinds(self.clinical_features, self.radiomics_features)
         check_columns(X, list(self.clinical_features) + list(self.radiomics_features))
+        survival_arrays(y)
+        return self._average(X, y, {k: self._base(k).fit(X, y) for k in kinds})
+
+    def _base(self, kind):
+        """The unfitted per-modality pipeline search that ``fit`` runs for ``kind``."""
+        return ModalitySurvival(self.clinical_features, self.radiomics_features, kind, self.learners,
+                                self.cv, self.fast, self.grids, self.random_state, self.n_jobs)
+
+    def _average(self, X, y, bases):
+        """BMA of modality searches already fitted on (X, y) with ``self._base`` settings."""
         event, time = survival_arrays(y)
-        self.bases_, self.pipelines_, self.calibrations_, rows = {}, {}, {}, []
-        for k in kinds:
-            base = ModalitySurvival(self.clinical_features, self.radiomics_features, k, self.learners,
-                                    self.cv, self.fast, self.grids, self.random_state, self.n_jobs).fit(X, y)
-            self.bases_[k] = base
+        self.bases_, self.pipelines_, self.calibrations_, rows = dict(bases), {}, {}, []
+        for k, base in bases.items():
             for learner, res in base.results_.items():
                 cal = CoxCalibration().fit(res.oof_, y)
                 self.pipelines_[f"{k}/{learner}"] = res.best_estimator_
@@ -263,27 +279,25 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
     check_columns(X, list(clinical_features) + list(radiomics_features))
     kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs)
     if survival:
-        learners = learners or SURVIVAL_LEARNERS
         endpoint, metric = "survival", "C-index"
         outer = survival_folds(y, outer_cv, random_state + 1)
-        single = lambda kind: ModalitySurvival(clinical_features, radiomics_features, kind, learners, **kw)  # noqa: E731
-        models = {"clinical": single("clinical"), "radiomics": single("radiomics"),
-                  "early fusion": single("early"),
-                  "late fusion": PrimeS(clinical_features, radiomics_features, learners, **kw)}
+        late = PrimeS(clinical_features, radiomics_features, learners or SURVIVAL_LEARNERS, **kw)
+        combine = "_average"
     else:
         y = np.asarray(y)
-        learners = learners or RESPONSE_LEARNERS
         endpoint, metric = "response", "AUC"
         outer = list(StratifiedKFold(outer_cv, shuffle=True, random_state=random_state + 1).split(X, y))
-        single = lambda kind: ModalityClassifier(clinical_features, radiomics_features, kind, learners, **kw)  # noqa: E731
-        models = {"clinical": single("clinical"), "radiomics": single("radiomics"),
-                  "early fusion": single("early"),
-                  "late fusion": PrimeR(clinical_features, radiomics_features, learners, **kw)}
+        late = PrimeR(clinical_features, radiomics_features, learners or RESPONSE_LEARNERS, **kw)
+        combine = "_fuse"
+    names = ["clinical", "radiomics", "early fusion", "late fusion"]
     rows = []
     for f, (tr, te) in enumerate(outer):
         Xtr, Xte, ytr, yte = X.iloc[tr], X.iloc[te], y[tr], y[te]
-        for name, model in models.items():
-            m = clone(model).fit(Xtr, ytr)
+        fitted = {kind: late._base(kind).fit(Xtr, ytr) for kind in ("clinical", "radiomics", "early")}
+        # late fusion combines this fold's clinical and radiomics searches: PrimeR/PrimeS.fit would
+        # run exactly the same searches (same settings, rows and seeds) again
+        fitted["late"] = getattr(clone(late), combine)(Xtr, ytr, {k: fitted[k] for k in ("clinical", "radiomics")})
+        for name, m in zip(names, fitted.values()):
             if survival:
                 value = cindex_scorer(m, Xte, yte)
             else:
@@ -291,7 +305,7 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
             rows.append({"fold": f, "model": name, "value": value})
     folds = pd.DataFrame(rows)
     out = []
-    for name in models:
+    for name in names:
         est, lo, hi, se = _mean_ci(folds.loc[folds.model == name, "value"])
         out.append({"endpoint": endpoint, "model": name, "metric": metric, "estimate": est,
                     "lower": lo, "upper": hi, "se": se, "n_folds": len(outer), "method": "nested CV"})

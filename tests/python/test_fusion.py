@@ -182,6 +182,28 @@ def test_compare_modalities_table(bc_split):
     np.testing.assert_allclose(tab.set_index("model").estimate, means.loc[tab.model])
     assert (tab.lower <= tab.estimate).all() and (tab.estimate <= tab.upper).all()
     assert (tab.estimate > 0.85).all()
+    # the late-fusion fold value reuses the fold's clinical and radiomics searches; it must equal a
+    # PrimeR fitted from scratch on the same outer training rows
+    tr, te = next(StratifiedKFold(3, shuffle=True, random_state=1).split(X, y))
+    fresh = PrimeR(clin, rad, learners=("stochastic_gb",), cv=3, fast=True).fit(X.iloc[tr], y[tr])
+    auc = roc_auc_score(y[te], fresh.predict_proba(X.iloc[te])[:, 1])
+    late0 = folds.query("fold == 0 and model == 'late fusion'").value.item()
+    assert late0 == pytest.approx(auc, abs=1e-12)
+
+
+def test_compare_modalities_survival_late_fusion_is_prime_s(gbsg_split):
+    from prime_stats.features import survival_folds
+    from prime_stats.models.survival import cindex_scorer
+    Xtr, _, ytr, _ = gbsg_split
+    X, y = Xtr.iloc[:240].reset_index(drop=True), ytr[:240]
+    clin, rad = list(X.columns[:3]), list(X.columns[3:])
+    tab, folds = compare_modalities(X, y, clin, rad, outer_cv=3, cv=3, learners=("fast_svm",),
+                                    fast=True, return_folds=True)
+    assert (tab.metric == "C-index").all() and list(tab.model)[-1] == "late fusion"
+    tr, te = survival_folds(y, 3, 1)[0]
+    fresh = PrimeS(clin, rad, learners=("fast_svm",), cv=3, fast=True).fit(X.iloc[tr], y[tr])
+    late0 = folds.query("fold == 0 and model == 'late fusion'").value.item()
+    assert late0 == pytest.approx(cindex_scorer(fresh, X.iloc[te], y[te]), abs=1e-12)
 
 
 # ------------------------------------------------------------------ ground truth: simulated study
