@@ -133,6 +133,15 @@ def test_modality_classifier_picks_learner_by_cv_auc(bc):
     tab = m.tuning_table_
     assert tab.loc[tab.chosen, "learner"].item() == tab.loc[tab.cv_score.idxmax(), "learner"] == m.best_learner_
     assert m.predict_proba(X.iloc[300:]).shape == (len(X) - 300, 2)
+    # only the chosen learner is refitted on all rows; it equals the "refit every learner" fit
+    assert [r.best_estimator_ is None for r in m.results_.values()] == list(~tab.chosen)
+    from prime_stats.models.selection import tune_learners
+    pipe = make_response_pipeline(m.best_learner_, "clinical", random_state=0)
+    grid = {k: [v] for k, v in m.best_params_.items()}
+    all_refit = tune_learners(pipe[:-1], {m.best_learner_: (pipe[-1], grid)}, X.iloc[:300][clin], y[:300],
+                              cv=3, random_state=0, refit="all")
+    np.testing.assert_allclose(all_refit[m.best_learner_].best_estimator_.predict_proba(X.iloc[300:][clin]),
+                               m.predict_proba(X.iloc[300:]), rtol=1e-12)
     with pytest.raises(KeyError, match="mean radius"):
         m.predict_proba(X.drop(columns=["mean radius"]))
 

@@ -79,7 +79,7 @@ def _model_grid(grid, final):
     return [{k[len(final) + 2:]: v for k, v in c.items()} for c in ParameterGrid(grid)]
 
 
-def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_state=None):
+def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_state=None, refit="all"):
     """Tune several learners that share one preprocessing/selection Pipeline ``pre``.
 
     ``learners``: {name: (estimator, grid)} with grid keys prefixed ``model__``. ``pre`` is fitted
@@ -87,8 +87,12 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
     on the fold's transformed training rows and scored on its held-out rows. Classifiers:
     StratifiedKFold on y, scoring "roc_auc"; survival: folds stratified on the event indicator,
     Harrell's C-index (``cindex_scorer``). Ties go to the first setting in grid order. A failed fit
-    raises; a non-finite CV score raises instead of being ranked. Returns {name: TuneResult}.
+    raises; a non-finite CV score raises instead of being ranked. ``refit="all"`` refits every
+    learner's best setting on all rows; ``refit="best"`` only the learner with the highest CV score
+    (ties -> the first learner), the others get ``best_estimator_=None``. Returns {name: TuneResult}.
     """
+    if refit not in ("all", "best"):
+        raise ValueError(f"refit must be 'all' or 'best', not {refit!r}")
     y = np.asarray(y)
     first = next(iter(learners.values()))[0]
     if is_classifier(first):
@@ -107,7 +111,7 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
                                   fitted[f][2], y[folds[f][1]], scorer) for name, ci, f in jobs)
     res = dict(zip(jobs, out))
     pre_fit, Z, _ = fitted[-1]
-    results = {}
+    results, best_score = {}, {}
     for name, (model, grid) in learners.items():
         table = np.array([[res[name, ci, f][0] for f in range(len(folds))]
                           for ci in range(len(combos[name]))], dtype=float)
@@ -119,12 +123,17 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
         oof = np.empty(len(y))
         for f, (_, va) in enumerate(folds):
             oof[va] = res[name, best, f][1]
-        model_fit = clone(model).set_params(**combos[name][best]).fit(Z, y)
         params = [{f"model__{k}": v for k, v in c.items()} for c in combos[name]]
         cv_results = {"params": params, "mean_test_score": mean, "std_test_score": table.std(axis=1),
                       **{f"split{f}_test_score": table[:, f] for f in range(len(folds))}}
-        results[name] = TuneResult(Pipeline(pre_fit.steps + [("model", model_fit)]), params[best],
-                                   float(mean[best]), best, cv_results, folds, len(folds), oof)
+        results[name] = TuneResult(None, params[best], float(mean[best]), best, cv_results, folds,
+                                   len(folds), oof)
+        best_score[name] = float(mean[best])
+    winner = max(best_score, key=best_score.get)   # first learner among equal scores
+    for name, (model, _) in learners.items():
+        if refit == "all" or name == winner:
+            model_fit = clone(model).set_params(**combos[name][results[name].best_index_]).fit(Z, y)
+            results[name].best_estimator_ = Pipeline(pre_fit.steps + [("model", model_fit)])
     return results
 
 
@@ -170,6 +179,7 @@ def feature_table(pipeline):
 
 
 class _ModalityBase(BaseEstimator):
+    _refit = "all"   # which tuned learners tune_learners refits on all rows
     tuning_table_ = TableAttr()
     selection_report_ = TableAttr()
     selected_features_ = TableAttr()
@@ -199,7 +209,7 @@ class _ModalityBase(BaseEstimator):
             pre = pipe[:-1] if pre is None else pre        # identical for every learner
             learners[learner] = (pipe[-1], (self.grids or {}).get(learner) or default_grid(learner, self.fast))
         self.results_ = tune_learners(pre, learners, X[cols], y, cv=self.cv, n_jobs=self.n_jobs,
-                                      random_state=self.random_state)
+                                      random_state=self.random_state, refit=self._refit)
         rows = [{"feature_kind": self.feature_kind, "learner": name, "cv_score": r.best_score_,
                  "cv_sd": r.cv_results_["std_test_score"][r.best_index_], "params": r.best_params_}
                 for name, r in self.results_.items()]
@@ -227,7 +237,10 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
     """Best PRIME-R pipeline for one modality ("clinical", "radiomics", or "early" = concatenated
     early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data, the
     learner with the highest CV AUC is kept (refitted on all training rows). ``results_`` holds
-    every learner's TuneResult, ``oof_`` the chosen one's out-of-fold probabilities."""
+    every learner's TuneResult (only the chosen one refitted), ``oof_`` the chosen one's
+    out-of-fold probabilities."""
+
+    _refit = "best"
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=RESPONSE_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1):
