@@ -33,6 +33,10 @@ def _run(args) -> int:
         cfg.output = str(Path(args.output).resolve())
     if args.fast:
         cfg.models.fast = True
+    if args.workers:
+        cfg.models.n_jobs = args.workers
+    if args.no_cache:
+        cfg.models.cache = False
     res = run_study(cfg, progress=not args.quiet, report=not args.no_report)
     _print_metrics(res.metrics)
     print(f"outputs in {res.output_dir}")
@@ -133,6 +137,7 @@ def _demo(args) -> int:
     cfg = StudyConfig.from_yaml(data / "study.yaml")
     cfg.output = str(out / "results")
     cfg.models.n_jobs = args.workers
+    cfg.models.cache = not args.no_cache
     res = run_study(cfg, progress=True)
     _print_metrics(res.metrics)
     print(f"\nPRIME demo finished. Outputs in {res.output_dir}")
@@ -175,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output", help="override the config's output folder")
     r.add_argument("--fast", action="store_true", help="small grids (a quick look, not for reporting)")
     r.add_argument("--no-report", action="store_true", help="skip the HTML/PDF report")
+    r.add_argument("--workers", type=int, help="parallel workers (overrides models.n_jobs)")
+    r.add_argument("--no-cache", action="store_true",
+                   help="refit models, nested CV and SHAP even when <output>/cache holds them")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=_run)
 
@@ -222,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=2024)
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--fresh", action="store_true", help="re-simulate even if data exist")
+    d.add_argument("--no-cache", action="store_true",
+                   help="refit models, nested CV and SHAP (the feature cache is still used)")
     d.set_defaults(func=_demo)
     return p
 

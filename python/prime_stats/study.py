@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from . import __version__
 from . import clinical as clin
 from .cohort import Cohort, CohortColumns
+from .stage_cache import StageCache
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,8 @@ class ModelConfig:
     engine: str = "prime"          # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
+    cache: bool = True             # reuse fitted models, nested CV and SHAP from <output>/cache when
+    #                                data, config and library versions are unchanged (stage_cache)
 
 
 @dataclass
@@ -514,11 +517,13 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     y_resp = cohort.response.loc[train].astype(int)
     y_surv = cohort.survival(train)
 
+    cache = StageCache(out / "cache", cfg.models.cache, log)
+    key = _cache_inputs(fs, y_resp, y_surv, cfg)
     if cfg.models.engine == "baseline":
         models = fit_baseline(fs, y_resp, y_surv, cfg)
         log("fitted the baseline clinical models (penalised logistic, penalised Cox)")
     else:
-        models = fit_prime(fs, y_resp, y_surv, cfg, log)
+        models = cache("models", key, fit_prime, fs, y_resp, y_surv, cfg, log)
     times = _times(cfg)
     pred = predict_all(models, fs, cohort, split, cols, times)
     pred.to_csv(out / "predictions.csv", index=False)
@@ -532,7 +537,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     m_surv = analysis.survival_metrics(pred, risk_models, surv_models, times, cols, cfg.evaluation.engine)
     metrics = pd.concat([m_resp, m_surv], ignore_index=True)
     if cfg.models.engine == "prime" and cfg.evaluation.nested_cv:
-        nested = art.guarded("nested_cv", nested_cv_table, fs, y_resp, y_surv, cfg, log)
+        nested = art.guarded("nested_cv", cache, "nested_cv", key, nested_cv_table, fs, y_resp, y_surv, cfg, log)
         if nested is not None:
             metrics = pd.concat([metrics, nested], ignore_index=True)
     metrics = _order_metrics(metrics)
@@ -551,8 +556,9 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     if cfg.models.engine == "prime":
         art.guarded("paradox", _paradox, art, pred, cols, models)
         if cfg.explain.shap:
-            art.guarded("shap", _explain, art, models, fs, y_resp, y_surv, cfg, log,
-                        list(split.index[split == "external"]))
+            external = list(split.index[split == "external"])
+            shap_key = key + (asdict(cfg.explain), _times(cfg), fs.X.loc[external[:30]])
+            art.guarded("shap", _explain, art, cache, shap_key, models, fs, y_resp, y_surv, cfg, log, external)
         if cohort.expression is not None:
             art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
     for key, df in art.tables.items():
@@ -587,6 +593,13 @@ def nested_cv_table(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log) -> pd
     tab["model"] = np.where(tab["model"] == "late fusion",
                             np.where(tab["endpoint"] == "response", "PRIME-R", "PRIME-S"), tab["model"])
     return tab.assign(split="nested_cv", engine="python", n=len(Xtr))
+
+
+def _cache_inputs(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig) -> tuple:
+    """What the model stages depend on: the training features and outcomes, the seed and the model
+    settings (not the worker count, which does not change results)."""
+    settings = {k: v for k, v in asdict(cfg.models).items() if k not in ("n_jobs", "cache")}
+    return (fs.X.loc[y_resp.index], fs.clinical, fs.radiomics, y_resp, y_surv, cfg.seed, settings)
 
 
 def _order_metrics(m: pd.DataFrame) -> pd.DataFrame:
@@ -648,19 +661,17 @@ def _paradox(art, pred: pd.DataFrame, cols: CohortColumns, models: dict):
     return th
 
 
-def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log, external_ids=()):
+def shap_results(models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
     """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
-    explain the held-out fifth). The explained inputs are the features the final PRIME models
+    explain the held-out fifth) and SurvSHAP(t) of the frozen PRIME-S on up to 30 external patients
+    with a training background. The explained inputs are the features the final PRIME models
     selected on the whole training split (a description of those models, not a performance
-    estimate); SurvSHAP(t) explains the frozen PRIME-S on external patients with a training
-    background."""
+    estimate). Returns {"response": ShapResult, "survival": ShapResult, "survshap": SurvShapResult}."""
     from sklearn.base import clone
 
     from . import explain
     from .fusion import PrimeR, PrimeS
-    from .report import figures_explain as fe
 
-    t0 = time.time()
     Xtr = fs.X.loc[y_resp.index]
     res = {}
     for endpoint, key, y in (("response", "PRIME-R", y_resp.to_numpy()), ("survival", "PRIME-S", y_surv)):
@@ -670,20 +681,32 @@ def _explain(art, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log,
         rad_used = [f for f in used if f in fs.radiomics]
         klass = PrimeR if endpoint == "response" else PrimeS
         est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
-        r = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv, random_state=cfg.seed)
-        res[endpoint] = r
-        art.table(f"shap_{endpoint}", r.ranking)
-        art.figure(f"shap_{endpoint}", fe.plot_shap_beeswarm(r, max_features=cfg.explain.max_features,
-                                                             title=f"{key}: cross-validated SHAP"))
+        res[endpoint] = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv,
+                                        random_state=cfg.seed)
+    if cfg.explain.survshap:
+        explained = fs.X.loc[external_ids[:30]] if len(external_ids) else Xtr.iloc[:30]
+        res["survshap"] = explain.survshap(models["survival"]["PRIME-S"], explained, _times(cfg),
+                                           background=Xtr, n_background=30, random_state=cfg.seed)
+    return res
+
+
+def _explain(art, cache, key, models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log, external_ids=()):
+    """SHAP tables and figures (beeswarms, divergence, SurvSHAP(t)) from :func:`shap_results`."""
+    from . import explain
+    from .report import figures_explain as fe
+
+    t0 = time.time()
+    res = cache("shap", key, shap_results, models, fs, y_resp, y_surv, cfg, external_ids)
+    for endpoint, name in (("response", "PRIME-R"), ("survival", "PRIME-S")):
+        art.table(f"shap_{endpoint}", res[endpoint].ranking)
+        art.figure(f"shap_{endpoint}", fe.plot_shap_beeswarm(res[endpoint], max_features=cfg.explain.max_features,
+                                                             title=f"{name}: cross-validated SHAP"))
     div = explain.divergence_table(res["response"], res["survival"], top=10)
     art.table("divergence", div)
     art.figure("divergence", fe.plot_divergence(div))
-    if cfg.explain.survshap:
-        m = models["survival"]["PRIME-S"]
+    if "survshap" in res:
+        ss = res["survshap"]
         top = list(res["survival"].ranking["feature"][:6])
-        explained = fs.X.loc[external_ids[:30]] if len(external_ids) else Xtr.iloc[:30]
-        ss = explain.survshap(m, explained, [182.625, 365.25, 730.5, 1095.75],
-                              background=Xtr, n_background=30, random_state=cfg.seed)
         art.table("survshap", ss.ranking)
         art.figure("survshap", fe.plot_survshap(ss, features=[f for f in top if f in ss.features] or None,
                                                 time_scale=30.4375, time_label="Months"))

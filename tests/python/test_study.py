@@ -140,3 +140,55 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
     no_outcomes = new.drop(columns=["response_3m", "os_days", "os_event"])
     p = frozen.predict(Cohort(no_outcomes, require_outcomes=False))
     assert len(p) == 70 and p["prob_prime_r"].between(0, 1).all()
+
+
+def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys):
+    """The stage cache: a rerun on the same data and config reuses the fitted models (identical
+    predictions and metrics); a new seed or changed training outcomes refit; --no-cache refits."""
+    raw = yaml.safe_load((sim / "study.yaml").read_text())
+    raw.update(models={"engine": "prime", "fast": True}, explain={"shap": False},
+               evaluation={"nested_cv": False, "engine": "python"}, output=str(tmp_path / "prime"))
+    cfg = StudyConfig.from_dict(raw, base_dir=sim)
+    first = run_study(cfg, progress=True, report=False)
+    assert "reused from the cache" not in capsys.readouterr().err
+    assert len(list((tmp_path / "prime" / "cache").glob("models-*.joblib"))) == 1
+    again = run_study(cfg, progress=True, report=False)
+    assert "models: reused from the cache" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(first.predictions, again.predictions)
+    pd.testing.assert_frame_equal(first.metrics, again.metrics)
+
+    cfg.seed = 8
+    run_study(cfg, progress=True, report=False)
+    assert "reused from the cache" not in capsys.readouterr().err
+    assert len(list((tmp_path / "prime" / "cache").glob("models-*.joblib"))) == 2
+    cfg.seed = 7
+    cfg.models.cache = False
+    run_study(cfg, progress=True, report=False)
+    assert "reused from the cache" not in capsys.readouterr().err
+
+
+def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path):
+    from prime_stats.stage_cache import StageCache
+
+    calls, messages = [], []
+    cache = StageCache(tmp_path, log=messages.append)
+
+    def work(x):
+        calls.append(x)
+        return {"double": 2 * x}
+
+    df = pd.DataFrame({"a": [1.0, 2.0]})
+    assert cache("stage", (df, 1), work, 3) == {"double": 6}
+    assert cache("stage", (df.copy(), 1), work, 3) == {"double": 6} and calls == [3]
+    df2 = df.assign(a=[1.0, 2.5])
+    cache("stage", (df2, 1), work, 3)
+    cache("other", (df, 1), work, 3)
+    assert calls == [3, 3, 3] and cache.hits == ["stage"]
+    path = cache.path("stage", (df, 1))
+    path.write_bytes(b"not a joblib file")
+    assert cache("stage", (df, 1), work, 4) == {"double": 8}
+    assert any("unreadable" in m for m in messages)
+    assert not list(tmp_path.glob("*.tmp"))
+    off = StageCache(tmp_path / "off", enabled=False)
+    off("stage", (df, 1), work, 5)
+    assert calls[-1] == 5 and not (tmp_path / "off").exists()

@@ -1,0 +1,77 @@
+"""Content-addressed cache of a study's expensive, deterministic stages.
+
+A stage result (fitted models, the nested-CV table, cross-validated SHAP) is stored under
+``<output>/cache/<stage>-<key>.joblib``, where ``key`` is a hash of everything the result depends
+on: the stage name, the inputs given by the caller (training features and outcomes, the study
+configuration) and the versions of prime-stats and of the numerical libraries. A rerun on the same
+data and configuration therefore reuses the result, and any change to data, configuration or
+library versions computes it afresh (the idea of R's ``targets`` and of ``joblib.Memory``).
+
+Results are stored with joblib (pickle) and only ever read back from the study's own output
+folder; the frozen models meant for sharing are written separately with skops.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+from pathlib import Path
+from typing import Any, Callable
+
+import joblib
+
+from . import __version__
+
+__all__ = ["StageCache", "library_versions"]
+
+_LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "statsmodels", "shap", "joblib")
+
+
+def library_versions() -> dict[str, str | None]:
+    """prime-stats and the numerical libraries whose versions are part of every cache key."""
+    out: dict[str, str | None] = {"prime-stats": __version__}
+    for pkg in _LIBRARIES:
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+class StageCache:
+    """``cache(stage, inputs, fn, *args)`` returns ``fn(*args)``, computed once per distinct
+    (stage, inputs, library versions). ``enabled=False`` always computes and stores nothing.
+    ``log`` (a callable taking a message) is told when a result is reused."""
+
+    def __init__(self, folder: str | Path, enabled: bool = True, log: Callable[[str], Any] | None = None):
+        self.folder = Path(folder)
+        self.enabled = enabled
+        self.log = log or (lambda msg: None)
+        self.hits: list[str] = []
+        self.misses: list[str] = []
+
+    def key(self, stage: str, inputs: Any) -> str:
+        return joblib.hash((stage, library_versions(), inputs), hash_name="sha1")
+
+    def path(self, stage: str, inputs: Any) -> Path:
+        return self.folder / f"{stage}-{self.key(stage, inputs)}.joblib"
+
+    def __call__(self, stage: str, inputs: Any, fn: Callable, *args, **kwargs):
+        if not self.enabled:
+            return fn(*args, **kwargs)
+        path = self.path(stage, inputs)
+        if path.is_file():
+            try:
+                result = joblib.load(path)
+            except Exception as exc:  # a truncated or foreign file: recompute and overwrite it
+                self.log(f"{stage}: cache file {path.name} unreadable ({type(exc).__name__}); recomputing")
+            else:
+                self.hits.append(stage)
+                self.log(f"{stage}: reused from the cache ({path.parent.name}/{path.name}; same data, "
+                         "config and library versions; --no-cache recomputes)")
+                return result
+        result = fn(*args, **kwargs)
+        self.misses.append(stage)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(result, tmp, compress=1)
+        tmp.replace(path)        # atomic: an interrupted run never leaves a half-written entry
+        return result
