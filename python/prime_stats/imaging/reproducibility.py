@@ -1,9 +1,13 @@
 """Feature reproducibility: intraclass correlation between segmentations, and mask perturbation.
 
-ICCs come from ``pingouin.intraclass_corr`` (two-way ANOVA; Shrout & Fleiss 1979, McGraw & Wong
-1996): ``ICC2`` = ICC(A,1), two-way random effects, absolute agreement, single rater; ``ICC3`` =
-ICC(C,1), two-way mixed effects, consistency, single rater. The 95% CI is pingouin's F-based
-interval (pingouin reports it to 2 decimals).
+ICCs use the two-way ANOVA of Shrout & Fleiss (1979) and McGraw & Wong (1996) for two raters (the
+two feature tables), computed in numpy for all features at once with the same formulas as
+``pingouin.intraclass_corr`` (pingouin is the reference in the tests): mean squares MSB (targets),
+MSJ (raters) and MSE (residual); ``ICC2`` = ICC(A,1), two-way random effects, absolute agreement,
+single rater, = (MSB - MSE) / (MSB + (k-1) MSE + k (MSJ - MSE) / n), with McGraw & Wong's 95% CI
+(Satterthwaite degrees of freedom); ``ICC3`` = ICC(C,1), two-way mixed effects, consistency, single
+rater, = (MSB - MSE) / (MSB + (k-1) MSE), with the F-based 95% CI. F = MSB / MSE on (n-1, (n-1)(k-1))
+degrees of freedom. The CI is reported at full precision (pingouin rounds it to 2 decimals).
 
 Where no second segmentation exists, :func:`perturb_mask` makes one (Zwanenburg et al. 2019,
 Sci Rep 9:614, "image perturbation" for radiomics robustness): a dilation or erosion by a fixed
@@ -13,12 +17,12 @@ Gaussian random displacement.
 from __future__ import annotations
 
 import re
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from scipy import stats
 
 __all__ = ["ICC_TYPES", "ICCFilterResult", "icc_table", "icc_filter", "summarise_icc", "perturb_mask",
            "parse_feature_name"]
@@ -53,40 +57,77 @@ def _aligned(a: pd.DataFrame, b: pd.DataFrame, what: str) -> tuple[pd.DataFrame,
     return a.loc[ids, cols].astype(float), b.loc[ids, cols].astype(float)
 
 
+_COLUMNS = ["feature", "phase", "image_filter", "image_type", "feature_class", "feature_name", "comparison",
+            "icc_type", "estimate", "lower", "upper", "F", "df1", "df2", "pval", "n", "method"]
+
+
+def _icc_two_way(a: np.ndarray, b: np.ndarray, icc_type: str, alpha: float = 0.05) -> dict[str, np.ndarray]:
+    """ICC(A,1) (``ICC2``) or ICC(C,1) (``ICC3``) of every column of two n x p arrays (the two raters).
+
+    Same formulas as ``pingouin.intraclass_corr`` (0.x), except that the residual sum of squares is
+    summed from the residuals rather than obtained as SS_total - SS_targets - SS_raters, which is
+    more accurate when the two raters nearly agree.
+    """
+    y = np.stack([a, b])  # raters x targets x features
+    k, n = y.shape[:2]
+    grand = y.mean(axis=(0, 1))
+    target_means = y.mean(axis=0)
+    rater_means = y.mean(axis=1)
+    df1, df2 = n - 1, (n - 1) * (k - 1)
+    msb = k * ((target_means - grand) ** 2).sum(axis=0) / df1
+    msj = n * ((rater_means - grand) ** 2).sum(axis=0) / (k - 1)
+    mse = ((y - target_means - rater_means[:, None, :] + grand) ** 2).sum(axis=(0, 1)) / df2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fval = msb / mse
+        pval = stats.f.sf(fval, df1, df2)
+        if icc_type == "ICC3":
+            icc = (msb - mse) / (msb + (k - 1) * mse)
+            f_lo = fval / stats.f.ppf(1 - alpha / 2, df1, df2)
+            f_hi = fval * stats.f.ppf(1 - alpha / 2, df2, df1)
+            lower = (f_lo - 1) / (f_lo + (k - 1))
+            upper = (f_hi - 1) / (f_hi + (k - 1))
+        else:
+            icc = (msb - mse) / (msb + (k - 1) * mse + k * (msj - mse) / n)
+            fj = msj / mse
+            vn = df2 * (k * icc * fj + n * (1 + (k - 1) * icc) - k * icc) ** 2
+            vd = df1 * k**2 * icc**2 * fj**2 + (n * (1 + (k - 1) * icc) - k * icc) ** 2
+            v = vn / vd
+            f_u = stats.f.ppf(1 - alpha / 2, n - 1, v)
+            f_l = stats.f.ppf(1 - alpha / 2, v, n - 1)
+            lower = n * (msb - f_u * mse) / (f_u * (k * msj + (k * n - k - n) * mse) + n * msb)
+            upper = n * (f_l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f_l * msb)
+    return {"estimate": icc, "lower": lower, "upper": upper, "F": fval, "pval": pval,
+            "df1": np.full(icc.shape, float(df1)), "df2": np.full(icc.shape, float(df2))}
+
+
 def icc_table(features_a: pd.DataFrame, features_b: pd.DataFrame, icc_type: str = "ICC2",
               comparison: str = "inter") -> pd.DataFrame:
     """ICC of every feature shared by two patients x features tables (rows matched on the index).
 
     Columns: feature, phase, image_filter, image_type, feature_class, feature_name, comparison,
-    icc_type, estimate, lower, upper, F, df1, df2, pval, n, method. A feature that is constant or
-    non-finite in either table gets estimate NaN.
+    icc_type, estimate, lower, upper, F, df1, df2, pval, n, method. A feature with a non-finite
+    value in either table, or constant over both tables, gets estimate (and the rest) NaN.
     """
-    import pingouin as pg
-
     if icc_type not in ICC_TYPES:
         raise ValueError(f"icc_type must be one of {list(ICC_TYPES)}, got {icc_type!r}")
     a, b = _aligned(features_a, features_b, comparison)
     n = len(a)
-    targets = np.r_[np.arange(n), np.arange(n)]
-    raters = np.r_[np.zeros(n, int), np.ones(n, int)]
-    rows = []
-    for col in a.columns:
-        x, y = a[col].to_numpy(), b[col].to_numpy()
-        row = {"feature": col, **parse_feature_name(col), "comparison": comparison, "icc_type": icc_type,
-               "estimate": np.nan, "lower": np.nan, "upper": np.nan, "F": np.nan, "df1": np.nan,
-               "df2": np.nan, "pval": np.nan, "n": n, "method": _ICC_DESCRIPTION[icc_type]}
-        both = np.r_[x, y]
-        if np.all(np.isfinite(both)) and np.ptp(both) > 0:
-            data = pd.DataFrame({"t": targets, "r": raters, "v": both})
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                res = pg.intraclass_corr(data, targets="t", raters="r", ratings="v").set_index("Type")
-            r = res.loc[ICC_TYPES[icc_type]]
-            lo, hi = r["CI95"]
-            row.update(estimate=float(r["ICC"]), lower=float(lo), upper=float(hi), F=float(r["F"]),
-                       df1=float(r["df1"]), df2=float(r["df2"]), pval=float(r["pval"]))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    x, y = a.to_numpy(), b.to_numpy()
+    both = np.concatenate([x, y])
+    finite = np.isfinite(both).all(axis=0)
+    valid = finite & (np.ptp(np.where(finite, both, 0.0), axis=0) > 0)
+    res = _icc_two_way(x[:, valid], y[:, valid], icc_type)
+    table = pd.DataFrame([parse_feature_name(c) for c in a.columns])
+    table.insert(0, "feature", list(a.columns))
+    table["comparison"] = comparison
+    table["icc_type"] = icc_type
+    for key in ("estimate", "lower", "upper", "F", "df1", "df2", "pval"):
+        col = np.full(len(valid), np.nan)
+        col[valid] = res[key]
+        table[key] = col
+    table["n"] = n
+    table["method"] = _ICC_DESCRIPTION[icc_type]
+    return table[_COLUMNS]
 
 
 def summarise_icc(table: pd.DataFrame) -> pd.DataFrame:
