@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
@@ -22,7 +21,7 @@ from .models.response import RESPONSE_LEARNERS
 from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
 
-__all__ = ["PrimeR", "PrimeS", "CoxCalibration", "compare_modalities"]
+__all__ = ["PrimeR", "PrimeS", "NonNegativeStacker", "CoxCalibration", "compare_modalities"]
 
 
 def _kinds(clinical, radiomics):
@@ -37,14 +36,68 @@ def _concat(frames):
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+class NonNegativeStacker(ClassifierMixin, BaseEstimator):
+    """Logistic meta-classifier of base-model probabilities with non-negative weights.
+
+    logit P(y = 1) = b0 + sum_k w_k logit(p_k) with w_k >= 0, fitted by maximum likelihood
+    (L-BFGS-B); the p_k are trimmed to [``trim``, 1 - ``trim``] before the logit. The constraint
+    (Breiman 1996, stacked regressions; R SuperLearner's ``method.NNloglik``) gives a base model
+    whose out-of-fold probabilities carry no signal the weight 0, where an unconstrained stacker
+    fitted on ~80 patients turns noise into a negative weight. Without active constraints the fit
+    equals an unpenalised logistic regression on the logits. ``coef_``, ``intercept_`` as sklearn.
+    """
+
+    def __init__(self, trim=1e-3):
+        self.trim = trim
+
+    def _logit(self, P):
+        P = np.clip(np.asarray(P, dtype=float), self.trim, 1 - self.trim)
+        return np.log(P) - np.log1p(-P)
+
+    def fit(self, P, y):
+        from scipy.optimize import minimize
+
+        Z = self._logit(P)
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError(f"the stacker needs a binary outcome; got classes {self.classes_.tolist()}")
+        yb = (y == self.classes_[1]).astype(float)
+        A = np.column_stack([np.ones(len(Z)), Z])
+
+        def nll(theta):
+            eta = A @ theta
+            return np.sum(np.logaddexp(0, eta) - yb * eta), A.T @ (special.expit(eta) - yb)
+
+        res = minimize(nll, np.zeros(A.shape[1]), jac=True, method="L-BFGS-B",
+                       bounds=[(None, None)] + [(0, None)] * Z.shape[1],
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
+        self.intercept_ = res.x[:1]
+        self.coef_ = res.x[None, 1:]
+        self.n_features_in_ = Z.shape[1]
+        return self
+
+    def decision_function(self, P):
+        check_is_fitted(self, "coef_")
+        return self.intercept_[0] + self._logit(P) @ self.coef_[0]
+
+    def predict_proba(self, P):
+        p = special.expit(self.decision_function(P))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, P):
+        return self.classes_[(self.decision_function(P) > 0).astype(int)]
+
+
 class PrimeR(ClassifierMixin, BaseEstimator):
     """PRIME-R late fusion.
 
     For each modality the best pipeline (learner and hyper-parameters) is chosen by stratified
     ``cv``-fold CV AUC on the training data (``ModalityClassifier``); its out-of-fold training
-    probabilities (selection and model refitted in each fold, as ``cross_val_predict``) train an
-    unpenalised logistic meta-classifier; the base pipelines are then refitted on all training rows.
-    With a single modality the meta-classifier only recalibrates that modality's probability.
+    probabilities (selection and model refitted in each fold, as ``cross_val_predict``) train a
+    logistic meta-classifier on their logits with non-negative weights (``NonNegativeStacker``); the
+    base pipelines are then refitted on all training rows. With a single modality the
+    meta-classifier only recalibrates that modality's probability.
 
     Fitted attributes: ``bases_`` (kind -> ModalityClassifier), ``chosen_learners_``,
     ``best_params_``, ``oof_proba_``, ``meta_``, ``fusion_weights_``, ``selected_features_``,
@@ -91,9 +144,9 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         for k, base in bases.items():
             oof[k] = base.oof_.to_numpy()   # the chosen pipeline refitted in every CV fold
         self.oof_proba_ = pd.DataFrame(oof, index=X.index)
-        self.meta_ = LogisticRegression(C=np.inf, max_iter=1000).fit(self.oof_proba_.to_numpy(), y)
+        self.meta_ = NonNegativeStacker().fit(self.oof_proba_.to_numpy(), y)
         self.fusion_weights_ = pd.DataFrame({
-            "term": ["intercept"] + [f"p_{k}" for k in kinds],
+            "term": ["intercept"] + [f"logit_p_{k}" for k in kinds],
             "coefficient": np.r_[self.meta_.intercept_, self.meta_.coef_.ravel()],
             "oof_auc": [np.nan] + [roc_auc_score(y, oof[k]) for k in kinds]})
         self.chosen_learners_ = {k: b.best_learner_ for k, b in self.bases_.items()}

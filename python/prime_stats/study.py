@@ -624,7 +624,7 @@ def _model_tables(art, models: dict):
                                                   ignore_index=True)
     fw = []
     if "PRIME-R" in models.get("response", {}):
-        fw.append(models["response"]["PRIME-R"].fusion_weights_.assign(model="PRIME-R (logistic meta-classifier)"))
+        fw.append(models["response"]["PRIME-R"].fusion_weights_.assign(model="PRIME-R (non-negative logistic stacker)"))
     if "PRIME-S" in models.get("survival", {}):
         fw.append(models["survival"]["PRIME-S"].bma_table_.assign(model="PRIME-S (BMA)"))
     if fw:

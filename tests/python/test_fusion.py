@@ -54,9 +54,36 @@ def test_meta_classifier_is_trained_on_out_of_fold_probabilities(prime_r, bc_spl
         np.testing.assert_allclose(prime_r.oof_proba_[kind], oof)
         apparent = base.predict_proba(Xtr)[:, 1]
         assert not np.allclose(oof, apparent)              # not the in-sample (refitted) probabilities
-    ref = LogisticRegression(C=np.inf, max_iter=1000).fit(prime_r.oof_proba_.to_numpy(), ytr)
+    # both modalities carry signal here, so no weight sits on its bound and the stacker is the
+    # unpenalised logistic regression on the trimmed logits of the OOF probabilities
+    P = np.clip(prime_r.oof_proba_.to_numpy(), 1e-3, 1 - 1e-3)
+    ref = LogisticRegression(C=np.inf, max_iter=5000, tol=1e-10).fit(np.log(P / (1 - P)), ytr)
+    assert (ref.coef_ > 0).all()
     np.testing.assert_allclose(prime_r.fusion_weights_.coefficient,
-                               np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-6)
+                               np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-4)
+
+
+def test_stacker_gives_an_uninformative_base_zero_weight():
+    """Non-negative stacking (SuperLearner method.NNloglik): a base whose probabilities are
+    anti-correlated noise gets weight exactly 0; the other weight is then the one-variable logistic
+    fit, and the Karush-Kuhn-Tucker condition holds (the likelihood cannot rise by a positive weight)."""
+    from prime_stats.fusion import NonNegativeStacker
+    rng = np.random.default_rng(4)
+    n = 80
+    lp = rng.normal(size=n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-1.5 * lp))).astype(int)
+    good = 1 / (1 + np.exp(-(lp + rng.normal(scale=0.8, size=n))))
+    bad = 1 / (1 + np.exp(-(-0.6 * (y - 0.5) + rng.normal(size=n))))   # worse than noise
+    P = np.column_stack([good, bad])
+    m = NonNegativeStacker().fit(P, y)
+    free = LogisticRegression(C=np.inf, max_iter=5000, tol=1e-10).fit(np.log(P / (1 - P)), y)
+    assert free.coef_[0, 1] < 0 and m.coef_[0, 1] == 0.0
+    one = LogisticRegression(C=np.inf, max_iter=5000, tol=1e-10).fit(np.log(good / (1 - good))[:, None], y)
+    np.testing.assert_allclose([m.intercept_[0], m.coef_[0, 0]], [one.intercept_[0], one.coef_[0, 0]], rtol=1e-5)
+    p = m.predict_proba(P)[:, 1]
+    grad_bad = np.sum((p - y) * np.log(bad / (1 - bad)))     # d(-loglik)/dw_bad at w_bad = 0
+    assert grad_bad >= 0
+    assert m.predict(P).tolist() == (p > 0.5).astype(int).tolist()
 
 
 def test_late_fusion_is_not_worse_than_the_better_modality(prime_r, bc_split):
