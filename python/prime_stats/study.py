@@ -729,23 +729,30 @@ def _omics(art, cohort: Cohort, pred: pd.DataFrame, models: dict, cfg: StudyConf
 def _save_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path):
     """Fitted models and the fitted feature step with skops (no unrestricted pickle), and the
     feature specification beside them, so that new patients can be scored by the frozen study."""
-    import zipfile
-
-    import skops.io as sio
+    from joblib import Parallel, delayed
 
     folder = out / "models"
     folder.mkdir(exist_ok=True)
-    index = {}
+    index, jobs = {}, [(fs.encoder, folder / "clinical_encoder.skops")]
     for endpoint, ms in models.items():
         for name, m in ms.items():
             f = f"{endpoint}_{_slug(name)}.skops"
-            sio.dump(m, folder / f, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+            jobs.append((m, folder / f))
             index.setdefault(endpoint, {})[name] = f
-    sio.dump(fs.encoder, folder / "clinical_encoder.skops")
+    # skops walks every tree node in Python (seconds per model): one model per worker
+    Parallel(n_jobs=min(cfg.models.n_jobs, len(jobs)))(delayed(_dump_skops)(m, path) for m, path in jobs)
     spec = {"models": index, "clinical_features": fs.clinical, "radiomics_features": fs.radiomics,
             "excluded_missing": fs.excluded_missing, "radiomics_settings": cfg.radiomics,
             "engine": cfg.models.engine, "times": _times(cfg), "config": cfg.to_dict()}
     (folder / "study_spec.json").write_text(json.dumps(spec, indent=2, default=str))
+
+
+def _dump_skops(obj, path: Path):
+    import zipfile
+
+    import skops.io as sio
+
+    sio.dump(obj, path, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
 
 
 def _write_artefacts(art, out: Path, metrics: pd.DataFrame):
