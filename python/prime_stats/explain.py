@@ -10,7 +10,10 @@
   permutation estimator above (both vectorised here, one model call per explained row, so that
   no JIT compilation is paid per process; checked against closed forms, brute-force
   enumeration and TreeSHAP in the tests).
-  Background data always come from the training folds only.
+  Background data always come from the training folds only. Features that do not change the
+  model's output get exactly 0 (null player) and are left out of the Shapley computation; they
+  are found by adaptive group testing (blocks of columns replaced at once, halved while they
+  change the output), checked against the per-column screen's meaning (see _screened_shapley).
 * :func:`survshap` - SurvSHAP(t) (Krzyziński et al., Knowledge-Based Systems 2023): Shapley values
   of the survival function S(t|x) at a grid of times (the value of a coalition is the mean of
   S(t|x_S, b_-S) over background rows b, as in the authors' ``survshap`` package), with the
@@ -136,19 +139,102 @@ def _tree_explanation(model, X_train: pd.DataFrame, X_test: pd.DataFrame, output
     return sv, Xte, names, np.full(len(Xte), base), "shap.TreeExplainer (interventional)", scale, None
 
 
-def _active_features(f, X_test: np.ndarray, bg: np.ndarray) -> np.ndarray:
+# rows x columns of one model call in the screen: 2**23 float64 cells = 64 MB of input per call
+_SCREEN_MAX_CELLS = 1 << 23
+
+
+def _block_changes(f, X_test: np.ndarray, bg: np.ndarray, base: np.ndarray, blocks: list,
+                   max_cells: int = _SCREEN_MAX_CELLS) -> np.ndarray:
+    """Group tests: for each block (array of column indices), does replacing all its columns at
+    once, in any row of X_test, by their values in any background row change f's output (beyond
+    atol 1e-12)? For a one-column block this is exactly the per-column test.
+
+    The replaced rows of all blocks are batched into model calls of at most ``max_cells`` cells
+    (bounded memory), one background row after the other, so that a block stops being tested as
+    soon as it changed the output; background rows equal on a block are tried once."""
+    n, p = X_test.shape
+    base = np.asarray(base, dtype=float).reshape(n, -1)
+    tries = []  # the background rows with distinct values on each block
+    for cols in blocks:
+        vals = np.ascontiguousarray(bg[:, cols])
+        keys = vals.view(np.dtype((np.void, vals.itemsize * vals.shape[1]))).ravel()
+        tries.append(np.sort(np.unique(keys, return_index=True)[1]))
+    step = max(1, min(n, max_cells // p))  # explained rows per unit of work
+    units = [(t, ks[r], i) for r in range(len(bg)) for t, ks in enumerate(tries) if r < len(ks)
+             for i in range(0, n, step)]
+    per_call = max(1, max_cells // (step * p))
+    changed = np.zeros(len(blocks), dtype=bool)
+    pos = 0
+    while pos < len(units):
+        batch = []
+        while pos < len(units) and len(batch) < per_call:
+            if not changed[units[pos][0]]:
+                batch.append(units[pos])
+            pos += 1
+        if not batch:
+            break
+        sizes = [min(step, n - i) for _, _, i in batch]
+        Z = np.empty((sum(sizes), p))
+        r0 = 0
+        for (t, k, i), s in zip(batch, sizes):
+            Z[r0:r0 + s] = X_test[i:i + s]
+            Z[r0:r0 + s, blocks[t]] = bg[k, blocks[t]]
+            r0 += s
+        out = np.asarray(f(Z), dtype=float).reshape(len(Z), -1)
+        r0 = 0
+        for (t, k, i), s in zip(batch, sizes):
+            if not np.allclose(out[r0:r0 + s], base[i:i + s], rtol=0, atol=1e-12):
+                changed[t] = True
+            r0 += s
+    return changed
+
+
+def _active_features(f, X_test: np.ndarray, bg: np.ndarray, *, base: np.ndarray | None = None,
+                     block_size: int | None = None, max_cells: int = _SCREEN_MAX_CELLS) -> np.ndarray:
     """Features the fitted model's output depends on: column j is active when replacing it, in any
     held-out row, by any background value changes the output. Inactive features (e.g. dropped by
-    the pipeline's selection step) have Shapley value 0 exactly (null-player axiom)."""
-    base = np.asarray(f(X_test))
-    n, m = len(X_test), len(bg)
-    active = np.zeros(X_test.shape[1], dtype=bool)
-    for j in range(X_test.shape[1]):
-        Z = np.repeat(X_test, m, axis=0)
-        Z[:, j] = np.tile(bg[:, j], n)
-        out = np.asarray(f(Z))
-        active[j] = not np.allclose(out, np.repeat(base, m, axis=0), rtol=0, atol=1e-12)
+    the pipeline's selection step) have Shapley value 0 exactly (null-player axiom).
+
+    Adaptive group testing (few active columns among many): blocks of ``block_size`` columns
+    (default ceil(sqrt(p))) are replaced together by each background row's values; a block that
+    changes no output is taken as inactive, one that does is halved, recursively, down to single
+    columns, which are active exactly by the per-column test. ``block_size=1`` is the plain
+    per-column screen. A block test could in principle miss columns whose effects cancel within
+    the block; :func:`_screened_shapley` checks the reduced game and then falls back to
+    ``block_size=1``. ``base``: f(X_test) when already known."""
+    X_test = np.asarray(X_test, dtype=float)
+    bg = np.asarray(bg, dtype=float)
+    p = X_test.shape[1]
+    if base is None:
+        base = f(X_test)
+    if block_size is None:
+        block_size = int(np.ceil(np.sqrt(p)))
+    block_size = max(1, int(block_size))
+    pending = [np.arange(s, min(s + block_size, p)) for s in range(0, p, block_size)]
+    active = np.zeros(p, dtype=bool)
+    while pending:
+        changed = _block_changes(f, X_test, bg, base, pending, max_cells)
+        split = []
+        for cols, ch in zip(pending, changed):
+            if not ch:
+                continue
+            if len(cols) == 1:
+                active[cols[0]] = True
+            else:
+                split += [cols[:len(cols) // 2], cols[len(cols) // 2:]]
+        pending = split
     return active
+
+
+def _reduced_game(f_full, fixed: np.ndarray, active: np.ndarray):
+    """f on the active columns, the others held at ``fixed``."""
+
+    def f(z):
+        full = np.tile(fixed, (len(z), 1))
+        full[:, active] = z
+        return f_full(full)
+
+    return f
 
 
 def _shapley_weights(q: int) -> np.ndarray:
@@ -214,22 +300,33 @@ def interventional_shapley(f, X: np.ndarray, background: np.ndarray, *, exact_ma
 
 def _screened_shapley(f_full, xt: np.ndarray, bg: np.ndarray, exact_max_features: int,
                       n_permutations: int, seed: int):
-    """Interventional Shapley values on the active features only (inactive ones get exactly 0)."""
+    """Interventional Shapley values on the active features only (inactive ones get exactly 0).
+
+    The inactive columns are held at the first background row's values. With the group-tested
+    screen (:func:`_active_features`) this reduced game must reproduce f on the explained and the
+    background rows (so that efficiency holds for the full model); if it does not (effects that
+    cancel within a tested block), the exact per-column screen is used instead."""
     p = xt.shape[1]
-    active = np.ones(p, dtype=bool) if p <= exact_max_features else _active_features(f_full, xt, bg)
-    base_out = np.asarray(f_full(bg)).mean(axis=0)
+    out_x = np.asarray(f_full(xt), dtype=float)
+    out_bg = np.asarray(f_full(bg), dtype=float)
+    base_out = out_bg.mean(axis=0)
+    fixed = bg[0].copy()
+    if p <= exact_max_features:
+        active = np.ones(p, dtype=bool)
+    else:
+        active = _active_features(f_full, xt, bg, base=out_x)
+        if not active.all():
+            ref = np.concatenate([out_x, out_bg])
+            red = np.asarray(_reduced_game(f_full, fixed, active)(np.concatenate([xt, bg])[:, active]),
+                             dtype=float)
+            atol = 1e-10 * max(float(np.abs(ref).max(initial=0.0)), np.finfo(float).tiny)
+            if red.shape != ref.shape or not np.allclose(red, ref, rtol=0, atol=atol):
+                active = _active_features(f_full, xt, bg, base=out_x, block_size=1)
     values = np.zeros((len(xt), p) + np.shape(base_out))
     if not active.any():
         return values, np.tile(base_out, (len(xt),) + (1,) * np.ndim(base_out)), "constant model", 0
-    fixed = bg[0].copy()
-
-    def f(z):
-        full = np.tile(fixed, (len(z), 1))
-        full[:, active] = z
-        return f_full(full)
-
-    sv, base, name = interventional_shapley(f, xt[:, active], bg[:, active],
-                                            exact_max_features=exact_max_features,
+    sv, base, name = interventional_shapley(_reduced_game(f_full, fixed, active), xt[:, active],
+                                            bg[:, active], exact_max_features=exact_max_features,
                                             n_permutations=n_permutations, random_state=seed)
     values[:, active] = sv
     return values, base, name, int(active.sum())

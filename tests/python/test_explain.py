@@ -2,7 +2,7 @@
 
 References: closed-form interventional Shapley values of a linear model, brute-force Shapley
 enumeration of S(t|x), TreeSHAP vs exact model-agnostic Shapley on the same background, and the
-simulator's planted drivers.
+simulator's planted drivers; the group-tested feature screen against the per-column screen.
 """
 from itertools import combinations
 from math import factorial
@@ -253,3 +253,150 @@ def test_explain_figures(breast, tmp_path):
     assert len(fig.axes[0].lines) == 3 + 1  # three features and the zero line
     with pytest.raises(KeyError, match="not explained"):
         fe.plot_survshap(s, patient="nobody")
+
+
+# --------------------------------------------------------------------------------------------
+# the active-feature screen: adaptive group testing vs the per-column reference
+# --------------------------------------------------------------------------------------------
+def _per_column_screen(f, X_test, bg, **_):
+    """Reference: column j is active when replacing it alone, in any held-out row, by any
+    background value changes the output (one model call per column)."""
+    base = np.asarray(f(X_test))
+    n, m = len(X_test), len(bg)
+    active = np.zeros(X_test.shape[1], dtype=bool)
+    for j in range(X_test.shape[1]):
+        Z = np.repeat(X_test, m, axis=0)
+        Z[:, j] = np.tile(bg[:, j], n)
+        active[j] = not np.allclose(np.asarray(f(Z)), np.repeat(base, m, axis=0), rtol=0, atol=1e-12)
+    return active
+
+
+class _Counted:
+    def __init__(self, f):
+        self.f, self.calls, self.rows = f, 0, 0
+
+    def __call__(self, Z):
+        self.calls += 1
+        self.rows += len(Z)
+        return self.f(Z)
+
+
+USED = [3, 77, 150, 151, 299]
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """300 columns, a fitted pipeline that uses 5 of them (selected by a ColumnTransformer)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame(rng.normal(size=(120, 300)), columns=[f"x{j}" for j in range(300)])
+    X.iloc[:, 151] = rng.integers(0, 2, 120).astype(float)  # a binary column
+    y = X.iloc[:, USED].to_numpy() @ np.array([1.0, -2.0, 0.5, 1.5, 1.0]) + 0.1 * rng.normal(size=120)
+    pipe = make_pipeline(ColumnTransformer([("used", StandardScaler(), USED)]),
+                         GradientBoostingRegressor(n_estimators=60, max_depth=2, random_state=0))
+    return X, y, pipe.fit(X.iloc[:100], y[:100])
+
+
+def test_group_screen_equals_per_column_screen_with_few_model_calls(wide):
+    X, _, model = wide
+    xt, bg = X.iloc[100:110].to_numpy(), X.iloc[:12].to_numpy()
+    fns = {"pipeline": explain._prediction_function(model, list(X.columns), "prediction"),
+           "function": lambda Z: np.column_stack([np.sin(Z[:, 3]) * Z[:, 77], Z[:, 150] + Z[:, 151] ** 2,
+                                                  np.exp(Z[:, 299] / 4)])}  # n x 3 outputs
+    for name, f in fns.items():
+        ref = _per_column_screen(f, xt, bg)
+        assert set(np.flatnonzero(ref)) == set(USED), name
+        counted = _Counted(f)
+        active = explain._active_features(counted, xt, bg)
+        np.testing.assert_array_equal(active, ref)
+        assert counted.calls <= 12, (name, counted.calls)  # vs 301 calls of the per-column screen
+        assert counted.rows < 0.25 * 300 * len(xt) * len(bg)
+        # tiny model calls (rows of a call chunked, also within the explained rows) and other blocks
+        for kw in ({"max_cells": 300 * 10}, {"max_cells": 1000}, {"block_size": 1}, {"block_size": 7},
+                   {"block_size": 300}):
+            np.testing.assert_array_equal(explain._active_features(f, xt, bg, **kw), ref, err_msg=str(kw))
+
+
+def _spy(monkeypatch):
+    calls = []
+    real = explain._active_features
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("block_size"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(explain, "_active_features", spy)
+    return calls
+
+
+class _UsesColumns:
+    """A survival model that uses only the named columns of its input."""
+
+    def __init__(self, model, columns):
+        self.model, self.columns = model, columns
+
+    def predict_survival_function(self, X):
+        return self.model.predict_survival_function(X[self.columns])
+
+
+def test_group_screen_leaves_shap_values_unchanged(wide, sim, monkeypatch):
+    X, y, model = wide
+    # cv_shap, model-agnostic engine, exact (5 active <= 6) and permutation (5 active > 4) paths
+    for emf in (6, 4):
+        calls = _spy(monkeypatch)
+        new = explain.cv_shap(model, X, y, cv=3, explainer="agnostic", output="prediction",
+                              n_background=10, exact_max_features=emf, n_permutations=4)
+        assert calls == [None] * 3  # group screen per fold, no fallback
+        monkeypatch.setattr(explain, "_active_features", _per_column_screen)
+        old = explain.cv_shap(model, X, y, cv=3, explainer="agnostic", output="prediction",
+                              n_background=10, exact_max_features=emf, n_permutations=4)
+        pd.testing.assert_frame_equal(new.values, old.values, check_exact=True)
+        np.testing.assert_array_equal(new.base_values, old.base_values)
+        assert new.explainer == old.explainer and "5, 5, 5 of 300" in new.explainer
+        assert set(new.ranking["feature"].head(5)) == {f"x{j}" for j in USED}
+        monkeypatch.undo()
+    # SurvSHAP(t) of a survival model that uses 3 of 40 columns
+    Xs, _, ys = sim
+    cols = ["d_monocytes", "albi_score", "ast"]
+    rng = np.random.default_rng(3)
+    noise = pd.DataFrame(rng.normal(size=(len(Xs), 37)), columns=[f"n{j}" for j in range(37)])
+    Xw = pd.concat([noise.iloc[:, :20], Xs[cols].fillna(Xs[cols].median()), noise.iloc[:, 20:]], axis=1)
+    model = _UsesColumns(CoxPHSurvivalAnalysis().fit(Xw[cols].iloc[:300], ys[:300]), cols)
+    times = [365.0, 730.0]
+    kw = dict(background=Xw.iloc[:300], n_background=12, exact_max_features=8)
+    calls = _spy(monkeypatch)
+    new = explain.survshap(model, Xw.iloc[300:308], times, **kw)
+    assert calls == [None] and "exact" in new.explainer and "on 3 of 40 features" in new.explainer
+    monkeypatch.setattr(explain, "_active_features", _per_column_screen)
+    old = explain.survshap(model, Xw.iloc[300:308], times, **kw)
+    np.testing.assert_array_equal(new.values, old.values)
+    np.testing.assert_array_equal(new.base_values, old.base_values)
+    assert set(np.flatnonzero(np.abs(new.values).sum(axis=(0, 1)))) == {20, 21, 22}
+    np.testing.assert_allclose(new.base_values + new.values.sum(axis=2), new.prediction, atol=1e-10)
+
+
+def test_group_screen_falls_back_when_effects_cancel_within_a_block(monkeypatch):
+    """f = (x0 - x1) + x0 * x4 with x0 == x1 in every row and x4 == 0 in the explained rows:
+    replacing the block {x0..x3} changes no output, each of x0, x1 alone does. The reduced game
+    (x0, x1 held at the first background row) then misses f on the background rows, so the exact
+    per-column screen is used, and the values are the exact Shapley values on all 12 columns."""
+    rng = np.random.default_rng(0)
+
+    def f(Z):
+        return (Z[:, 0] - Z[:, 1]) + Z[:, 0] * Z[:, 4]
+
+    xt, bg = rng.normal(size=(4, 12)), rng.normal(size=(6, 12))
+    xt[:, 1], xt[:, 4], bg[:, 1] = xt[:, 0], 0.0, bg[:, 0]
+    group = explain._active_features(f, xt, bg)  # default blocks: {0..3}, {4..7}, {8..11}
+    assert set(np.flatnonzero(group)) == {4}
+    assert set(np.flatnonzero(_per_column_screen(f, xt, bg))) == {0, 1, 4}
+    calls = _spy(monkeypatch)
+    values, base, name, n_active = explain._screened_shapley(f, xt, bg, 8, 10, 0)
+    assert calls == [None, 1] and n_active == 3 and "exact" in name
+    ref, ref_base, _ = explain.interventional_shapley(f, xt, bg, exact_max_features=12)
+    np.testing.assert_allclose(values, ref, atol=1e-12)
+    np.testing.assert_allclose(base, ref_base, atol=1e-12)
+    np.testing.assert_allclose(base + values.sum(axis=1), f(xt), atol=1e-12)
+    assert np.abs(values[:, [0, 1]]).min() > 1e-3  # the columns the group test alone would miss
