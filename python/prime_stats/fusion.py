@@ -317,7 +317,7 @@ def _mean_ci(values, level=0.95):
 
 
 def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
-                       fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False):
+                       fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None):
     """Nested-CV comparison of clinical only, radiomics only, early fusion and late fusion.
 
     Outer ``outer_cv``-fold stratified CV (on the response, or on the event indicator); inside each
@@ -326,7 +326,8 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
     table (endpoint, model, metric, estimate, lower, upper, se, n_folds, method="nested CV"):
     estimate = mean over outer folds, interval = mean +/- t_{k-1} SE across folds (fold-to-fold SE,
     which understates the full variance; Bates, Hastie & Tibshirani 2023). With ``return_folds`` the
-    per-fold values (fold, model, value) are returned too: ``(table, folds)``.
+    per-fold values (fold, model, value) are returned too: ``(table, folds)``. ``progress``: a
+    callable given a message after each outer fold.
     """
     survival = np.asarray(y).dtype.names is not None
     check_columns(X, list(clinical_features) + list(radiomics_features))
@@ -356,6 +357,9 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
             else:
                 value = roc_auc_score(yte, m.predict_proba(Xte)[:, 1])
             rows.append({"fold": f, "model": name, "value": value})
+        if progress is not None:
+            done = ", ".join(f"{r['model']} {r['value']:.3f}" for r in rows[-len(names):])
+            progress(f"nested CV ({endpoint}): outer fold {f + 1}/{len(outer)} {metric}: {done}")
     folds = pd.DataFrame(rows)
     out = []
     for name in names:

@@ -566,7 +566,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         df.to_csv(out / "tables" / f"{key}.csv", index=False)
     log("saving the frozen models (skops)")
     _save_models(models, fs, cfg, out)
-    _write_provenance(cfg, out, time.time() - t_start)
+    _write_provenance(cfg, out, time.time() - t_start, cache)
     _write_artefacts(art, out, metrics)
     result = StudyResult(out, pred, metrics, models, split, cohort, cfg, fs, art)
     if report:
@@ -584,7 +584,8 @@ def nested_cv_table(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log) -> pd
     if not (fs.clinical and fs.radiomics):
         return None
     Xtr = fs.X.loc[y_resp.index]
-    kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+    kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
+              progress=log)
     t0 = time.time()
     r = compare_modalities(Xtr, y_resp.to_numpy(), fs.clinical, fs.radiomics, **kw)
     s = compare_modalities(Xtr, y_surv, fs.clinical, fs.radiomics, **kw)
@@ -767,7 +768,7 @@ def _write_artefacts(art, out: Path, metrics: pd.DataFrame):
     (out / "artefacts.json").write_text(json.dumps(doc, indent=2))
 
 
-def _write_provenance(cfg: StudyConfig, out: Path, seconds: float):
+def _write_provenance(cfg: StudyConfig, out: Path, seconds: float, cache: StageCache):
     import importlib.metadata as md
 
     from . import rbridge
@@ -785,7 +786,9 @@ def _write_provenance(cfg: StudyConfig, out: Path, seconds: float):
     prov = {"prime_stats": __version__, "python": platform.python_version(),
             "platform": platform.platform(), "packages": versions, "R": rbridge.r_version(),
             "R_packages": r_packages, "seed": cfg.seed, "data_sha256": hashes,
-            "seconds": round(seconds, 1), "config": cfg.to_dict()}
+            "seconds": round(seconds, 1), "config": cfg.to_dict(),
+            "stage_cache": {"enabled": cache.enabled, "folder": str(cache.folder), "reused": cache.hits,
+                            "computed": cache.misses}}
     (out / "provenance.json").write_text(json.dumps(prov, indent=2, default=str))
     (out / "config.resolved.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 

@@ -206,7 +206,8 @@ def study_dir(tmp_path_factory):
     (root / "provenance.json").write_text(json.dumps({
         "prime_stats": "0.1.0", "python": "3.11", "platform": "linux", "R": None, "seed": 11, "seconds": 1.0,
         "packages": {"numpy": np.__version__, "pandas": pd.__version__},
-        "data_sha256": {"clinical": "ab" * 32}, "config": cfg}))
+        "data_sha256": {"clinical": "ab" * 32}, "config": cfg,
+        "stage_cache": {"enabled": True, "reused": ["models", "nested_cv"], "computed": []}}))
     pd.DataFrame({"patient_id": gb["patient_id"], "split": gb["split"]}).to_csv(root / "split.csv", index=False)
     return root
 
@@ -247,6 +248,7 @@ def test_notes_and_split_tables_land_in_their_sections(built):
     assert "Net benefit, internal test set" in utility and "decision_curve_test" not in page
     prov = page[page.index('id="sec-provenance"'):]
     assert "Run notes" in prov and "risk_cutoff" not in prov
+    assert "Reused from the stage cache" in prov and "models, nested_cv" in prov
 
 
 def test_absent_artefacts_are_marked_with_their_reason(built):

@@ -154,6 +154,8 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
     assert len(list((tmp_path / "prime" / "cache").glob("models-*.joblib"))) == 1
     again = run_study(cfg, progress=True, report=False)
     assert "models: reused from the cache" in capsys.readouterr().err
+    prov = json.loads((tmp_path / "prime" / "provenance.json").read_text())
+    assert prov["stage_cache"]["reused"] == ["models"] and prov["stage_cache"]["computed"] == []
     pd.testing.assert_frame_equal(first.predictions, again.predictions)
     pd.testing.assert_frame_equal(first.metrics, again.metrics)
 

@@ -472,6 +472,10 @@ class _Builder:
                                        "Software versions", "", self.counter, "kv"))
             run = [("Random seed", str(p.get("seed", ""))), ("Run time", f"{p.get('seconds', '?')} s"),
                    ("Report generated", _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))]
+            sc = p.get("stage_cache") or {}
+            if sc.get("reused"):
+                run.append(("Reused from the stage cache", ", ".join(sc["reused"]) + " (computed by an earlier "
+                            "run on the same training data, outcomes, seed, settings and library versions)"))
             blocks.append(_table_block(pd.DataFrame(run, columns=["Item", "Value"]), "Run", "", self.counter, "kv"))
             hashes = p.get("data_sha256") or {}
             if hashes:
