@@ -138,7 +138,7 @@ def risk_group_analyses(art: Artefacts, pred: pd.DataFrame, risk_col: str, cols:
                         clinical: pd.DataFrame, engine: str):
     """Median-risk groups frozen from training; KM, log-rank, Cox HR, subgroups, adjusted Cox,
     PH check and reverse-KM follow-up per split."""
-    eng = "R" if engine == "R" else "python"
+    eng = _engine(engine)
     strat = surv.MedianRiskStratifier().fit(pred.loc[pred["split"] == "train", risk_col].to_numpy())
     d = pred.copy()
     d["risk_group"] = np.asarray(strat.labels(d[risk_col].to_numpy())).astype(str)

@@ -110,7 +110,7 @@ def responder_paradox(probability, risk, response, os_days, os_event, *,
     ``table`` columns: quadrant, n, responders, response_rate, lower, upper (Wilson CI),
     events, median_os, method. ``hazard_ratio``: Cox HR (Efron ties, Wald CI) of
     "responder/high risk" vs "responder/low risk" (estimate, lower, upper, p, n, events).
-    ``engine`` is passed to the survival helpers ("python" or "r").
+    ``engine`` is passed to the survival helpers ("auto", "python" or "R").
     """
     p, r = _vector(probability, "probability"), _vector(risk, "risk")
     y = _vector(response, "response")

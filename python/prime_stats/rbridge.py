@@ -83,6 +83,22 @@ def r_available(packages: Iterable[str] = ()) -> bool:
         return False
 
 
+def resolve_engine(engine: str, packages: Iterable[str] = ()) -> str:
+    """The engine that computes a statistic: "R" or "python". ``engine`` is "auto" (R when R and
+    every package in ``packages`` can be used, else Python), "python" or "R" ("r" is accepted);
+    "R" raises a clear error when R or a package is missing."""
+    requested = {"auto": "auto", "python": "python", "r": "R"}.get(str(engine).lower())
+    if requested is None:
+        raise ValueError(f"engine must be 'auto', 'python' or 'R', got {engine!r}")
+    if requested == "python":
+        return "python"
+    ok = r_available(packages)
+    if requested == "R" and not ok:
+        raise RuntimeError(f"engine='R' requested but R or one of the R packages {list(packages)} "
+                           "is not available")
+    return "R" if ok else "python"
+
+
 def r_version() -> str | None:
     try:
         return str(_robjects().r("R.version.string")[0])

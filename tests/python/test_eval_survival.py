@@ -271,12 +271,12 @@ def test_r_engine_returns_same_tables(r_engine, lung):
                    (sv.cox_zph, dict(covariates=["age", "sexc", "ph.ecog"])),
                    (sv.median_followup, {})]:
         py = fn(d, "time", "status", **kw)
-        rr = fn(d, "time", "status", engine="r", **kw)
-        assert (rr["engine"] == "r").all() and (py["engine"] == "python").all()
+        rr = fn(d, "time", "status", engine="R", **kw)
+        assert (rr["engine"] == "R").all() and (py["engine"] == "python").all()
         num = [c for c in py.columns if c in rr.columns and pd.api.types.is_numeric_dtype(py[c])]
         np.testing.assert_allclose(py[num].to_numpy(float), rr[num].to_numpy(float), rtol=1e-6, atol=1e-9)
     kp = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500])
-    kr = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500], engine="r")
+    kr = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500], engine="r")  # lower case accepted
     np.testing.assert_allclose(kp.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float),
                                kr.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float), atol=1e-10)
     assert kp.summary["group"].tolist() == kr.summary["group"].tolist()

@@ -118,6 +118,11 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
     assert len(ext) == 1 and ext.estimate.iloc[0] > 0.55  # survival drivers are clinical in the simulator
     tables = set(res.artefacts.tables)
     assert {"flow", "table1", "missingness", "metrics", "fusion_weights", "km_groups", "paradox"} <= tables
+    # evaluation.engine "auto": the risk-group survival statistics run in R when it is installed
+    from prime_stats import rbridge
+    expected = "R" if rbridge.r_available(("survival",)) else "python"
+    for key in ("logrank", "cox_hr", "cox_zph"):
+        assert set(res.artefacts.tables[key]["engine"]) == {expected}, key
     assert (res.output_dir / "models" / "response_prime_r.skops").is_file()
     art = json.loads((res.output_dir / "artefacts.json").read_text())
     assert "km_external" in art["figures"] and "risk_cutoff" in art["notes"]

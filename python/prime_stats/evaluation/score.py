@@ -25,17 +25,6 @@ _R_BINARY = ("pROC", "riskRegression", "rms")
 _R_SURVIVAL = ("survival", "riskRegression", "pec", "Hmisc")
 
 
-def _engine(engine: str, packages: Sequence[str]) -> str:
-    if engine not in ("auto", "python", "R"):
-        raise ValueError(f"engine must be 'auto', 'python' or 'R', got {engine!r}")
-    if engine == "python":
-        return "python"
-    ok = rbridge.r_available(packages)
-    if engine == "R" and not ok:
-        raise RuntimeError(f"engine='R' requested but R or one of {list(packages)} is not available")
-    return "R" if ok else "python"
-
-
 def _long(frames: list[pd.DataFrame]) -> pd.DataFrame:
     df = pd.concat(frames, ignore_index=True)
     for c in COLUMNS:
@@ -70,7 +59,7 @@ def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", cal
         preds[name] = as_float_array(p, f"predictions[{name!r}]")
         if len(preds[name]) != len(y):
             raise ValueError(f"predictions[{name!r}] has length {len(preds[name])}, y has {len(y)}")
-    eng = _engine(engine, _R_BINARY)
+    eng = rbridge.resolve_engine(engine, _R_BINARY)
     frames = []
     if eng == "R":
         frames.append(rbridge.call_r("ps_r_score_binary", y=y, probs=preds, conf_level=conf_level))
@@ -120,7 +109,7 @@ def score_survival(time, event, risks: Mapping[str, object], times: Sequence[flo
                 raise ValueError(f"risk_scores[{name!r}] has length {len(scores[name])}, time has {len(time)}")
         else:
             scores[name] = rm[name][:, -1]
-    eng = _engine(engine, _R_SURVIVAL)
+    eng = rbridge.resolve_engine(engine, _R_SURVIVAL)
     frames = []
     if eng == "R":
         frames.append(rbridge.call_r("ps_r_score_survival", time=time, event=event,

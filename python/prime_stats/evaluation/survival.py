@@ -18,7 +18,7 @@ can name the offending column and patient. Results are tidy DataFrames (``estima
 * :func:`median_followup` - reverse Kaplan-Meier median follow-up (Schemper & Smith 1996);
 * :func:`restricted_mean_survival` - RMST and its SE as in ``print.survfit(rmean=)``.
 
-``engine="r"`` runs the same statistic in R (``R/stats_survival.R``) through :mod:`prime_stats.rbridge`;
+``engine="R"`` runs the same statistic in R (``R/stats_survival.R``) through :mod:`prime_stats.rbridge`;
 ``engine="auto"`` uses R when available and Python otherwise. The ``engine`` column says which ran.
 """
 from __future__ import annotations
@@ -103,16 +103,9 @@ def _check_group(data: pd.DataFrame, group: str, id_col: str | None = "patient_i
 
 
 def _resolve_engine(engine: str, packages: Sequence[str] = ("survival",)) -> str:
-    if engine not in ("python", "r", "auto"):
-        raise ValueError(f"engine must be 'python', 'r' or 'auto', got {engine!r}")
-    if engine == "python":
-        return "python"
     from prime_stats import rbridge
 
-    ok = rbridge.r_available(packages)
-    if engine == "r" and not ok:
-        raise RuntimeError(f"engine='r' requested but R or package(s) {list(packages)} are unavailable")
-    return "r" if ok else "python"
+    return rbridge.resolve_engine(engine, packages)
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +211,7 @@ def kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | None = 
     if conf_type not in ("log", "log-log", "plain"):
         raise ValueError(f"conf_type must be 'log', 'log-log' or 'plain', got {conf_type!r}")
     eng = _resolve_engine(engine)
-    if eng == "r":
+    if eng == "R":
         from prime_stats import rbridge
 
         codes = np.asarray([levels.index(x) for x in g]) + 1  # integer codes keep the Python level order
@@ -232,9 +225,9 @@ def kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | None = 
             for c in ("n", "events", "n_risk", "n_event", "n_censor"):
                 if c in df:
                     df[c] = df[c].astype(int)
-            df["engine"] = "r"
+            df["engine"] = "R"
             out[key] = df
-        return KaplanMeierResult(out["curve"], out["at_times"], out["summary"], conf_type, conf_level, "r")
+        return KaplanMeierResult(out["curve"], out["at_times"], out["summary"], conf_type, conf_level, "R")
 
     z = stats.norm.ppf(0.5 + conf_level / 2)
     curves, at_rows, summ = [], [], []
@@ -296,13 +289,13 @@ def logrank_test(data: pd.DataFrame, time: str, event: str, group: str,
     if e.sum() == 0:
         raise ValueError(f"column {event!r} has no events: the log-rank test is undefined")
     eng = _resolve_engine(engine)
-    if eng == "r":
+    if eng == "R":
         from prime_stats import rbridge
 
         gi = np.asarray([levels.index(x) for x in g]) + 1
         df = rbridge.call_r("ps_r_logrank", time=t, event=e, group=gi)
         df["group"] = [levels[int(i) - 1] for i in df["group"]]
-        df["engine"] = "r"
+        df["engine"] = "R"
         return df
     k = len(levels)
     gi = np.asarray([levels.index(x) for x in g])
@@ -491,13 +484,13 @@ def cox_hazard_ratios(data: pd.DataFrame, time: str, event: str, covariates: Seq
     if e.sum() == 0:
         raise ValueError(f"column {event!r} has no events: Cox hazard ratios are undefined")
     eng = _resolve_engine(engine)
-    if eng == "r":
+    if eng == "R":
         from prime_stats import rbridge
 
         out = rbridge.call_r("ps_r_cox", x=X, time=t, event=e, conf_level=float(conf_level))
         out["term"] = list(X.columns)
         out["method"] = "Cox PH (coxph, Efron ties), Wald CI"
-        out["engine"] = "r"
+        out["engine"] = "R"
         return out
     fit = _fit_cox(X, t, e)
     out = _hr_table(fit, conf_level)
@@ -527,13 +520,13 @@ def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str]
     assign = {c: [i for i, n in enumerate(X.columns) if n == c or (n.startswith(c) and c not in X.columns)]
               for c in covariates}
     eng = _resolve_engine(engine)
-    if eng == "r":
+    if eng == "R":
         from prime_stats import rbridge
 
         terms = np.asarray([c for c in covariates for _ in assign[c]])
         out = rbridge.call_r("ps_r_cox_zph", x=X, time=t, event=e, terms=terms, transform=transform)
         out["method"] = f"cox.zph score test, {transform} transform"
-        out["engine"] = "r"
+        out["engine"] = "R"
         return out
     fit = _fit_cox(X, t, e)
     Xv = X.to_numpy(float)
