@@ -3,15 +3,18 @@
 A stage result (fitted models, the nested-CV table, cross-validated SHAP) is stored under
 ``<output>/cache/<stage>-<key>.joblib``, where ``key`` is a hash of everything the result depends
 on: the stage name, the inputs given by the caller (training features and outcomes, the study
-configuration) and the versions of prime-stats and of the numerical libraries. A rerun on the same
-data and configuration therefore reuses the result, and any change to data, configuration or
-library versions computes it afresh (the idea of R's ``targets`` and of ``joblib.Memory``).
+configuration), the version and source code of prime-stats and the versions of the numerical
+libraries. A rerun on the same data and configuration therefore reuses the result, and any change
+to data, configuration, code or library versions computes it afresh (the idea of R's ``targets``
+and of ``joblib.Memory``).
 
 Results are stored with joblib (pickle) and only ever read back from the study's own output
 folder; the frozen models meant for sharing are written separately with skops.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.metadata as md
 from pathlib import Path
 from typing import Any, Callable
@@ -20,14 +23,27 @@ import joblib
 
 from . import __version__
 
-__all__ = ["StageCache", "library_versions"]
+__all__ = ["StageCache", "library_versions", "source_hash"]
 
 _LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "statsmodels", "shap", "joblib")
 
 
+@functools.lru_cache(maxsize=1)
+def source_hash() -> str:
+    """SHA-1 of prime-stats' own Python sources: code changed without a version bump (a
+    development checkout, a patched install) never reuses results of the old code."""
+    h = hashlib.sha1()
+    root = Path(__file__).parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def library_versions() -> dict[str, str | None]:
-    """prime-stats and the numerical libraries whose versions are part of every cache key."""
-    out: dict[str, str | None] = {"prime-stats": __version__}
+    """prime-stats (version and source hash) and the numerical libraries whose versions are part
+    of every cache key."""
+    out: dict[str, str | None] = {"prime-stats": __version__, "prime-stats sources": source_hash()}
     for pkg in _LIBRARIES:
         try:
             out[pkg] = md.version(pkg)

@@ -174,7 +174,7 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
     assert "reused from the cache" not in capsys.readouterr().err
 
 
-def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path):
+def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path, monkeypatch):
     from prime_stats.stage_cache import StageCache
 
     calls, messages = [], []
@@ -196,6 +196,10 @@ def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path):
     assert cache("stage", (df, 1), work, 4) == {"double": 8}
     assert any("unreadable" in m for m in messages)
     assert not list(tmp_path.glob("*.tmp"))
+    # the key covers prime-stats' own source code, not only its version string
+    from prime_stats import stage_cache
+    monkeypatch.setattr(stage_cache, "source_hash", lambda: "edited sources")
+    assert cache("stage", (df, 1), work, 4) == {"double": 8} and calls[-1] == 4 and len(calls) == 5
     off = StageCache(tmp_path / "off", enabled=False)
     off("stage", (df, 1), work, 5)
     assert calls[-1] == 5 and not (tmp_path / "off").exists()
