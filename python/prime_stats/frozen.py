@@ -14,20 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .cohort import Cohort, CohortColumns, CohortError
-
-_TRUSTED_MODULES = ("prime_stats.", "sklearn.", "sksurv.", "numpy.", "scipy.", "builtins.",
-                    "collections.", "pandas.")
-
-
-def _load_skops(path: Path):
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(file=path)
-    unknown = [t for t in untrusted if not t.startswith(_TRUSTED_MODULES)]
-    if unknown:
-        raise CohortError(f"{path}: refusing to load types outside scikit-learn/scikit-survival/"
-                          f"prime_stats: {unknown[:5]}")
-    return sio.load(path, trusted=untrusted)
+from .persist import load_skops
 
 
 @dataclass
@@ -46,9 +33,9 @@ class FrozenStudy:
             raise CohortError(f"{d} is not a fitted study folder (no models/study_spec.json); "
                               "run 'prime-stats run CONFIG' first")
         spec = json.loads(spec_path.read_text())
-        models = {ep: {name: _load_skops(d / "models" / f) for name, f in ms.items()}
+        models = {ep: {name: load_skops(d / "models" / f) for name, f in ms.items()}
                   for ep, ms in spec["models"].items()}
-        encoder = _load_skops(d / "models" / "clinical_encoder.skops")
+        encoder = load_skops(d / "models" / "clinical_encoder.skops")
         return cls(d, spec, models, encoder)
 
     @property

@@ -1,29 +1,32 @@
 """Content-addressed cache of a study's expensive, deterministic stages.
 
-A stage result (fitted models, the nested-CV table, cross-validated SHAP) is stored under
-``<output>/cache/<stage>-<key>.joblib``, where ``key`` is a hash of everything the result depends
+A stage result (fitted models, the nested-CV table, cross-validated SHAP) is stored in the folder
+``<output>/cache/<stage>-<key>``, where ``key`` is a hash of everything the result depends
 on: the stage name, the inputs given by the caller (training features and outcomes, the study
 configuration), the version and source code of prime-stats and the versions of the numerical
 libraries. A rerun on the same data and configuration therefore reuses the result, and any change
 to data, configuration, code or library versions computes it afresh (the idea of R's ``targets``
 and of ``joblib.Memory``).
 
-Results are stored with joblib (pickle) and only ever read back from the study's own output
-folder; the frozen models meant for sharing are written separately with skops.
+Nothing is pickled: a stage names a :class:`Codec`, by default :data:`DATA` (tables and arrays
+as Parquet and ``.npy``, :func:`prime_stats.persist.dump_data`); fitted models use skops with
+trusted types (see ``study``).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib.metadata as md
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import joblib
 
-from . import __version__
+from . import __version__, persist
 
-__all__ = ["StageCache", "library_versions", "source_hash"]
+__all__ = ["Codec", "DATA", "StageCache", "library_versions", "source_hash"]
 
 _LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "statsmodels", "shap", "joblib")
 
@@ -52,10 +55,20 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+@dataclass(frozen=True)
+class Codec:
+    """How a stage result is written into, and read back from, its cache folder."""
+    save: Callable[[Any, Path], None]
+    load: Callable[[Path], Any]
+
+
+DATA = Codec(persist.dump_data, persist.load_data)
+
+
 class StageCache:
-    """``cache(stage, inputs, fn, *args)`` returns ``fn(*args)``, computed once per distinct
-    (stage, inputs, library versions). ``enabled=False`` always computes and stores nothing.
-    ``log`` (a callable taking a message) is told when a result is reused."""
+    """``cache(stage, inputs, fn, *args, codec=DATA)`` returns ``fn(*args)``, computed once per
+    distinct (stage, inputs, code and library versions). ``enabled=False`` always computes and
+    stores nothing. ``log`` (a callable taking a message) is told when a result is reused."""
 
     def __init__(self, folder: str | Path, enabled: bool = True, log: Callable[[str], Any] | None = None):
         self.folder = Path(folder)
@@ -68,26 +81,28 @@ class StageCache:
         return joblib.hash((stage, library_versions(), inputs), hash_name="sha1")
 
     def path(self, stage: str, inputs: Any) -> Path:
-        return self.folder / f"{stage}-{self.key(stage, inputs)}.joblib"
+        """The folder of the stage's entry (it exists once the result is stored)."""
+        return self.folder / f"{stage}-{self.key(stage, inputs)}"
 
-    def __call__(self, stage: str, inputs: Any, fn: Callable, *args, **kwargs):
+    def __call__(self, stage: str, inputs: Any, fn: Callable, *args, codec: Codec = DATA, **kwargs):
         if not self.enabled:
             return fn(*args, **kwargs)
         path = self.path(stage, inputs)
-        if path.is_file():
+        if path.is_dir():
             try:
-                result = joblib.load(path)
-            except Exception as exc:  # a truncated or foreign file: recompute and overwrite it
-                self.log(f"{stage}: cache file {path.name} unreadable ({type(exc).__name__}); recomputing")
+                result = codec.load(path)
+            except Exception as exc:  # a truncated or foreign entry: recompute and replace it
+                self.log(f"{stage}: cache entry {path.name} unreadable ({type(exc).__name__}); recomputing")
             else:
                 self.hits.append(stage)
                 self.log(f"{stage}: reused from the cache ({path.parent.name}/{path.name}; same data, "
-                         "config and library versions; --no-cache recomputes)")
+                         "config, code and library versions; --no-cache recomputes)")
                 return result
         result = fn(*args, **kwargs)
         self.misses.append(stage)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        joblib.dump(result, tmp, compress=1)
-        tmp.replace(path)        # atomic: an interrupted run never leaves a half-written entry
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        codec.save(result, tmp)
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)        # an interrupted run never leaves a half-written entry
         return result

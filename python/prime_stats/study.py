@@ -20,10 +20,10 @@ import pandas as pd
 import yaml
 from sklearn.model_selection import train_test_split
 
-from . import __version__
+from . import __version__, persist
 from . import clinical as clin
 from .cohort import Cohort, CohortColumns
-from .stage_cache import StageCache
+from .stage_cache import Codec, StageCache
 
 
 class ConfigError(ValueError):
@@ -59,7 +59,7 @@ class ModelConfig:
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
     cache: bool = True             # reuse fitted models, nested CV and SHAP from <output>/cache when
-    #                                data, config and library versions are unchanged (stage_cache)
+    #                                data, config, code and library versions are unchanged
 
 
 @dataclass
@@ -523,7 +523,8 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         models = fit_baseline(fs, y_resp, y_surv, cfg)
         log("fitted the baseline clinical models (penalised logistic, penalised Cox)")
     else:
-        models = cache("models", key, fit_prime, fs, y_resp, y_surv, cfg, log)
+        models = cache("models", key, fit_prime, fs, y_resp, y_surv, cfg, log,
+                       codec=Codec(lambda m, f: write_models(m, f, cfg.models.n_jobs), read_models))
     times = _times(cfg)
     pred = predict_all(models, fs, cohort, split, cols, times)
     pred.to_csv(out / "predictions.csv", index=False)
@@ -565,7 +566,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         (out / "tables").mkdir(exist_ok=True)
         df.to_csv(out / "tables" / f"{key}.csv", index=False)
     log("saving the frozen models (skops)")
-    _save_models(models, fs, cfg, out)
+    _save_models(models, fs, cfg, out, cache.path("models", key) if cache.enabled else None)
     _write_provenance(cfg, out, time.time() - t_start, cache)
     _write_artefacts(art, out, metrics)
     result = StudyResult(out, pred, metrics, models, split, cohort, cfg, fs, art)
@@ -727,33 +728,49 @@ def _omics(art, cohort: Cohort, pred: pd.DataFrame, models: dict, cfg: StudyConf
     log(f"transcriptomics (DE, GSEA, immune ssGSEA) in {time.time() - t0:.0f}s")
 
 
-def _save_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path):
-    """Fitted models and the fitted feature step with skops (no unrestricted pickle), and the
-    feature specification beside them, so that new patients can be scored by the frozen study."""
+def write_models(models: dict, folder: Path, n_jobs: int = 1) -> dict:
+    """Each fitted model to ``folder/<endpoint>_<name>.skops`` (one model per worker: skops walks
+    every tree node in Python, seconds per model) and ``index.json`` ({endpoint: {name: file}})."""
     from joblib import Parallel, delayed
 
-    folder = out / "models"
-    folder.mkdir(exist_ok=True)
-    index, jobs = {}, [(fs.encoder, folder / "clinical_encoder.skops")]
+    folder.mkdir(parents=True, exist_ok=True)
+    index, jobs = {}, []
     for endpoint, ms in models.items():
         for name, m in ms.items():
             f = f"{endpoint}_{_slug(name)}.skops"
             jobs.append((m, folder / f))
             index.setdefault(endpoint, {})[name] = f
-    # skops walks every tree node in Python (seconds per model): one model per worker
-    Parallel(n_jobs=min(cfg.models.n_jobs, len(jobs)))(delayed(_dump_skops)(m, path) for m, path in jobs)
+    Parallel(n_jobs=max(1, min(n_jobs, len(jobs))))(delayed(persist.dump_skops)(m, path) for m, path in jobs)
+    (folder / "index.json").write_text(json.dumps(index, indent=2))
+    return index
+
+
+def read_models(folder: Path) -> dict:
+    """The models :func:`write_models` wrote (skops, trusted types only)."""
+    index = json.loads((folder / "index.json").read_text())
+    return {ep: {name: persist.load_skops(folder / f) for name, f in ms.items()} for ep, ms in index.items()}
+
+
+def _save_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path, written: Path | None = None):
+    """Fitted models and the fitted feature step with skops (no unrestricted pickle), and the
+    feature specification beside them, so that new patients can be scored by the frozen study.
+    ``written``: a folder where :func:`write_models` already wrote these models (the stage cache
+    entry); its files are copied instead of being serialised again."""
+    import shutil
+
+    folder = out / "models"
+    if written is not None and (written / "index.json").is_file():
+        folder.mkdir(exist_ok=True)
+        index = json.loads((written / "index.json").read_text())
+        for f in [*(f for ms in index.values() for f in ms.values()), "index.json"]:
+            shutil.copyfile(written / f, folder / f)
+    else:
+        index = write_models(models, folder, cfg.models.n_jobs)
+    persist.dump_skops(fs.encoder, folder / "clinical_encoder.skops")
     spec = {"models": index, "clinical_features": fs.clinical, "radiomics_features": fs.radiomics,
             "excluded_missing": fs.excluded_missing, "radiomics_settings": cfg.radiomics,
             "engine": cfg.models.engine, "times": _times(cfg), "config": cfg.to_dict()}
     (folder / "study_spec.json").write_text(json.dumps(spec, indent=2, default=str))
-
-
-def _dump_skops(obj, path: Path):
-    import zipfile
-
-    import skops.io as sio
-
-    sio.dump(obj, path, compression=zipfile.ZIP_DEFLATED, compresslevel=1)
 
 
 def _write_artefacts(art, out: Path, metrics: pd.DataFrame):

@@ -156,7 +156,10 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
     cfg = StudyConfig.from_dict(raw, base_dir=sim)
     first = run_study(cfg, progress=True, report=False)
     assert "reused from the cache" not in capsys.readouterr().err
-    assert len(list((tmp_path / "prime" / "cache").glob("models-*.joblib"))) == 1
+    assert len(list((tmp_path / "prime" / "cache").glob("models-*"))) == 1
+    # no pickle anywhere in the cache: skops models, JSON, Parquet and .npy only
+    suffixes = {f.suffix for f in (tmp_path / "prime" / "cache").rglob("*") if f.is_file()}
+    assert suffixes <= {".skops", ".json", ".parquet", ".npy"}, suffixes
     again = run_study(cfg, progress=True, report=False)
     assert "models: reused from the cache" in capsys.readouterr().err
     prov = json.loads((tmp_path / "prime" / "provenance.json").read_text())
@@ -167,7 +170,7 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
     cfg.seed = 8
     run_study(cfg, progress=True, report=False)
     assert "reused from the cache" not in capsys.readouterr().err
-    assert len(list((tmp_path / "prime" / "cache").glob("models-*.joblib"))) == 2
+    assert len(list((tmp_path / "prime" / "cache").glob("models-*"))) == 2
     cfg.seed = 7
     cfg.models.cache = False
     run_study(cfg, progress=True, report=False)
@@ -192,7 +195,7 @@ def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path, monke
     cache("other", (df, 1), work, 3)
     assert calls == [3, 3, 3] and cache.hits == ["stage"]
     path = cache.path("stage", (df, 1))
-    path.write_bytes(b"not a joblib file")
+    (path / "data.json").write_text("{not json")
     assert cache("stage", (df, 1), work, 4) == {"double": 8}
     assert any("unreadable" in m for m in messages)
     assert not list(tmp_path.glob("*.tmp"))

@@ -1,0 +1,56 @@
+"""Persistence without unrestricted pickle: skops with trusted types, and the plain-data format
+of cached results."""
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from prime_stats import persist
+from prime_stats.explain import ShapResult
+
+
+def test_plain_data_round_trip_is_exact(tmp_path):
+    idx = pd.Index(["p1", "p2", "p3"], name="patient_id")
+    values = pd.DataFrame({"age": [0.1, -0.2, 1e-17], "afp": [np.nan, 2.0, 3.0]}, index=idx)
+    shap = ShapResult(values=values, data=values * 2, base_values=np.array([0.5, 0.5, 0.5]),
+                      fold=np.array([0, 1, 2]), fold_importance=pd.DataFrame({"age": [0.1, 0.2]}),
+                      ranking=pd.DataFrame({"feature": ["age", "afp"], "rank": [1, 2]}),
+                      explainer="exact", output="probability")
+    obj = {"response": shap, "survshap": None, "list": [1, 2.5, "x", True], "index": idx,
+           "cube": np.arange(24.0).reshape(2, 3, 4), "n": np.int64(7)}
+    persist.dump_data(obj, tmp_path / "entry")
+    back = persist.load_data(tmp_path / "entry")
+    assert isinstance(back["response"], ShapResult)
+    pd.testing.assert_frame_equal(back["response"].values, values)
+    np.testing.assert_array_equal(back["response"].fold, shap.fold)
+    assert back["response"].explainer == "exact" and back["survshap"] is None
+    assert back["list"] == [1, 2.5, "x", True] and back["n"] == 7
+    pd.testing.assert_index_equal(back["index"], idx)
+    np.testing.assert_array_equal(back["cube"], obj["cube"])
+
+
+@dataclass
+class _Foreign:
+    x: int
+
+
+def test_plain_data_refuses_foreign_classes_and_objects(tmp_path):
+    persist.dump_data({"a": _Foreign(1)}, tmp_path / "e")
+    with pytest.raises(persist.UntrustedFileError, match="not a prime_stats class"):
+        persist.load_data(tmp_path / "e")
+    with pytest.raises(TypeError, match="cannot store a object"):
+        persist.dump_data({"a": object()}, tmp_path / "f")
+    with pytest.raises(ValueError, match="Object arrays cannot be saved"):
+        persist.dump_data(np.array([object()]), tmp_path / "g")
+
+
+def test_skops_loads_trusted_types_only(tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 2
+    m = LogisticRegression().fit(X, y)
+    persist.dump_skops(m, tmp_path / "m.skops")
+    np.testing.assert_allclose(persist.load_skops(tmp_path / "m.skops").coef_, m.coef_)
+    persist.dump_skops({"f": _Foreign(2)}, tmp_path / "f.skops")
+    with pytest.raises(persist.UntrustedFileError, match="refusing to load types"):
+        persist.load_skops(tmp_path / "f.skops")
