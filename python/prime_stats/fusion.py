@@ -125,9 +125,9 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         kinds = _kinds(self.clinical_features, self.radiomics_features)
         check_columns(X, list(self.clinical_features) + list(self.radiomics_features))
         y = np.asarray(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) != 2:
-            raise ValueError(f"response must be binary; got classes {self.classes_.tolist()}")
+        classes = np.unique(y)
+        if len(classes) != 2:
+            raise ValueError(f"response must be binary; got classes {classes.tolist()}")
         return self._fuse(X, y, {k: self._base(k).fit(X, y) for k in kinds})
 
     def _base(self, kind):

@@ -107,13 +107,13 @@ def r_version() -> str | None:
 
 
 def r_package_version(package: str) -> str | None:
+    """The installed version of an R package (read from its DESCRIPTION, without loading it)."""
     try:
-        ro = _robjects()
-        if not r_has_packages((package,)):
-            return None
-        return str(ro.r(f'as.character(packageVersion("{package}"))')[0])
+        v = _robjects().r(f'if (nzchar(system.file(package = "{package}"))) '
+                          f'as.character(packageVersion("{package}")) else ""')[0]
     except RUnavailableError:
         return None
+    return str(v) or None
 
 
 def _to_r(value: Any):

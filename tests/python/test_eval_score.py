@@ -127,3 +127,9 @@ def test_validation_figures_render(bc, tmp_path):
     with pytest.raises(ValueError, match="metric"):
         fv.plot_time_dependent(s, metrics=("nonexistent",))
     plt.close("all")
+
+
+def test_r_package_versions_are_read_without_loading(r_engine):
+    ref = r_engine.run_r('as.character(packageVersion("survival"))')
+    assert r_engine.r_package_version("survival") == (ref if isinstance(ref, str) else ref[0])
+    assert r_engine.r_package_version("noSuchPackageXYZ") is None

@@ -111,7 +111,7 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
                                   fitted[f][2], y[folds[f][1]], scorer) for name, ci, f in jobs)
     res = dict(zip(jobs, out))
     pre_fit, Z, _ = fitted[-1]
-    results, best_score = {}, {}
+    results = {}
     for name, (model, grid) in learners.items():
         table = np.array([[res[name, ci, f][0] for f in range(len(folds))]
                           for ci in range(len(combos[name]))], dtype=float)
@@ -128,8 +128,7 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
                       **{f"split{f}_test_score": table[:, f] for f in range(len(folds))}}
         results[name] = TuneResult(None, params[best], float(mean[best]), best, cv_results, folds,
                                    len(folds), oof)
-        best_score[name] = float(mean[best])
-    winner = max(best_score, key=best_score.get)   # first learner among equal scores
+    winner = max(results, key=lambda name: results[name].best_score_)   # first among equal scores
     for name, (model, _) in learners.items():
         if refit == "all" or name == winner:
             model_fit = clone(model).set_params(**combos[name][results[name].best_index_]).fit(Z, y)
