@@ -518,13 +518,14 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     y_surv = cohort.survival(train)
 
     cache = StageCache(out / "cache", cfg.models.cache, log)
-    key = _cache_inputs(fs, y_resp, y_surv, cfg)
+    stage_inputs = _cache_inputs(fs, y_resp, y_surv, cfg)
     if cfg.models.engine == "baseline":
         models = fit_baseline(fs, y_resp, y_surv, cfg)
         log("fitted the baseline clinical models (penalised logistic, penalised Cox)")
     else:
-        models = cache("models", key, fit_prime, fs, y_resp, y_surv, cfg, log,
-                       codec=Codec(lambda m, f: write_models(m, f, cfg.models.n_jobs), read_models))
+        models = cache("models", stage_inputs, fit_prime, fs, y_resp, y_surv, cfg, log,
+                       codec=Codec(lambda m, f: write_models(m, f, cfg.models.n_jobs),
+                                   lambda f: read_models(f, cfg.models.n_jobs)))
     times = _times(cfg)
     pred = predict_all(models, fs, cohort, split, cols, times)
     pred.to_csv(out / "predictions.csv", index=False)
@@ -538,7 +539,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     m_surv = analysis.survival_metrics(pred, risk_models, surv_models, times, cols, cfg.evaluation.engine)
     metrics = pd.concat([m_resp, m_surv], ignore_index=True)
     if cfg.models.engine == "prime" and cfg.evaluation.nested_cv:
-        nested = art.guarded("nested_cv", cache, "nested_cv", key, nested_cv_table, fs, y_resp, y_surv, cfg, log)
+        nested = art.guarded("nested_cv", cache, "nested_cv", stage_inputs, nested_cv_table, fs, y_resp, y_surv, cfg, log)
         if nested is not None:
             metrics = pd.concat([metrics, nested], ignore_index=True)
     metrics = _order_metrics(metrics)
@@ -558,7 +559,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         art.guarded("paradox", _paradox, art, pred, cols, models)
         if cfg.explain.shap:
             external = list(split.index[split == "external"])
-            shap_key = key + (asdict(cfg.explain), _times(cfg), fs.X.loc[external[:30]])
+            shap_key = stage_inputs + (asdict(cfg.explain), _times(cfg), fs.X.loc[external[:30]])
             art.guarded("shap", _explain, art, cache, shap_key, models, fs, y_resp, y_surv, cfg, log, external)
         if cohort.expression is not None:
             art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
@@ -566,7 +567,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         (out / "tables").mkdir(exist_ok=True)
         df.to_csv(out / "tables" / f"{key}.csv", index=False)
     log("saving the frozen models (skops)")
-    _save_models(models, fs, cfg, out, cache.path("models", key) if cache.enabled else None)
+    _save_models(models, fs, cfg, out, cache.path("models", stage_inputs) if cache.enabled else None)
     _write_provenance(cfg, out, time.time() - t_start, cache)
     _write_artefacts(art, out, metrics)
     result = StudyResult(out, pred, metrics, models, split, cohort, cfg, fs, art)
@@ -745,10 +746,18 @@ def write_models(models: dict, folder: Path, n_jobs: int = 1) -> dict:
     return index
 
 
-def read_models(folder: Path) -> dict:
-    """The models :func:`write_models` wrote (skops, trusted types only)."""
+def read_models(folder: Path, n_jobs: int = 1) -> dict:
+    """The models :func:`write_models` wrote (skops, trusted types only; one file per worker)."""
+    from joblib import Parallel, delayed
+
     index = json.loads((folder / "index.json").read_text())
-    return {ep: {name: persist.load_skops(folder / f) for name, f in ms.items()} for ep, ms in index.items()}
+    files = [(ep, name, f) for ep, ms in index.items() for name, f in ms.items()]
+    loaded = Parallel(n_jobs=max(1, min(n_jobs, len(files))))(
+        delayed(persist.load_skops)(folder / f) for _, _, f in files)
+    models: dict = {}
+    for (ep, name, _), m in zip(files, loaded):
+        models.setdefault(ep, {})[name] = m
+    return models
 
 
 def _save_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path, written: Path | None = None):

@@ -166,6 +166,11 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
     assert prov["stage_cache"]["reused"] == ["models"] and prov["stage_cache"]["computed"] == []
     pd.testing.assert_frame_equal(first.predictions, again.predictions)
     pd.testing.assert_frame_equal(first.metrics, again.metrics)
+    # the frozen models are the cache entry's skops files, copied rather than serialised again
+    import filecmp
+    entry = next((tmp_path / "prime" / "cache").glob("models-*"))
+    for f in entry.glob("*.skops"):
+        assert filecmp.cmp(f, tmp_path / "prime" / "models" / f.name, shallow=False), f.name
 
     cfg.seed = 8
     run_study(cfg, progress=True, report=False)
