@@ -71,7 +71,7 @@ ps_simulate <- function(out, seed = 2024L, n_a = 113L, n_b = 133L, images = TRUE
 #' @param clinical a data.frame with patient_id, centre, response_3m, os_days, os_event and
 #'   predictors (used when \code{config} is NULL).
 #' @param settings a list of config sections that override the file's (or complete the
-#'   data.frame's) settings, e.g. \code{list(seed = 1, models = list(engine = "baseline"))}.
+#'   data.frame's) settings, e.g. \code{list(seed = 1, models = list(family = "baseline"))}.
 #' @param output output folder (default: the config's \code{output}).
 #' @param progress show progress messages.
 #' @return a list of data.frames \code{predictions}, \code{metrics}, \code{split} and the
@@ -161,7 +161,7 @@ print.ps_study <- function(x, ...) {
 #' \dontrun{ps_predict("sim/results", new_patients)}
 #' @export
 ps_predict <- function(study, clinical, manifest = NULL) {
-  frozen <- .ps_import("frozen", convert = FALSE)$FrozenStudy$load(normalizePath(study))
+  frozen <- .ps_import("study", convert = FALSE)$FrozenStudy$load(normalizePath(study))
   .ps_frame(frozen$predict(.ps_cohort(clinical, manifest, require_outcomes = FALSE)))
 }
 
@@ -179,7 +179,7 @@ ps_validate <- function(study, cohorts, engine = "auto") {
   if (!is.list(cohorts) || is.data.frame(cohorts) || is.null(names(cohorts)) || any(names(cohorts) == "")) {
     stop("cohorts must be a named list of data.frames (or list(clinical =, manifest =))")
   }
-  frozen <- .ps_import("frozen", convert = FALSE)$FrozenStudy$load(normalizePath(study))
+  frozen <- .ps_import("study", convert = FALSE)$FrozenStudy$load(normalizePath(study))
   py <- lapply(cohorts, function(x) {
     if (is.list(x) && !is.data.frame(x)) .ps_cohort(x$clinical, x$manifest) else .ps_cohort(x)
   })

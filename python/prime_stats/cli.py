@@ -78,7 +78,7 @@ def _extract(args) -> int:
 
 def _load_cohort(args, require_outcomes: bool):
     from .cohort import Cohort
-    from .frozen import FrozenStudy
+    from .study import FrozenStudy
 
     frozen = FrozenStudy.load(args.study)
     cohort = Cohort.from_files(args.clinical, args.manifest, columns=frozen.columns,
@@ -96,7 +96,7 @@ def _predict(args) -> int:
 
 def _validate(args) -> int:
     from .cohort import Cohort
-    from .frozen import FrozenStudy
+    from .study import FrozenStudy
 
     frozen = FrozenStudy.load(args.study)
     cohorts = {}

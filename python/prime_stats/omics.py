@@ -12,7 +12,6 @@ Kunes et al. (2023) Cytopus immune-cell knowledge base.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -21,9 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from prime_stats import rbridge
+from prime_stats.genesets import immune_gene_sets, read_gmt, write_gmt  # noqa: F401 - re-exported
 
 HALLMARK_FILENAME = "h.all.v7.5.1.symbols.gmt"
-IMMUNE_GMT = "cytopus_immune_identities.gmt"
 
 __all__ = [
     "read_gmt", "write_gmt", "immune_gene_sets", "read_expression", "check_expression",
@@ -35,57 +34,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # gene-set IO and matching
 # --------------------------------------------------------------------------------------------
-def read_gmt(path: str | Path) -> dict[str, list[str]]:
-    """Read a GMT file (name, description, genes...; tab-separated) into {set name: genes}."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"GMT file {path} not found")
-    sets: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 3:
-                raise ValueError(f"{path}, line {lineno}: a GMT line needs name, description and at "
-                                 f"least one gene, separated by tabs")
-            name = parts[0].strip()
-            if name in sets:
-                raise ValueError(f"{path}, line {lineno}: gene set {name!r} appears twice")
-            genes = list(dict.fromkeys(g.strip() for g in parts[2:] if g.strip()))
-            if not genes:
-                raise ValueError(f"{path}, line {lineno}: gene set {name!r} has no genes")
-            sets[name] = genes
-    if not sets:
-        raise ValueError(f"{path} holds no gene sets")
-    return sets
-
-
-def write_gmt(gene_sets: Mapping[str, Iterable[str]], path: str | Path,
-              descriptions: Mapping[str, str] | None = None) -> Path:
-    """Write {set name: genes} as a GMT file (description column from ``descriptions`` or 'NA')."""
-    path = Path(path)
-    descriptions = descriptions or {}
-    with path.open("w", encoding="utf-8") as fh:
-        for name, genes in gene_sets.items():
-            genes = [str(g) for g in genes]
-            if "\t" in name or any("\t" in g for g in genes):
-                raise ValueError(f"gene set {name!r}: names and genes may not contain tabs")
-            if not genes:
-                raise ValueError(f"gene set {name!r} is empty")
-            fh.write("\t".join([name, descriptions.get(name, "NA"), *genes]) + "\n")
-    return path
-
-
-def immune_gene_sets() -> dict[str, list[str]]:
-    """Immune-cell identity gene sets shipped with prime-stats (from the Cytopus knowledge base,
-    MIT licence; see ``prime_stats/data/README.md``)."""
-    ref = resources.files("prime_stats").joinpath("data", IMMUNE_GMT)
-    with resources.as_file(ref) as p:
-        return read_gmt(p)
-
-
 def _as_gene_sets(gene_sets) -> dict[str, list[str]]:
     if isinstance(gene_sets, (str, Path)):
         return read_gmt(gene_sets)
@@ -226,17 +174,6 @@ def _bh(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _use_r(engine: str, packages: Sequence[str]) -> bool:
-    if engine not in ("auto", "R", "python"):
-        raise ValueError(f"engine must be 'auto', 'R' or 'python', not {engine!r}")
-    if engine == "python":
-        return False
-    ok = rbridge.r_available(packages)
-    if engine == "R" and not ok:
-        raise rbridge.RUnavailableError(f"engine='R' requested but R with {list(packages)} is not available")
-    return ok
-
-
 # --------------------------------------------------------------------------------------------
 # differential expression
 # --------------------------------------------------------------------------------------------
@@ -265,7 +202,7 @@ def differential_expression(expr: pd.DataFrame, groups, *, reference=None, count
     if counts and (expr.to_numpy() < 0).any():
         raise ValueError("counts=True but the matrix has negative values (log-scale data?)")
 
-    if _use_r(engine, ["limma", "edgeR"] if counts else ["limma"]):
+    if rbridge.resolve_engine(engine, ["limma", "edgeR"] if counts else ["limma"]) == "R":
         res = rbridge.call_r("ps_r_limma", expr=expr, genes=expr.index.to_numpy(),
                              group=g.astype(str).to_numpy(), counts=bool(counts),
                              reference=str(reference))
@@ -448,7 +385,7 @@ def ssgsea(expr: pd.DataFrame, gene_sets, *, alpha: float = 0.25, normalize: boo
     expr = expr[expr.std(axis=1).to_numpy() > 0]
     sets, report = match_genes(expr.index, gene_sets, min_size=min_size, max_size=max_size)
     method = f"ssGSEA (Barbie 2009), alpha {alpha}, " + ("range-normalised" if normalize else "unnormalised")
-    if _use_r(engine, ["GSVA"]):
+    if rbridge.resolve_engine(engine, ["GSVA"]) == "R":
         res = rbridge.call_r("ps_r_ssgsea", expr=expr, genes=expr.index.to_numpy(), gene_sets=sets,
                              alpha=float(alpha), normalize=bool(normalize), min_size=1,
                              max_size=int(expr.shape[0]))

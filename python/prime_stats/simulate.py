@@ -42,7 +42,6 @@ linear predictor and EMT/glycolysis/mTORC1 sets rise with the survival log hazar
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -52,6 +51,7 @@ from scipy import ndimage
 from scipy.special import expit
 
 from . import clinical as clin
+from .genesets import hallmark_gene_sets_path, read_gmt
 
 #: true coefficients (on the standardised latent/clinical scale described in the module docstring)
 RESPONSE_EFFECTS = {"intercept": -0.15, "log_diameter": 0.9, "irregularity": -0.9, "pni": 0.8,
@@ -70,7 +70,6 @@ IMMUNE_SETS = ["HALLMARK_INTERFERON_GAMMA_RESPONSE", "HALLMARK_INTERFERON_ALPHA_
                "HALLMARK_IL6_JAK_STAT3_SIGNALING"]
 RISK_SETS = ["HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION", "HALLMARK_GLYCOLYSIS",
              "HALLMARK_MTORC1_SIGNALING"]
-DEFAULT_GENESETS = "h.all.v7.5.1.symbols.gmt"
 
 
 @dataclass
@@ -91,31 +90,6 @@ class SimulationSettings:
 def _z(x, key):
     loc, scale = _STANDARDISE[key]
     return (np.asarray(x, float) - loc) / scale
-
-
-def _find_gene_sets(path: str | None) -> Path | None:
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"gene-set file not found: {p}")
-        return p
-    candidates = [Path.cwd() / ".." / "shared" / "data" / "genesets" / DEFAULT_GENESETS,
-                  Path(__file__).resolve().parents[3] / "shared" / "data" / "genesets" / DEFAULT_GENESETS]
-    env = os.environ.get("PRIMESTATS_GENESETS")
-    if env:
-        candidates.insert(0, Path(env))
-    return next((c.resolve() for c in candidates if c.is_file()), None)
-
-
-def read_gmt(path) -> dict[str, list[str]]:
-    """Read a GMT file into {set name: [genes]}."""
-    sets = {}
-    with open(path) as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 3:
-                sets[parts[0]] = [g for g in parts[2:] if g]
-    return sets
 
 
 # ----------------------------------------------------------------------------------------- clinical
@@ -367,7 +341,7 @@ def simulate_study(out_dir, n_a: int = 113, n_b: int = 133, seed: int = 2024, im
         manifest = pd.DataFrame([r for rs in rows for r in rs])
         manifest.to_csv(out / "manifest.csv", index=False)
         written["manifest"] = str(out / "manifest.csv")
-    gmt = _find_gene_sets(gene_sets)
+    gmt = hallmark_gene_sets_path(gene_sets)
     expr_info = None
     if n_expression and gmt is not None:
         sub = truth.merge(clinical[["patient_id"]], on="patient_id")

@@ -25,7 +25,7 @@ from prime_stats.evaluation import calibration, decision, descriptive, discrimin
 from prime_stats.evaluation import survival as sv  # noqa: E402
 from prime_stats.report import build as rb  # noqa: E402
 from prime_stats.report import tables as tb  # noqa: E402
-from prime_stats.report.artefacts import read_artefacts, write_artefacts  # noqa: E402
+from prime_stats.study.record import Artefacts, caption, read_artefacts  # noqa: E402
 from prime_stats.report.tripod import load_checklist  # noqa: E402
 
 IDS_PREFIX = "PRM-"
@@ -191,8 +191,12 @@ def study_dir(tmp_path_factory):
              "excluded": f"patient {IDS_PREFIX}00003 excluded: no portal-venous phase image",
              "paradox_km": "quadrants need thresholds <0.5 & >0.2 <b>frozen</b>",
              "risk_cutoff": f"median training risk {cut:.4f}, frozen"}
-    write_artefacts(root, tables, figures, engines={"AUC": "python", "C-index": "python", "Kaplan-Meier": "python"},
-                    notes=notes, dpi=70)
+    art = Artefacts(root, notes=notes)
+    for key, df in tables.items():
+        art.table(key, df)
+    for key, f in figures.items():
+        art.figure(key, f)
+    art.write()
     # a per-patient table written with its index (an unnamed column of identifiers), added by hand
     (root / "tables" / "paradox.csv").write_text(per_patient.to_csv())
     art = json.loads((root / "artefacts.json").read_text())
@@ -200,7 +204,7 @@ def study_dir(tmp_path_factory):
     (root / "artefacts.json").write_text(json.dumps(art, indent=2))
     cfg = {"data": {"clinical": "clinical.csv"}, "split": {"development": ["A"], "external": ["B"],
                                                           "test_fraction": 0.3, "stratify": "response"},
-           "features": {"max_missing": 0.3}, "models": {"engine": "baseline", "fast": True},
+           "features": {"max_missing": 0.3}, "models": {"family": "baseline", "fast": True},
            "evaluation": {"times": [182.625, 365.25, 730.5], "engine": "python", "bootstrap": 50}, "seed": 11}
     (root / "config.resolved.yaml").write_text(yaml.safe_dump(cfg))
     (root / "provenance.json").write_text(json.dumps({
@@ -231,10 +235,10 @@ def test_every_section_and_given_figure_is_in_the_report(built, study_dir):
         assert f'id="sec-{s.key}"' in page, s.key
     assert 'id="sec-checklist"' in page
     for key in art["figures"]:
-        assert rb.FIGURE_CAPTIONS[key] in page, key
+        assert caption("figure", key) in page, key
     for key in art["tables"]:
         if key != "metrics":
-            assert rb.TABLE_CAPTIONS.get(key, "Net benefit, internal test set") in page, key
+            assert caption("table", key) in page, key
     assert page.count("<img ") == len(art["figures"])
     # sections with nothing at all are reported back, sections with content are not
     assert res["missing_sections"] == ["reproducibility"]
@@ -483,30 +487,36 @@ def test_bad_study_folders_give_clear_errors(tmp_path, study_dir):
 
 
 # ------------------------------------------------------------------------------------ artefacts
-def test_write_artefacts_merges_and_checks_input(tmp_path):
+def test_artefacts_accept_registered_keys_only_and_index_what_they_wrote(tmp_path):
     fig, ax = plt.subplots(figsize=(3, 2))
     ax.plot([0, 1], [0, 1])
-    write_artefacts(tmp_path, tables={"flow": pd.DataFrame({"split": ["train"], "n": [10]})},
-                    figures={"roc_test": fig}, engines={"AUC": "R"}, dpi=80)
-    write_artefacts(tmp_path, figures={"km_test": tmp_path / "figures" / "roc_test.png"},
-                    notes={"td_auc": "no survival model"})
-    art = read_artefacts(tmp_path)
-    assert art["tables"] == {"flow": "tables/flow.csv"} and art["engines"] == {"AUC": "R"}
-    assert set(art["figures"]) == {"roc_test", "km_test"} and art["notes"] == {"td_auc": "no survival model"}
-    data = (tmp_path / "figures" / "roc_test.png").read_bytes()
-    w, h, dpi = rb._png_size(data)
-    assert (w, h) == (240, 160) and abs(dpi - 80) < 0.5            # size and pHYs resolution survive
+    art = Artefacts(tmp_path)
+    art.table("flow", pd.DataFrame({"split": ["train"], "n": [10]}))
+    art.table("metrics", pd.DataFrame({"metric": ["AUC", "AUC", "C-index"], "engine": ["R", "python", "R"]}))
+    art.figure("roc_test", fig)
+    art.figure("km_test", tmp_path / "figures" / "roc_test.png")
+    art.notes["td_auc"] = "no survival model"
+    art.write()
+    index = read_artefacts(tmp_path)
+    assert index["tables"] == {"flow": "tables/flow.csv", "metrics": "tables/metrics.csv"}
+    assert index["engines"] == {"AUC": "R/python", "C-index": "R"}
+    assert set(index["figures"]) == {"roc_test", "km_test"} and index["notes"] == {"td_auc": "no survival model"}
+    assert (tmp_path / "figures" / "km_test.png").read_bytes() == (tmp_path / "figures" / "roc_test.png").read_bytes()
+    w, h, dpi = rb._png_size((tmp_path / "figures" / "roc_test.png").read_bytes())
+    assert w > 100 and h > 50 and abs(dpi - 150) < 0.5
     assert pd.read_csv(tmp_path / "tables" / "flow.csv").to_dict("list") == {"split": ["train"], "n": [10]}
-    with pytest.raises(ValueError, match="engine of 'C-index'"):
-        write_artefacts(tmp_path, engines={"C-index": "SAS"})
+    with pytest.raises(KeyError, match="'roc_curve_test' is not in the artefact registry"):
+        art.table("roc_curve_test", pd.DataFrame())
     with pytest.raises(ValueError, match="key '../x'"):
-        write_artefacts(tmp_path, tables={"../x": pd.DataFrame()})
+        art.table("../x", pd.DataFrame())
     with pytest.raises(ValueError, match="not a PNG"):
-        write_artefacts(tmp_path, figures={"roc_external": tmp_path / "tables" / "flow.csv"})
+        art.figure("roc_external", tmp_path / "tables" / "flow.csv")
 
 
 def test_a_nearly_empty_study_still_gives_a_complete_report(tmp_path):
-    write_artefacts(tmp_path, tables={"flow": pd.DataFrame({"split": ["train", "external"], "n": [80, 133]})})
+    art = Artefacts(tmp_path)
+    art.table("flow", pd.DataFrame({"split": ["train", "external"], "n": [80, 133]}))
+    art.write()
     res = rb.build_report(tmp_path)
     page = Path(res["html"]).read_text()
     assert set(res["missing_sections"]) == {s.key for s in rb.SECTIONS} - {"flow"}

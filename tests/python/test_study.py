@@ -18,7 +18,7 @@ def sim(tmp_path_factory):
     assert main(["simulate", "--out", str(out), "--seed", "7", "--n-a", "90", "--n-b", "60",
                  "--no-images", "--n-expression", "0", "--quiet"]) == 0
     cfg = yaml.safe_load((out / "study.yaml").read_text())
-    cfg["models"] = {"engine": "baseline"}
+    cfg["models"] = {"family": "baseline"}
     (out / "study.yaml").write_text(yaml.safe_dump(cfg))
     return out
 
@@ -73,7 +73,7 @@ def test_same_config_same_numbers(sim, tmp_path):
     ({"data": {"clinical": "clinical.csv"}, "split": {"test_fraction": 1.5}}, "'split.test_fraction'"),
     ({"data": {"clinical": "clinical.csv"}, "seed": "x"}, "'seed' must be int"),
     ({"data": {"clinical": "nope.csv"}}, "'data.clinical': file not found"),
-    ({"data": {"clinical": "clinical.csv"}, "models": {"engine": "magic"}}, "'models.engine'"),
+    ({"data": {"clinical": "clinical.csv"}, "models": {"family": "magic"}}, "'models.family'"),
     ({"data": {"clinical": "clinical.csv"}, "evaluation": {"times": [365, -1]}}, "'evaluation.times'"),
     ({"data": {"clinical": "clinical.csv"}, "split": {"external": ["A"]}}, "'split.external'"),
 ])
@@ -104,7 +104,7 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
     """PRIME-R / PRIME-S (fast grids) end to end on a clinical-only cohort: frozen models,
     survival functions, risk groups and the responder paradox."""
     raw = yaml.safe_load((sim / "study.yaml").read_text())
-    raw.update(models={"engine": "prime", "fast": True}, explain={"shap": False},
+    raw.update(models={"family": "prime", "fast": True}, explain={"shap": False},
                evaluation={"nested_cv": False}, output=str(tmp_path / "prime"))
     cfg = StudyConfig.from_dict(raw, base_dir=sim)
     res = run_study(cfg, progress=False, report=False)
@@ -129,7 +129,7 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
 
     # the frozen study scores the same patients identically and validates new cohorts separately
     from prime_stats.cohort import Cohort
-    from prime_stats.frozen import FrozenStudy
+    from prime_stats.study import FrozenStudy
     from prime_stats.simulate import simulate_cohort
 
     frozen = FrozenStudy.load(res.output_dir)
@@ -151,7 +151,7 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
     """The stage cache: a rerun on the same data and config reuses the fitted models (identical
     predictions and metrics); a new seed or changed training outcomes refit; --no-cache refits."""
     raw = yaml.safe_load((sim / "study.yaml").read_text())
-    raw.update(models={"engine": "prime", "fast": True}, explain={"shap": False},
+    raw.update(models={"family": "prime", "fast": True}, explain={"shap": False},
                evaluation={"nested_cv": False, "engine": "python"}, output=str(tmp_path / "prime"))
     cfg = StudyConfig.from_dict(raw, base_dir=sim)
     first = run_study(cfg, progress=True, report=False)
@@ -183,7 +183,7 @@ def test_rerun_reuses_cached_models_and_any_change_refits(sim, tmp_path, capsys)
 
 
 def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path, monkeypatch):
-    from prime_stats.stage_cache import StageCache
+    from prime_stats.study.stage_cache import StageCache
 
     calls, messages = [], []
     cache = StageCache(tmp_path, log=messages.append)
@@ -205,7 +205,7 @@ def test_stage_cache_keys_on_inputs_and_survives_a_corrupt_entry(tmp_path, monke
     assert any("unreadable" in m for m in messages)
     assert not list(tmp_path.glob("*.tmp"))
     # the key covers prime-stats' own source code, not only its version string
-    from prime_stats import stage_cache
+    from prime_stats.study import stage_cache
     monkeypatch.setattr(stage_cache, "source_hash", lambda: "edited sources")
     assert cache("stage", (df, 1), work, 4) == {"double": 8} and calls[-1] == 4 and len(calls) == 5
     off = StageCache(tmp_path / "off", enabled=False)

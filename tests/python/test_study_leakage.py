@@ -14,11 +14,11 @@ from prime_stats.simulate import simulate_cohort
 from prime_stats.study import StudyConfig, run_study
 
 
-def _study(tmp_path, clinical: pd.DataFrame, name: str, engine: str):
+def _study(tmp_path, clinical: pd.DataFrame, name: str, family: str):
     folder = tmp_path / name
     folder.mkdir()
     clinical.to_csv(folder / "clinical.csv", index=False)
-    raw = {"data": {"clinical": "clinical.csv"}, "seed": 3, "models": {"engine": engine, "fast": True},
+    raw = {"data": {"clinical": "clinical.csv"}, "seed": 3, "models": {"family": family, "fast": True},
            "explain": {"shap": False}, "evaluation": {"nested_cv": False, "engine": "python"}}
     return run_study(StudyConfig.from_dict(raw, base_dir=folder), progress=False, report=False)
 

@@ -14,7 +14,7 @@ test_that("the Python core simulates a cohort and runs a study from R", {
   expect_true(all(sim$clinical$os_days > 0))
 
   res <- ps_run(sim$files[["config"]], output = file.path(dir, "results"), progress = FALSE,
-                settings = list(models = list(engine = "baseline")))
+                settings = list(models = list(family = "baseline")))
   expect_s3_class(res, "ps_study")
   expect_setequal(unique(res$predictions$split), c("train", "test", "external"))
   expect_equal(nrow(res$predictions), 140)
@@ -26,7 +26,7 @@ test_that("the Python core simulates a cohort and runs a study from R", {
 test_that("ps_run accepts a data.frame and reports bad input clearly", {
   skip_if_not(has_core(), "PRIMESTATS_PYTHON not set (make test sets it)")
   sim <- ps_simulate(tempfile("ps_r_"), seed = 4L, n_a = 60L, n_b = 40L, images = FALSE, n_expression = 0L)
-  fast <- list(models = list(engine = "baseline"))
+  fast <- list(models = list(family = "baseline"))
   res <- ps_run(clinical = sim$clinical, settings = c(list(seed = 1L), fast), progress = FALSE)
   expect_equal(nrow(res$predictions), 100)
   bad <- sim$clinical
@@ -41,7 +41,7 @@ test_that("frozen models predict and validate new cohorts from R", {
   dir <- tempfile("ps_r_")
   sim <- ps_simulate(dir, seed = 5L, n_a = 70L, n_b = 50L, images = FALSE, n_expression = 0L)
   res <- ps_run(sim$files[["config"]], output = file.path(dir, "results"), progress = FALSE,
-                settings = list(models = list(engine = "prime", fast = TRUE),
+                settings = list(models = list(family = "prime", fast = TRUE),
                                 explain = list(shap = FALSE), evaluation = list(nested_cv = FALSE)))
   expect_true("prob_prime_r" %in% names(res$predictions))
   new <- ps_simulate(tempfile("ps_r_"), seed = 6L, n_a = 30L, n_b = 30L, images = FALSE,

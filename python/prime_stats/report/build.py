@@ -1,6 +1,6 @@
 """The TRIPOD+AI validation report of a PRIME study: one self-contained HTML file and its PDF.
 
-Input is a study output folder (written by :mod:`prime_stats.study`):
+Input is a study output folder (written by :func:`prime_stats.study.run_study`):
 
 - ``provenance.json`` and ``config.resolved.yaml``;
 - ``artefacts.json``: ``{"tables": {key: csv}, "figures": {key: png}, "engines": {statistic: "R"|"python"},
@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from .. import __version__
+from ..study.record import SPLIT_SUFFIX, caption
 from . import tables as tb
 from .tripod import ChecklistItem, items_for_section, load_checklist
 
@@ -103,57 +104,6 @@ SECTIONS: tuple[Section, ...] = (
 )
 SECTION_KEYS = tuple(s.key for s in SECTIONS) + ("additional", "checklist")
 
-TABLE_CAPTIONS = {
-    "flow": "Participants, responders and deaths per analysis set",
-    "followup": "Follow-up (reverse Kaplan-Meier)",
-    "table1": "Baseline characteristics",
-    "missingness": "Missing values per variable",
-    "icc_summary": "Feature reproducibility (ICC)",
-    "features_response": "PRIME-R: selected predictors",
-    "features_survival": "PRIME-S: selected predictors",
-    "hyperparameters": "Tuned hyperparameters",
-    "fusion_weights": "Fusion weights (meta-classifier coefficients; BMA weights)",
-    "calibration_response": "Calibration of the response models",
-    "calibration_survival": "Calibration of the survival models",
-    "decision_curve": "Net benefit",
-    "survshap": "PRIME-S: SurvSHAP(t) importance",
-    "paradox_hr": "Responder paradox: hazard ratios",
-    "km_groups": "Survival by risk group",
-    "logrank": "Log-rank tests",
-    "cox_hr": "Cox hazard ratios, high vs low risk",
-    "subgroups": "Hazard ratios within subgroups",
-    "adjusted_cox": "Unadjusted and adjusted hazard ratios",
-    "cox_zph": "Proportional-hazards test",
-    "shap_response": "PRIME-R: mean |SHAP| per feature",
-    "shap_survival": "PRIME-S: mean |SHAP| per feature",
-    "divergence": "Response versus survival drivers",
-    "paradox": "Responder-paradox quadrants",
-    "de": "Differentially expressed genes",
-    "gsea": "Gene-set enrichment (GSEA)",
-    "ssgsea": "ssGSEA scores by group",
-    "immune": "Immune-cell infiltration by group",
-}
-FIGURE_CAPTIONS = {
-    "roc_test": "ROC curves, internal test set",
-    "roc_external": "ROC curves, external validation centre",
-    "td_auc": "Time-dependent AUC",
-    "calibration_test": "Calibration, internal test set",
-    "calibration_external": "Calibration, external validation centre",
-    "brier_time": "Brier score over time",
-    "decision_test": "Decision curves, internal test set",
-    "decision_external": "Decision curves, external validation centre",
-    "km_test": "Kaplan-Meier curves by risk group, internal test set",
-    "km_external": "Kaplan-Meier curves by risk group, external validation centre",
-    "forest_subgroups": "Subgroup hazard ratios",
-    "shap_response": "SHAP summary, PRIME-R",
-    "shap_survival": "SHAP summary, PRIME-S",
-    "survshap": "SurvSHAP(t), PRIME-S",
-    "divergence": "Response versus survival drivers",
-    "paradox_km": "Survival by responder-paradox quadrant",
-    "volcano": "Volcano plot",
-    "gsea_enrichment": "GSEA enrichment",
-    "immune": "Immune-cell infiltration",
-}
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
             "immune": 30, "shap_response": 20, "shap_survival": 20, "survshap": 20, "decision_curve": 60}
 # notes that are not about one artefact, shown in these sections (keys: analysis steps of study.py)
@@ -163,7 +113,6 @@ NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimina
                  "paradox_thresholds": ("paradox",), "shap": ("explain",)}
 CALIBRATION_METRICS = {"citl", "intercept", "slope", "o/e", "e/o", "ici", "eavg", "e50", "e90", "emax",
                        "calibration slope", "calibration intercept", "calibration-in-the-large"}
-SPLIT_SUFFIX = {"train": "training set", "test": "internal test set", "external": "external validation centre"}
 DEFAULT_MAX_ROWS = 40
 RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
 UNCLIPPED = {"hyperparameters", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
@@ -346,15 +295,10 @@ class _Builder:
         return out
 
     def caption(self, key: str) -> str:
-        if key in TABLE_CAPTIONS:
-            return TABLE_CAPTIONS[key]
-        base, _, split = key.rpartition("_")
-        if base in TABLE_CAPTIONS and split in SPLIT_SUFFIX:
-            return f"{TABLE_CAPTIONS[base]}, {SPLIT_SUFFIX[split]}"
-        return key
+        return caption("table", key) or key
 
     def missing(self, kind: str, key: str) -> dict:
-        what = TABLE_CAPTIONS.get(key) if kind == "table" else FIGURE_CAPTIONS.get(key)
+        what = caption(kind, key)
         reason = self.st.unusable.get(f"{kind}:{key}") or self.st.notes.get(key) or "not produced by this study run"
         return {"kind": "missing", "what": f"{what or key} ({kind} '{key}')", "reason": self.text(reason)}
 
@@ -370,7 +314,7 @@ class _Builder:
     def figures(self, keys) -> dict:
         figs = []
         for k in keys:
-            f = _figure(k, self.st, self.counter, FIGURE_CAPTIONS.get(k, k))
+            f = _figure(k, self.st, self.counter, caption("figure", k) or k)
             f["note"] = self.text(f["note"])
             figs.append(f)
         i = 0
@@ -406,7 +350,7 @@ class _Builder:
             ("Missing-data rule", f"candidate predictors with more than {g('features', 'max_missing', 0.3):.0%} "
                                   "missing values excluded" if isinstance(g("features", "max_missing"), (int, float))
              else "not set"),
-            ("Models", f"{g('models', 'engine', '?')}" + (" (fast grids)" if g("models", "fast") else "")),
+            ("Models", f"{g('models', 'family', '?')}" + (" (fast grids)" if g("models", "fast") else "")),
             ("Bootstrap replicates", str(g("evaluation", "bootstrap", "not set"))),
             ("Statistics engine requested", str(g("evaluation", "engine", "auto"))),
             ("Random seed", str(cfg.get("seed", self.st.provenance.get("seed", "not set")))),

@@ -1,4 +1,5 @@
-"""The statistics stage of a study: frozen predictions in, tidy tables and figures out.
+"""The statistics stage of a study: frozen predictions in, tidy tables out (figures are drawn
+from these tables by :mod:`prime_stats.study.render`).
 
 Nothing here fits a model on outcomes of the internal-test or external patients: thresholds
 (median risk, responder cut-off) come from the training split, and every statistic is computed
@@ -6,214 +7,154 @@ per split from the predictions of the frozen models.
 """
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+import json
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from .. import rbridge
+from ..cohort import CohortColumns
+from ..evaluation import decision, descriptive
+from ..evaluation import survival as surv
+from ..evaluation.score import score_binary, score_survival
+from .predictions import PRIME_R, PRIME_S, SPLITS, Predictions
+from .record import Artefacts
 
-from .cohort import CohortColumns  # noqa: E402
-from .evaluation import decision, descriptive  # noqa: E402
-from .evaluation import survival as surv  # noqa: E402
-from .evaluation.score import score_binary, score_survival  # noqa: E402
-
-EVAL_SPLITS = ("train", "test", "external")
-SPLIT_LABELS = {"train": "training (apparent)", "test": "internal test", "external": "external"}
-DAYS_PER_MONTH = 30.4375
+NET_BENEFIT_THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
+METRIC_COLUMNS = ["endpoint", "model", "split", "metric", "time", "estimate", "se", "lower", "upper",
+                  "p_value", "n", "method", "engine"]
 
 
-@dataclass
-class Artefacts:
-    """Tables (DataFrames) and figures (PNG paths) produced for the report, plus notes."""
-    out: Path
-    tables: dict = field(default_factory=dict)
-    figures: dict = field(default_factory=dict)
-    notes: dict = field(default_factory=dict)
-    engines: dict = field(default_factory=dict)
-
-    def table(self, key: str, df: pd.DataFrame | None):
-        if df is not None:
-            self.tables[key] = df
-
-    def figure(self, key: str, fig):
-        folder = self.out / "figures"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{key}.png"
-        fig.savefig(path, dpi=150, bbox_inches="tight")
-        plt.close(fig)
-        self.figures[key] = path
-
-    def guarded(self, key: str, fn, *args, **kwargs):
-        """Run one analysis; a failure is recorded as a note for the report instead of lost."""
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - reported, never swallowed silently
-            warnings.warn(f"{key}: {type(exc).__name__}: {exc}", stacklevel=2)
-            self.notes[key] = f"not computed: {type(exc).__name__}: {exc}"
-            return None
-
-
-def _engine(cfg_engine: str) -> str:
-    return {"R": "R", "python": "python"}.get(cfg_engine, "auto")
-
-
-# ---------------------------------------------------------------------------------- discrimination
-def response_metrics(pred: pd.DataFrame, models: dict[str, str], cols: CohortColumns,
-                     engine: str) -> pd.DataFrame:
-    """score_binary per split for every response model (columns of ``pred`` named in ``models``)."""
-    frames = []
-    for split in EVAL_SPLITS:
-        g = pred[pred["split"] == split]
+# ---------------------------------------------------------------------------------- performance
+def response_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
+    """score_binary per split for every response model."""
+    cols, frames = pred.columns, []
+    for split in SPLITS:
+        g = pred.in_split(split)
         y = g[cols.response].astype(int).to_numpy()
         if len(g) < 10 or len(np.unique(y)) < 2:
             continue
         # probabilities of exactly 0 or 1 (e.g. from tree ensembles) have an infinite logit; they
         # are moved to 1e-6 / 1 - 1e-6 for the calibration regression (rms::val.prob cannot use them)
-        res = score_binary(y, {m: np.clip(g[c].to_numpy(), 1e-6, 1 - 1e-6) for m, c in models.items()},
-                           engine=_engine(engine), compare=split != "train")
+        res = score_binary(y, {m: np.clip(g[c].to_numpy(), 1e-6, 1 - 1e-6) for m, c in pred.response.items()},
+                           engine=engine, compare=split != "train")
         frames.append(res.assign(endpoint="response", split=split, n=len(g)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def survival_metrics(pred: pd.DataFrame, risk_cols: dict[str, str], surv_cols: dict[str, list[str]],
-                     times: list[float], cols: CohortColumns, engine: str) -> pd.DataFrame:
+def survival_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
     """score_survival per split: C-index for every model's risk score, AUC(t)/Brier(t)/IBS/IPA and
     calibration for models with a survival function (F(t|x) = 1 - S(t|x))."""
-    frames = []
-    for split in EVAL_SPLITS:
-        g = pred[pred["split"] == split]
+    cols, times, frames = pred.columns, pred.times, []
+    for split in SPLITS:
+        g = pred.in_split(split)
         if len(g) < 10 or g[cols.event].sum() < 3:
             continue
         t_ok = [t for t in times if t < g[cols.time].max()]
         idx = [times.index(t) for t in t_ok]
         # F(t|x) = 1 - S(t|x), kept inside (0, 1) for the cloglog calibration model
-        risks = {m: np.clip(1 - g[c].to_numpy()[:, idx], 1e-6, 1 - 1e-6) for m, c in surv_cols.items()}
+        risks = {m: np.clip(1 - g[c].to_numpy()[:, idx], 1e-6, 1 - 1e-6) for m, c in pred.survival.items()}
         res = score_survival(g[cols.time].to_numpy(float), g[cols.event].astype(int).to_numpy(), risks,
-                             times=t_ok, risk_scores={m: g[c].to_numpy() for m, c in risk_cols.items()},
-                             engine=_engine(engine))
+                             times=t_ok, risk_scores={m: g[c].to_numpy() for m, c in pred.risk.items()},
+                             engine=engine)
         frames.append(res.assign(endpoint="survival", split=split, n=len(g)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-# ---------------------------------------------------------------------------------------- figures
-def response_figures(art: Artefacts, pred: pd.DataFrame, models: dict[str, str], cols: CohortColumns):
-    from .report import figures_validation as fv
+def order_metrics(m: pd.DataFrame) -> pd.DataFrame:
+    """The tidy metrics table with its columns in the documented order."""
+    return m[[c for c in METRIC_COLUMNS if c in m.columns] + [c for c in m.columns if c not in METRIC_COLUMNS]]
 
+
+def decision_tables(art: Artefacts, pred: Predictions):
+    """Net benefit of every response model against treat-all / treat-none, per validation split."""
+    cols = pred.columns
     for split in ("test", "external"):
-        g = pred[pred["split"] == split]
+        g = pred.in_split(split)
         y = g[cols.response].astype(int).to_numpy()
         if len(np.unique(y)) < 2:
             continue
-        probs = {m: g[c].to_numpy() for m, c in models.items()}
-        label = SPLIT_LABELS[split]
-        art.figure(f"roc_{split}", fv.plot_roc(y, probs, title=f"ROC, {label} (n={len(g)})"))
-        main = next(iter(models))
-        art.figure(f"calibration_{split}", fv.plot_calibration(
-            y, {main: probs[main]}, n_boot=100, title=f"Calibration of {main}, {label}"))
-        nb = decision.net_benefit(y, probs, thresholds=np.round(np.arange(0.05, 0.96, 0.01), 2))
-        art.table(f"decision_curve_{split}", nb)
-        art.figure(f"decision_{split}", fv.plot_decision_curve(nb, title=f"Decision curve, {label}"))
-
-
-def survival_figures(art: Artefacts, metrics: pd.DataFrame):
-    from .report import figures_validation as fv
-
-    ext = metrics[(metrics["split"] == "external") & metrics["metric"].isin(["AUC(t)", "Brier"])]
-    if len(ext):
-        fig = fv.plot_time_dependent(ext, metrics=("AUC(t)",), time_scale=DAYS_PER_MONTH,
-                                     time_label="Months", title="Time-dependent AUC, external")
-        art.figure("td_auc", fig)
-        fig = fv.plot_time_dependent(ext, metrics=("Brier",), time_scale=DAYS_PER_MONTH,
-                                     time_label="Months", title="Brier score over time, external")
-        art.figure("brier_time", fig)
+        probs = {m: g[c].to_numpy() for m, c in pred.response.items()}
+        art.table(f"decision_curve_{split}", decision.net_benefit(y, probs, thresholds=NET_BENEFIT_THRESHOLDS))
 
 
 # --------------------------------------------------------------------------- survival analyses
-def risk_group_analyses(art: Artefacts, pred: pd.DataFrame, risk_col: str, cols: CohortColumns,
-                        clinical: pd.DataFrame, engine: str):
-    """Median-risk groups frozen from training; KM, log-rank, Cox HR, subgroups, adjusted Cox,
-    PH check and reverse-KM follow-up per split."""
-    eng = _engine(engine)
-    strat = surv.MedianRiskStratifier().fit(pred.loc[pred["split"] == "train", risk_col].to_numpy())
-    d = pred.copy()
+def risk_groups(pred: Predictions) -> tuple[pd.DataFrame, surv.MedianRiskStratifier]:
+    """The main survival model's risk groups: the median risk of the training split, frozen and
+    applied to every split (``risk_group`` low/high, ``high_risk`` 0/1)."""
+    risk_col = pred.main_risk()
+    strat = surv.MedianRiskStratifier().fit(pred.in_split("train")[risk_col].to_numpy())
+    d = pred.frame.copy()
     d["risk_group"] = np.asarray(strat.labels(d[risk_col].to_numpy())).astype(str)
     d["high_risk"] = (d["risk_group"] == "high").astype(int)
+    return d, strat
+
+
+def risk_group_analyses(art: Artefacts, pred: Predictions, clinical: pd.DataFrame, engine: str):
+    """Median-risk groups frozen from training; KM, log-rank, Cox HR, PH check and reverse-KM
+    follow-up per validation split; subgroups and the adjusted Cox on the external split."""
+    cols = pred.columns
+    d, strat = risk_groups(pred)
     art.notes["risk_cutoff"] = (f"PRIME-S median risk score in the training split = "
                                 f"{strat.cutoff_:.4f}, frozen and applied to every split")
-    km_rows, lr_rows, hr_rows, fu_rows, zph_rows = [], [], [], [], []
+    rows = {k: [] for k in ("km_groups", "logrank", "cox_hr", "cox_zph", "followup")}
     for split in ("test", "external"):
         g = d[d["split"] == split]
         if g["risk_group"].nunique() < 2 or g[cols.event].sum() < 3:
             art.notes[f"risk_groups_{split}"] = f"{split}: fewer than 3 deaths or one risk group only"
             continue
-        art.guarded(f"risk_groups_{split}", _risk_group_split, art, g, split, cols, eng,
-                    km_rows, lr_rows, hr_rows, zph_rows, fu_rows)
-    for key, rows in (("km_groups", km_rows), ("logrank", lr_rows), ("cox_hr", hr_rows),
-                      ("cox_zph", zph_rows), ("followup", fu_rows)):
-        if rows:
-            art.table(key, pd.concat(rows, ignore_index=True))
-    _subgroups_and_adjusted(art, d, cols, clinical, eng)
-    return d[[cols.id, "risk_group"]]
+        art.guarded(f"risk_groups_{split}", _risk_group_split, g, split, cols, pred.times, engine, rows)
+    for key, r in rows.items():
+        if r:
+            art.table(key, pd.concat(r, ignore_index=True))
+    _subgroups_and_adjusted(art, d, cols, clinical, engine)
+    return d[[cols.id, "split", cols.time, cols.event, "risk_group"]]
 
 
-def _risk_group_split(art, g, split, cols, eng, km_rows, lr_rows, hr_rows, zph_rows, fu_rows):
-    from .report import figures_survival as fs
-
+def _risk_group_split(g, split, cols, times, engine, rows):
     kw = dict(time=cols.time, event=cols.event, id_col=cols.id)
-    km = surv.kaplan_meier(g, group="risk_group", times=[182.625, 365.25, 730.5, 1095.75], **kw)
-    km_rows.append(km.at_times.assign(split=split))
-    lr_rows.append(surv.logrank_test(g, group="risk_group", engine=eng, **kw).assign(split=split))
-    fu_rows.append(surv.median_followup(g, engine=eng, **kw).assign(split=split))
-    art.figure(f"km_{split}", fs.plot_kaplan_meier(
-        g, cols.time, cols.event, group="risk_group", risk_times=[0, 6, 12, 24, 36],
-        time_scale=DAYS_PER_MONTH, xlabel="Months", title=f"PRIME-S risk groups, {SPLIT_LABELS[split]}",
-        group_labels={"low": "Low risk", "high": "High risk"}))
-    hr_rows.append(surv.cox_hazard_ratios(g, covariates=["high_risk"], engine=eng, **kw).assign(split=split))
-    zph_rows.append(surv.cox_zph(g, covariates=["high_risk"], engine=eng, **kw).assign(split=split))
+    km = surv.kaplan_meier(g, group="risk_group", times=times, engine=engine, **kw)
+    rows["km_groups"].append(km.at_times.assign(split=split))
+    rows["logrank"].append(surv.logrank_test(g, group="risk_group", engine=engine, **kw).assign(split=split))
+    rows["followup"].append(surv.median_followup(g, engine=engine, **kw).assign(split=split))
+    rows["cox_hr"].append(surv.cox_hazard_ratios(g, covariates=["high_risk"], engine=engine, **kw).assign(split=split))
+    rows["cox_zph"].append(surv.cox_zph(g, covariates=["high_risk"], engine=engine, **kw).assign(split=split))
 
 
-def _subgroups_and_adjusted(art, d, cols, clinical, eng):
-    from .report import figures_survival as fs
-
+def _subgroups_and_adjusted(art, d, cols, clinical, engine):
     ext = d[d["split"] == "external"].merge(clinical, left_on=cols.id, right_index=True, how="left",
                                             suffixes=("", "_clin"))
-    if len(ext) >= 20:
-        sub = pd.DataFrame({cols.id: ext[cols.id], cols.time: ext[cols.time], cols.event: ext[cols.event],
-                            "risk_group": ext["high_risk"]})
-        subgroup_cols = []
-        if "treatment" in ext:
-            sub["treatment"] = ext["treatment"]
-            subgroup_cols.append("treatment")
-        if "age" in ext:
-            sub["age"] = np.where(ext["age"] >= 60, ">= 60 years", "< 60 years")
-            subgroup_cols.append("age")
-        if "tumour_diameter_mm" in ext:
-            burden = (ext["tumour_diameter_mm"] > 50) | (ext.get("tumour_number", 1) > 3)
-            sub["tumour_burden"] = np.where(burden, "high burden", "low burden")
-            art.notes["tumour_burden"] = "high tumour burden: largest diameter > 50 mm or more than 3 nodules"
-            subgroup_cols.append("tumour_burden")
-        if "ehm" in ext:
-            sub["ehm"] = np.where(ext["ehm"] == 1, "extrahepatic metastasis", "no EHM")
-            subgroup_cols.append("ehm")
-        tab = art.guarded("subgroups", surv.subgroup_hazard_ratios, sub, cols.time, cols.event,
-                          "risk_group", subgroup_cols, id_col=cols.id)
-        if tab is not None:
-            art.table("subgroups", tab)
-            art.figure("forest_subgroups", fs.plot_forest(tab, title="PRIME-S high vs low risk by subgroup, external"))
-        if cols.subsequent_therapy and cols.subsequent_therapy in ext:
-            adj = art.guarded("adjusted_cox", surv.adjusted_hazard_ratio, ext, cols.time, cols.event,
-                              "high_risk", [cols.subsequent_therapy], id_col=cols.id, engine=eng)
-            art.table("adjusted_cox", adj)
+    if len(ext) < 20:
+        return
+    sub = pd.DataFrame({cols.id: ext[cols.id], cols.time: ext[cols.time], cols.event: ext[cols.event],
+                        "risk_group": ext["high_risk"]})
+    subgroup_cols = []
+    if "treatment" in ext:
+        sub["treatment"] = ext["treatment"]
+        subgroup_cols.append("treatment")
+    if "age" in ext:
+        sub["age"] = np.where(ext["age"] >= 60, ">= 60 years", "< 60 years")
+        subgroup_cols.append("age")
+    if "tumour_diameter_mm" in ext:
+        burden = (ext["tumour_diameter_mm"] > 50) | (ext.get("tumour_number", 1) > 3)
+        sub["tumour_burden"] = np.where(burden, "high burden", "low burden")
+        art.notes["tumour_burden"] = "high tumour burden: largest diameter > 50 mm or more than 3 nodules"
+        subgroup_cols.append("tumour_burden")
+    if "ehm" in ext:
+        sub["ehm"] = np.where(ext["ehm"] == 1, "extrahepatic metastasis", "no EHM")
+        subgroup_cols.append("ehm")
+    art.table("subgroups", art.guarded("subgroups", surv.subgroup_hazard_ratios, sub, cols.time, cols.event,
+                                       "risk_group", subgroup_cols, id_col=cols.id))
+    if cols.subsequent_therapy and cols.subsequent_therapy in ext:
+        art.table("adjusted_cox", art.guarded("adjusted_cox", surv.adjusted_hazard_ratio, ext, cols.time,
+                                              cols.event, "high_risk", [cols.subsequent_therapy],
+                                              id_col=cols.id, engine=engine))
 
 
 # ----------------------------------------------------------------------------------- descriptive
 def descriptive_tables(art: Artefacts, clinical: pd.DataFrame, split: pd.Series, cols: CohortColumns,
                        excluded: list[str], train_missing: pd.Series):
+    """Table 1 by analysis set and the missing-value table."""
     d = clinical.loc[split.index[split != "excluded"]].copy()
     d["cohort"] = split.loc[d.index].map({"train": "Training", "test": "Internal test",
                                           "external": "External"})
@@ -230,6 +171,7 @@ def descriptive_tables(art: Artefacts, clinical: pd.DataFrame, split: pd.Series,
 
 
 def flow_table(cohort, split: pd.Series, cols: CohortColumns) -> pd.DataFrame:
+    """Patients, responders and deaths per analysis set."""
     c = cohort.clinical
     rows = []
     for s in ("train", "test", "external", "excluded"):
@@ -243,28 +185,85 @@ def flow_table(cohort, split: pd.Series, cols: CohortColumns) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# --------------------------------------------------------------------------- model description
+def model_tables(art: Artefacts, models: dict):
+    """Selected predictors, tuned hyperparameters and fusion weights of PRIME-R and PRIME-S."""
+    hp = []
+    if PRIME_R in models.get("response", {}):
+        m = models["response"][PRIME_R]
+        art.table("features_response", m.selected_features_)
+        hp += [{"endpoint": "response", "model": str(k), "hyperparameters": json.dumps(v, default=str)}
+               for k, v in getattr(m, "best_params_", {}).items()]
+    if PRIME_S in models.get("survival", {}):
+        m = models["survival"][PRIME_S]
+        art.table("features_survival", m.selected_features_)
+        hp += [{"endpoint": "survival", "model": f"{k}/{le}",
+                "hyperparameters": json.dumps(b.results_[le].best_params_, default=str)}
+               for k, b in m.bases_.items() for le in b.results_]
+    if hp:
+        art.table("hyperparameters", pd.DataFrame(hp))
+    fw = []
+    if PRIME_R in models.get("response", {}):
+        fw.append(models["response"][PRIME_R].fusion_weights_.assign(model="PRIME-R (non-negative logistic stacker)"))
+    if PRIME_S in models.get("survival", {}):
+        fw.append(models["survival"][PRIME_S].bma_table_.assign(model="PRIME-S (BMA)"))
+    if fw:
+        art.table("fusion_weights", pd.concat(fw, ignore_index=True))
+
+
+# --------------------------------------------------------------------------------------- paradox
+def frozen_thresholds(models: dict, pred: Predictions):
+    """Responder cut-off (Youden) from PRIME-R's out-of-fold training probabilities (the
+    meta-classifier applied to the bases' OOF probabilities; in-sample probabilities of tree
+    ensembles are overfitted) and the PRIME-S training median risk."""
+    from ..paradox import freeze_thresholds
+
+    cols = pred.columns
+    tr = pred.in_split("train")
+    prime_r = models["response"][PRIME_R]
+    oof = pd.Series(prime_r.meta_.predict_proba(prime_r.oof_proba_.to_numpy())[:, 1],
+                    index=prime_r.oof_proba_.index).loc[tr[cols.id]]
+    return freeze_thresholds(oof.to_numpy(), tr[cols.response], tr[pred.risk[PRIME_S]])
+
+
+def paradox_analysis(art: Artefacts, pred: Predictions, models: dict, engine: str):
+    """The responder paradox on the external split, thresholds frozen on training."""
+    from ..paradox import responder_paradox
+
+    cols = pred.columns
+    th = frozen_thresholds(models, pred)
+    art.notes["paradox_thresholds"] = (f"responder threshold {th.response_threshold:.3f} ({th.response_rule}, "
+                                       f"out-of-fold training probabilities); "
+                                       f"risk threshold {th.risk_threshold:.3f} ({th.risk_rule}); both from training")
+    ext = pred.in_split("external")
+    res = responder_paradox(ext[pred.response[PRIME_R]], ext[pred.risk[PRIME_S]], ext[cols.response],
+                            ext[cols.time], ext[cols.event], thresholds=th, patient_id=ext[cols.id],
+                            engine=engine)
+    art.table("paradox", res.table)
+    art.table("paradox_hr", res.hazard_ratio)
+    return res
+
+
 # -------------------------------------------------------------------------------------- omics
 def omics_analyses(art: Artefacts, expression: pd.DataFrame, groups: pd.Series, gene_sets_path,
-                   seed: int):
+                   seed: int, engine: str):
     """DE (limma-voom / Welch), GSEA on the Hallmark sets and immune infiltration between the
-    PRIME-R predicted responders and non-responders among patients with expression data."""
-    from . import omics
-    from .report import figures_explain as fe
+    PRIME-R predicted responders and non-responders among patients with expression data.
+    Returns the GSEA result and immune scores (for the figures), or None."""
+    from .. import omics
+    from ..genesets import read_gmt
 
     samples = [s for s in expression.columns if s in groups.index]
     g = groups.loc[samples]
     if g.nunique() < 2 or g.value_counts().min() < 3:
         art.notes["omics"] = "fewer than 3 patients with expression data in a predicted group"
-        return
+        return None
     expr = expression[samples]
-    de = omics.differential_expression(expr, g, reference="non-responder")
-    art.table("de", de)
-    art.figure("volcano", fe.plot_volcano(de, title="Predicted responders vs non-responders"))
+    art.table("de", omics.differential_expression(expr, g, reference="non-responder", engine=engine))
+    gs = None
     if gene_sets_path is not None:
-        gs = omics.gsea_prerank(de, omics.read_gmt(gene_sets_path), permutations=1000, seed=seed)
+        gs = omics.gsea_prerank(art.tables["de"], read_gmt(gene_sets_path), permutations=1000, seed=seed)
         art.table("gsea", gs.table)
-        if len(gs.table):
-            art.figure("gsea_enrichment", fe.plot_gsea_enrichment(gs, gs.table.iloc[0]["gene_set"]))
-    scores, comparison = omics.immune_infiltration(expr, g)
+    scores, comparison = omics.immune_infiltration(expr, g, engine=engine)
     art.table("immune", comparison)
-    art.figure("immune", fe.plot_score_boxplot(scores.scores, g, comparison=comparison))
+    return {"gsea": gs, "immune_scores": scores.scores, "groups": g}

@@ -13,8 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cohort import Cohort, CohortColumns, CohortError
-from .persist import load_skops
+from ..cohort import Cohort, CohortColumns, CohortError
+from ..persist import load_skops
+from . import analyses
+from .design import clinical_features
+from .fit import read_models
+from .predictions import predict_all
 
 
 @dataclass
@@ -33,8 +37,7 @@ class FrozenStudy:
             raise CohortError(f"{d} is not a fitted study folder (no models/study_spec.json); "
                               "run 'prime-stats run CONFIG' first")
         spec = json.loads(spec_path.read_text())
-        models = {ep: {name: load_skops(d / "models" / f) for name, f in ms.items()}
-                  for ep, ms in spec["models"].items()}
+        models = read_models(d / "models")
         encoder = load_skops(d / "models" / "clinical_encoder.skops")
         return cls(d, spec, models, encoder)
 
@@ -45,15 +48,13 @@ class FrozenStudy:
     def features(self, cohort: Cohort, out: str | Path | None = None, workers: int = 1,
                  progress: bool = False) -> pd.DataFrame:
         """The design matrix of ``cohort`` built exactly as for the training data."""
-        from .study import clinical_features
-
         raw = clinical_features(cohort, self.spec["config"]["features"]["exclude"])
         x = self.encoder.transform(raw)
         rad_cols = self.spec["radiomics_features"]
         if rad_cols:
             if cohort.manifest is None:
                 raise CohortError("the frozen study uses radiomics features; give an image manifest")
-            from .imaging import extract_manifest
+            from ..imaging import extract_manifest
 
             out = Path(out or self.directory / "scored")
             res = extract_manifest(cohort.manifest.drop(columns=["mask_observer2"], errors="ignore"),
@@ -72,31 +73,24 @@ class FrozenStudy:
 
     def predict(self, cohort: Cohort, name: str = "new", **kwargs) -> pd.DataFrame:
         """Frozen predictions for every patient of ``cohort`` (split label ``name``)."""
-        from . import study as st
-        from .study import FeatureSet
+        return self.predictions(cohort, name, **kwargs).frame
 
+    def predictions(self, cohort: Cohort, name: str = "new", **kwargs):
+        """:meth:`predict` as a :class:`~prime_stats.study.predictions.Predictions` (with the
+        model <-> column maps)."""
         X = self.features(cohort, **kwargs)
-        fs = FeatureSet(X, self.spec["clinical_features"], self.spec["radiomics_features"], [],
-                        pd.Series(dtype=float))
         split = pd.Series(name, index=cohort.ids, name="split")
-        return st.predict_all(self.models, fs, cohort, split, self.columns, list(self.spec["times"]))
+        return predict_all(self.models, X, cohort, split, self.columns, list(self.spec["times"]))
 
     def validate(self, cohorts: dict[str, Cohort] | Cohort, engine: str = "auto", **kwargs) -> pd.DataFrame:
         """Apply the frozen models to one or several external cohorts, each validated separately
         (tidy metrics with a ``split`` column naming the cohort)."""
-        from . import analysis
-        from .study import model_columns
-
         if isinstance(cohorts, Cohort):
             cohorts = {"external": cohorts}
-        cols = self.columns
         frames = []
         for name, cohort in cohorts.items():
-            pred = self.predict(cohort, name=name, **kwargs)
-            pred["split"] = "external"
-            resp, risk, surv = model_columns(pred, list(self.spec["times"]))
-            m = pd.concat([analysis.response_metrics(pred, resp, cols, engine),
-                           analysis.survival_metrics(pred, risk, surv, list(self.spec["times"]), cols, engine)],
+            pred = self.predictions(cohort, name="external", **kwargs)
+            m = pd.concat([analyses.response_metrics(pred, engine), analyses.survival_metrics(pred, engine)],
                           ignore_index=True)
             frames.append(m.assign(split=name))
         return pd.concat(frames, ignore_index=True)

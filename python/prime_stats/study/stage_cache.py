@@ -10,7 +10,7 @@ and of ``joblib.Memory``).
 
 Nothing is pickled: a stage names a :class:`Codec`, by default :data:`DATA` (tables and arrays
 as Parquet and ``.npy``, :func:`prime_stats.persist.dump_data`); fitted models use skops with
-trusted types (see ``study``).
+trusted types (see :mod:`prime_stats.study.fit`).
 """
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ from typing import Any, Callable
 
 import joblib
 
-from . import __version__, persist
+from .. import __version__, persist
 
 __all__ = ["Codec", "DATA", "StageCache", "library_versions", "source_hash"]
 
-_LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "statsmodels", "shap", "joblib")
+# the libraries whose versions go into every cache key and into provenance.json
+LIBRARIES = ("numpy", "pandas", "scipy", "scikit-learn", "scikit-survival", "lifelines", "statsmodels",
+             "pyradiomics-bhklab", "shap", "gseapy", "SimpleITK", "skops", "joblib", "rpy2")
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,7 +38,7 @@ def source_hash() -> str:
     """SHA-1 of prime-stats' own Python sources: code changed without a version bump (a
     development checkout, a patched install) never reuses results of the old code."""
     h = hashlib.sha1()
-    root = Path(__file__).parent
+    root = Path(__file__).resolve().parents[1]
     for f in sorted(root.rglob("*.py")):
         h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
@@ -47,7 +49,7 @@ def library_versions() -> dict[str, str | None]:
     """prime-stats (version and source hash) and the numerical libraries whose versions are part
     of every cache key."""
     out: dict[str, str | None] = {"prime-stats": __version__, "prime-stats sources": source_hash()}
-    for pkg in _LIBRARIES:
+    for pkg in LIBRARIES:
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

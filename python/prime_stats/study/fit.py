@@ -1,0 +1,169 @@
+"""Model fitting on the training split: PRIME-R, PRIME-S and their comparators, nested CV,
+cross-validated SHAP, and the frozen models' files (skops)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import persist
+from .config import StudyConfig
+from .design import FeatureSet
+from .predictions import PRIME_R, PRIME_S, slug
+
+
+def fit_baseline(fs: FeatureSet, y_resp, y_surv) -> dict:
+    """Penalised logistic and penalised Cox on the clinical features (comparator engine)."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+    Xtr = fs.X.loc[y_resp.index, fs.clinical]
+    resp = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                         LogisticRegressionCV(Cs=10, cv=5, scoring="roc_auc", max_iter=5000,
+                                              l1_ratios=(0.0,), use_legacy_attributes=False))
+    survm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                          CoxPHSurvivalAnalysis(alpha=10.0, ties="efron"))
+    resp.fit(Xtr, y_resp.to_numpy())
+    survm.fit(Xtr, y_surv)
+    return {"response": {"baseline": (resp, fs.clinical)}, "survival": {"baseline": (survm, fs.clinical)}}
+
+
+def fit_prime(fs: FeatureSet, y_resp: pd.Series, y_surv, cfg: StudyConfig, log) -> dict:
+    """PRIME-R (late fusion), PRIME-S (BMA) and the early-fusion comparators on the training split.
+    The single-modality comparators are PRIME's own base models."""
+    from ..fusion import PrimeR, PrimeS
+    from ..models.selection import ModalityClassifier, ModalitySurvival
+
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+    Xtr = fs.X.loc[y_resp.index]
+    t0 = time.time()
+    prime_r = PrimeR(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_resp.to_numpy())
+    log(f"PRIME-R fitted in {time.time() - t0:.0f}s: learners {prime_r.chosen_learners_}")
+    t0 = time.time()
+    prime_s = PrimeS(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_surv)
+    log(f"PRIME-S fitted in {time.time() - t0:.0f}s: BMA weights "
+        + ", ".join(f"{r.feature_kind}/{r.learner}={r.weight:.2f}" for r in prime_s.bma_table_.itertuples()))
+    models = {"response": {PRIME_R: prime_r}, "survival": {PRIME_S: prime_s}}
+    if fs.radiomics and fs.clinical:
+        t0 = time.time()
+        models["response"]["early fusion"] = ModalityClassifier(
+            fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_resp.to_numpy())
+        models["survival"]["early fusion"] = ModalitySurvival(
+            fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_surv)
+        log(f"early-fusion comparators fitted in {time.time() - t0:.0f}s")
+    return models
+
+
+def nested_cv_table(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log) -> pd.DataFrame:
+    """Nested CV (inner tuning, outer estimate) of clinical, radiomics, early and late fusion."""
+    from ..fusion import compare_modalities
+
+    if not (fs.clinical and fs.radiomics):
+        return None
+    Xtr = fs.X.loc[y_resp.index]
+    kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
+              progress=log)
+    t0 = time.time()
+    r = compare_modalities(Xtr, y_resp.to_numpy(), fs.clinical, fs.radiomics, **kw)
+    s = compare_modalities(Xtr, y_surv, fs.clinical, fs.radiomics, **kw)
+    log(f"nested CV of the modality comparison in {time.time() - t0:.0f}s")
+    tab = pd.concat([r, s], ignore_index=True)
+    tab["model"] = np.where(tab["model"] == "late fusion",
+                            np.where(tab["endpoint"] == "response", PRIME_R, PRIME_S), tab["model"])
+    return tab.assign(split="nested_cv", engine="python", n=len(Xtr))
+
+
+def stage_inputs(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig) -> tuple:
+    """What the model stages depend on: the training features and outcomes, the seed and the model
+    settings (not the worker count, which does not change results)."""
+    settings = {k: v for k, v in asdict(cfg.models).items() if k not in ("n_jobs", "cache")}
+    return (fs.X.loc[y_resp.index], fs.clinical, fs.radiomics, y_resp, y_surv, cfg.seed, settings)
+
+
+def shap_results(models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
+    """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
+    explain the held-out fifth) and SurvSHAP(t) of the frozen PRIME-S on up to 30 external patients
+    with a training background. The explained inputs are the features the final PRIME models
+    selected on the whole training split (a description of those models, not a performance
+    estimate). Returns {"response": ShapResult, "survival": ShapResult, "survshap": SurvShapResult}."""
+    from sklearn.base import clone
+
+    from .. import explain
+    from ..fusion import PrimeR, PrimeS
+
+    Xtr = fs.X.loc[y_resp.index]
+    res = {}
+    for endpoint, key, y in (("response", PRIME_R, y_resp.to_numpy()), ("survival", PRIME_S, y_surv)):
+        m = models[endpoint][key]
+        used = list(dict.fromkeys(m.selected_features_["feature"]))[: cfg.explain.max_features * 2]
+        clin_used = [f for f in used if f in fs.clinical]
+        rad_used = [f for f in used if f in fs.radiomics]
+        klass = PrimeR if endpoint == "response" else PrimeS
+        est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+        res[endpoint] = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv,
+                                        random_state=cfg.seed)
+    if cfg.explain.survshap:
+        explained = fs.X.loc[external_ids[:30]] if len(external_ids) else Xtr.iloc[:30]
+        res["survshap"] = explain.survshap(models["survival"][PRIME_S], explained, cfg.times,
+                                           background=Xtr, n_background=30, random_state=cfg.seed)
+    return res
+
+
+def write_models(models: dict, folder: Path, n_jobs: int = 1) -> dict:
+    """Each fitted model to ``folder/<endpoint>_<name>.skops`` (one model per worker: skops walks
+    every tree node in Python, seconds per model) and ``index.json`` ({endpoint: {name: file}})."""
+    from joblib import Parallel, delayed
+
+    folder.mkdir(parents=True, exist_ok=True)
+    index, jobs = {}, []
+    for endpoint, ms in models.items():
+        for name, m in ms.items():
+            f = f"{endpoint}_{slug(name)}.skops"
+            jobs.append((m, folder / f))
+            index.setdefault(endpoint, {})[name] = f
+    Parallel(n_jobs=max(1, min(n_jobs, len(jobs))))(delayed(persist.dump_skops)(m, path) for m, path in jobs)
+    (folder / "index.json").write_text(json.dumps(index, indent=2))
+    return index
+
+
+def read_models(folder: Path, n_jobs: int = 1) -> dict:
+    """The models :func:`write_models` wrote (skops, trusted types only; one file per worker)."""
+    from joblib import Parallel, delayed
+
+    index = json.loads((folder / "index.json").read_text())
+    files = [(ep, name, f) for ep, ms in index.items() for name, f in ms.items()]
+    loaded = Parallel(n_jobs=max(1, min(n_jobs, len(files))))(
+        delayed(persist.load_skops)(folder / f) for _, _, f in files)
+    models: dict = {}
+    for (ep, name, _), m in zip(files, loaded):
+        models.setdefault(ep, {})[name] = m
+    return models
+
+
+def save_frozen_models(models: dict, fs: FeatureSet, cfg: StudyConfig, out: Path, written: Path | None = None):
+    """Fitted models and the fitted feature step with skops (no unrestricted pickle), and the
+    feature specification beside them, so that new patients can be scored by the frozen study.
+    ``written``: a folder where :func:`write_models` already wrote these models (the stage cache
+    entry); its files are copied instead of being serialised again."""
+    import shutil
+
+    folder = out / "models"
+    if written is not None and (written / "index.json").is_file():
+        folder.mkdir(exist_ok=True)
+        index = json.loads((written / "index.json").read_text())
+        for f in [*(f for ms in index.values() for f in ms.values()), "index.json"]:
+            shutil.copyfile(written / f, folder / f)
+    else:
+        index = write_models(models, folder, cfg.models.n_jobs)
+    persist.dump_skops(fs.encoder, folder / "clinical_encoder.skops")
+    spec = {"models": index, "clinical_features": fs.clinical, "radiomics_features": fs.radiomics,
+            "excluded_missing": fs.excluded_missing, "radiomics_settings": cfg.radiomics,
+            "family": cfg.models.family, "times": cfg.times, "config": cfg.to_dict()}
+    (folder / "study_spec.json").write_text(json.dumps(spec, indent=2, default=str))
