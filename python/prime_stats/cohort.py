@@ -91,7 +91,8 @@ class Cohort:
         man = None
         if manifest is not None:
             man = read_table(manifest)
-            man = resolve_manifest_paths(man, Path(manifest).parent, check_files=check_files)
+            man = resolve_manifest_paths(man, Path(manifest).parent, check_files=check_files,
+                                         name=str(manifest))
         expr = None
         if expression is not None:
             expr = read_table(expression)
@@ -213,61 +214,103 @@ def _check_binary(df: pd.DataFrame, col: str, allow_missing: bool):
     df[col] = v.astype("Int64") if v.isna().any() else v.astype(int)
 
 
-def resolve_manifest_paths(manifest: pd.DataFrame, base: Path, check_files: bool = True) -> pd.DataFrame:
-    """Make image/mask paths absolute (relative ones are relative to ``base``) and check they exist."""
+SEGMENTATION_COLUMNS = ("mask", "mask_observer2", "mask_repeat")
+
+
+def check_manifest(manifest: pd.DataFrame, name: str = "manifest") -> pd.DataFrame:
+    """The one manifest schema check: required columns, no empty cells, phases AP/PVP (case and
+    spaces ignored), one row per patient and phase. ``name`` (the file) starts every message."""
     man = manifest.copy()
-    missing_cols = [c for c in MANIFEST_COLUMNS if c not in man.columns]
-    if missing_cols:
-        raise CohortError(f"manifest: column(s) {missing_cols} missing (needs {list(MANIFEST_COLUMNS)})")
-    path_cols = [c for c in ("image", "mask", "mask_observer2") if c in man.columns]
+    missing = [c for c in MANIFEST_COLUMNS if c not in man.columns]
+    if missing:
+        raise CohortError(f"{name} lacks column(s) {missing}; required: {list(MANIFEST_COLUMNS)}")
+    for col in MANIFEST_COLUMNS:
+        empty = man[col].isna() | (man[col].astype(str).str.strip() == "")
+        if empty.any():
+            raise CohortError(f"{name}: column {col!r} is empty in row(s) {list(np.flatnonzero(empty) + 1)}")
+    man["patient_id"] = man["patient_id"].astype(str).str.strip()
+    man["phase"] = man["phase"].astype(str).str.strip().str.upper()
+    bad = ~man["phase"].isin(PHASES)
+    if bad.any():
+        r = man.loc[bad].iloc[0]
+        raise CohortError(f"{name}: unknown phase {r['phase']!r} for patient {r['patient_id']} "
+                          f"(allowed: {', '.join(PHASES)}; {int(bad.sum())} bad row(s))")
+    dup = man.duplicated(["patient_id", "phase"], keep=False)
+    if dup.any():
+        raise CohortError(f"{name}: more than one row for patient/phase "
+                          f"{_patients(sorted(set(man.loc[dup, 'patient_id'] + '/' + man.loc[dup, 'phase'])))}")
+    return man.reset_index(drop=True)
+
+
+def resolve_manifest_paths(manifest: pd.DataFrame, base: Path, check_files: bool = True,
+                           name: str = "manifest") -> pd.DataFrame:
+    """:func:`check_manifest`, then image/mask paths made absolute (relative ones are relative to
+    ``base``, the manifest's folder) and, with ``check_files``, checked to exist."""
+    man = check_manifest(manifest, name)
+    path_cols = [c for c in ("image", *SEGMENTATION_COLUMNS) if c in man.columns]
+
+    def absolute(p):
+        if pd.isna(p) or str(p).strip() == "":
+            return None
+        q = Path(str(p)).expanduser()
+        return str(q if q.is_absolute() else (base / q).resolve())
+
     for c in path_cols:
-        man[c] = [None if (pd.isna(p) or str(p) == "") else str((base / str(p)).resolve())
-                  if not Path(str(p)).is_absolute() else str(p) for p in man[c]]
+        man[c] = man[c].map(absolute)
     if check_files:
         for c in path_cols:
             for pid, phase, p in zip(man["patient_id"], man["phase"], man[c]):
-                if c != "mask_observer2" and p is None:
-                    raise CohortError(f"manifest: patient {pid} phase {phase}: {c} path is empty")
                 if p is not None and not Path(p).exists():
-                    raise CohortError(f"manifest: patient {pid} phase {phase}: {c} file not found: {p}")
+                    raise CohortError(f"{name}: patient {pid} phase {phase}: {c} file not found: {p}")
     return man
 
 
 def validate_manifest(manifest: pd.DataFrame, known_ids: pd.Index) -> pd.DataFrame:
-    """Check phases, unknown patients and duplicate (patient, phase) rows."""
-    man = manifest.copy()
-    missing_cols = [c for c in MANIFEST_COLUMNS if c not in man.columns]
-    if missing_cols:
-        raise CohortError(f"manifest: column(s) {missing_cols} missing (needs {list(MANIFEST_COLUMNS)})")
-    man["patient_id"] = man["patient_id"].astype(str).str.strip()
-    man["phase"] = man["phase"].astype(str).str.strip().str.upper()
-    bad_phase = man.loc[~man["phase"].isin(PHASES)]
-    if len(bad_phase):
-        r = bad_phase.iloc[0]
-        raise CohortError(f"manifest: unknown phase {r['phase']!r} for patient {r['patient_id']} "
-                          f"(allowed: {', '.join(PHASES)})")
+    """:func:`check_manifest` plus: every patient is in the clinical table."""
+    man = check_manifest(manifest)
     unknown = sorted(set(man["patient_id"]) - set(known_ids))
     if unknown:
         raise CohortError(f"manifest: rows for patients not in the clinical table: {_patients(unknown)}")
-    dup = man[man.duplicated(["patient_id", "phase"])]
-    if len(dup):
-        raise CohortError(f"manifest: more than one row for patient/phase "
-                          f"{_patients(dup['patient_id'] + '/' + dup['phase'])}")
-    return man.reset_index(drop=True)
+    return man
 
 
 def validate_expression(expr: pd.DataFrame, known_ids: pd.Index) -> pd.DataFrame:
-    """Genes x samples; every sample must be a known patient and values numeric and finite."""
+    """Genes x samples; every sample must be a known patient (then :func:`check_expression`)."""
     expr = expr.copy()
     expr.columns = expr.columns.astype(str)
     unknown = [c for c in expr.columns if c not in set(known_ids)]
     if unknown:
         raise CohortError(f"expression: samples not in the clinical table: {_patients(unknown)}")
-    if expr.index.duplicated().any():
-        raise CohortError(f"expression: duplicate gene names: {_patients(expr.index[expr.index.duplicated()])}")
-    values = expr.apply(pd.to_numeric, errors="coerce")
-    bad = values.isna() & expr.notna()
-    if bad.any().any():
-        col = bad.any().idxmax()
-        raise CohortError(f"expression: non-numeric values for sample {col}")
-    return values
+    try:
+        return check_expression(expr, min_samples=1)
+    except (TypeError, ValueError) as exc:
+        raise CohortError(str(exc)) from exc
+
+
+def check_expression(expr: pd.DataFrame, *, name: str = "expression", min_samples: int = 2) -> pd.DataFrame:
+    """Validate a genes x samples matrix: unique gene and sample names, numeric, finite (the one
+    expression validator, used by the cohort and by every omics analysis)."""
+    if not isinstance(expr, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame (genes in rows, samples in columns)")
+    if expr.shape[0] < 2 or expr.shape[1] < min_samples:
+        raise ValueError(f"{name} has shape {expr.shape}; need genes in rows and >= {min_samples} samples in columns")
+    dup = expr.index[expr.index.duplicated()].unique()
+    if len(dup):
+        raise ValueError(f"{name}: {len(dup)} duplicated gene names, e.g. {list(dup[:5])}; "
+                         "collapse duplicates (e.g. keep the most variable probe) first")
+    dup = expr.columns[expr.columns.duplicated()].unique()
+    if len(dup):
+        raise ValueError(f"{name}: duplicated sample names {list(dup[:5])}")
+    bad = [c for c in expr.columns if not pd.api.types.is_numeric_dtype(expr[c])]
+    if bad:
+        raise ValueError(f"{name}: sample column(s) {bad[:5]} are not numeric")
+    values = expr.to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        i, j = np.argwhere(~np.isfinite(values))[0]
+        n_bad = int((~np.isfinite(values)).sum())
+        raise ValueError(f"{name}: {n_bad} missing/infinite values, first at gene {expr.index[i]!r}, "
+                         f"sample {expr.columns[j]!r}; impute or drop them first")
+    out = expr.astype(float)
+    out.index = out.index.astype(str)
+    out.columns = out.columns.astype(str)
+    return out

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from prime_stats import rbridge
+from prime_stats.cohort import check_expression  # noqa: F401 - re-exported
 from prime_stats.genesets import immune_gene_sets, read_gmt, write_gmt  # noqa: F401 - re-exported
 
 HALLMARK_FILENAME = "h.all.v7.5.1.symbols.gmt"
@@ -74,34 +75,6 @@ def match_genes(genes: Iterable[str], gene_sets, *, min_size: int = 1,
 # --------------------------------------------------------------------------------------------
 # expression input
 # --------------------------------------------------------------------------------------------
-def check_expression(expr: pd.DataFrame, *, name: str = "expression") -> pd.DataFrame:
-    """Validate a genes x samples matrix: unique gene and sample names, numeric, finite."""
-    if not isinstance(expr, pd.DataFrame):
-        raise TypeError(f"{name} must be a pandas DataFrame (genes in rows, samples in columns)")
-    if expr.shape[0] < 2 or expr.shape[1] < 2:
-        raise ValueError(f"{name} has shape {expr.shape}; need genes in rows and >= 2 samples in columns")
-    dup = expr.index[expr.index.duplicated()].unique()
-    if len(dup):
-        raise ValueError(f"{name}: {len(dup)} duplicated gene names, e.g. {list(dup[:5])}; "
-                         "collapse duplicates (e.g. keep the most variable probe) first")
-    dup = expr.columns[expr.columns.duplicated()].unique()
-    if len(dup):
-        raise ValueError(f"{name}: duplicated sample names {list(dup[:5])}")
-    bad = [c for c in expr.columns if not pd.api.types.is_numeric_dtype(expr[c])]
-    if bad:
-        raise ValueError(f"{name}: sample column(s) {bad[:5]} are not numeric")
-    values = expr.to_numpy(dtype=float)
-    if not np.isfinite(values).all():
-        i, j = np.argwhere(~np.isfinite(values))[0]
-        n_bad = int((~np.isfinite(values)).sum())
-        raise ValueError(f"{name}: {n_bad} missing/infinite values, first at gene {expr.index[i]!r}, "
-                         f"sample {expr.columns[j]!r}; impute or drop them first")
-    out = expr.astype(float)
-    out.index = out.index.astype(str)
-    out.columns = out.columns.astype(str)
-    return out
-
-
 def read_expression(path: str | Path, *, sep: str | None = None) -> pd.DataFrame:
     """Read a genes x samples table (first column = gene symbol; .tsv/.csv, optionally .gz)."""
     path = Path(path)

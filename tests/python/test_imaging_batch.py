@@ -42,7 +42,7 @@ def test_manifest_validation(study, tmp_path):
         read_manifest(raw.drop(columns="mask"))
     bad = raw.copy()
     bad.loc[3, "phase"] = "DP"
-    with pytest.raises(ValueError, match="patient P2 has 'DP'"):
+    with pytest.raises(ValueError, match="unknown phase 'DP' for patient P2"):
         read_manifest(bad)
     with pytest.raises(ValueError, match="P1/AP"):
         read_manifest(pd.concat([raw, raw.iloc[[0]]]))

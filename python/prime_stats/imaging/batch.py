@@ -33,13 +33,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..cohort import PHASES, resolve_manifest_paths
 from .extract import RadiomicsSettings, extract_case
 from .io import load_case
 
 __all__ = ["PHASES", "ExtractionResult", "read_manifest", "extract_manifest"]
 
-PHASES = ("AP", "PVP")
-REQUIRED_COLUMNS = ("patient_id", "phase", "image", "mask")
 MAX_TASKS_PER_CHILD = 25
 _LOG_COLUMNS = ["patient_id", "phase", "observer", "status", "seconds", "error", "image", "mask"]
 SEGMENTATIONS = {"observer1": "mask", "observer2": "mask_observer2", "repeat": "mask_repeat"}
@@ -85,34 +84,7 @@ def read_manifest(manifest: str | Path | pd.DataFrame) -> pd.DataFrame:
             raise FileNotFoundError(f"manifest not found: {path}")
         df = pd.read_csv(path, dtype={"patient_id": str})
         base, name = path.resolve().parent, str(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} lacks column(s) {missing}; required: {list(REQUIRED_COLUMNS)}")
-    df["patient_id"] = df["patient_id"].astype(str)
-    for col in ("patient_id", "phase", "image", "mask"):
-        empty = df[col].isna() | (df[col].astype(str).str.strip() == "")
-        if empty.any():
-            raise ValueError(f"{name}: column {col!r} is empty in row(s) {list(df.index[empty] + 1)}")
-    bad = ~df["phase"].isin(PHASES)
-    if bad.any():
-        first = df.loc[bad].iloc[0]
-        raise ValueError(f"{name}: phase must be one of {list(PHASES)}; patient {first['patient_id']} "
-                         f"has {first['phase']!r} ({int(bad.sum())} bad row(s))")
-    dup = df.duplicated(["patient_id", "phase"], keep=False)
-    if dup.any():
-        raise ValueError(f"{name}: patient/phase repeated: "
-                         f"{sorted(set(df.loc[dup, 'patient_id'] + '/' + df.loc[dup, 'phase']))}")
-
-    def absolute(p):
-        if pd.isna(p) or str(p).strip() == "":
-            return None
-        p = Path(str(p)).expanduser()
-        return str(p if p.is_absolute() else (base / p).resolve())
-
-    for col in ("image", *SEGMENTATIONS.values()):
-        if col in df.columns:
-            df[col] = df[col].map(absolute)
-    return df.reset_index(drop=True)
+    return resolve_manifest_paths(df, base, check_files=False, name=name)
 
 
 def _file_signature(path: str | None) -> list:

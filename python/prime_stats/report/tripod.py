@@ -1,6 +1,6 @@
 """The TRIPOD+AI checklist map (Collins et al., BMJ 2024;385:e078378): 27 items, 52 sub-items.
 
-The map lives in ``reports/tripod_ai_checklist.yaml`` (shared by the Python and R front ends). Each
+The map lives in ``report/templates/tripod_ai_checklist.yaml`` (package data). Each
 item names the report section(s) that report it automatically, or ``authors`` for what only the
 authors can write (title, ethics, funding, ...).
 """
@@ -36,7 +36,7 @@ class ChecklistItem:
 
 def checklist_path() -> Path:
     """``$PRIMESTATS_REPORTS/tripod_ai_checklist.yaml`` if set, else the copy shipped with the package
-    (``report/templates/``, a link to the repository's ``reports/`` file in a source checkout)."""
+    (``report/templates/``)."""
     env = os.environ.get("PRIMESTATS_REPORTS")
     candidates = [Path(env) / CHECKLIST_FILE] if env else []
     candidates.append(Path(__file__).resolve().parent / "templates" / CHECKLIST_FILE)
