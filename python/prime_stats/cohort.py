@@ -24,14 +24,29 @@ class CohortColumns:
     """Names of the identifying and outcome columns in the clinical table."""
     id: str = "patient_id"
     centre: str = "centre"
-    response: str = "response_3m"
-    time: str = "os_days"
-    event: str = "os_event"
+    response: str | None = "response_3m"      # None: a survival-only study
+    time: str | None = "os_days"              # None (with event None): a response-only study
+    event: str | None = "os_event"
     subsequent_therapy: str | None = "subsequent_therapy"
+
+    def __post_init__(self):
+        if (self.time is None) != (self.event is None):
+            raise CohortError("columns.time and columns.event must both name columns, or both be null "
+                              f"(a response-only study); got time={self.time!r}, event={self.event!r}")
+        if self.response is None and self.time is None:
+            raise CohortError("columns.response and columns.time are both null: a study needs an endpoint")
+
+    @property
+    def has_response(self) -> bool:
+        return self.response is not None
+
+    @property
+    def has_survival(self) -> bool:
+        return self.time is not None
 
     @property
     def outcomes(self) -> tuple[str, ...]:
-        return (self.response, self.time, self.event)
+        return tuple(c for c in (self.response, self.time, self.event) if c is not None)
 
     @property
     def reserved(self) -> tuple[str, ...]:
@@ -182,11 +197,11 @@ def validate_clinical(df: pd.DataFrame, cols: CohortColumns, require_outcomes: b
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise CohortError(f"clinical table: outcome column(s) {missing} missing")
-    if cols.response in df.columns:
+    if cols.has_response and cols.response in df.columns:
         _check_binary(df, cols.response, allow_missing=not require_outcomes)
-    if cols.event in df.columns:
+    if cols.has_survival and cols.event in df.columns:
         _check_binary(df, cols.event, allow_missing=not require_outcomes)
-    if cols.time in df.columns:
+    if cols.has_survival and cols.time in df.columns:
         t = pd.to_numeric(df[cols.time], errors="coerce")
         nonnum = df.index[t.isna() & df[cols.time].notna()]
         if len(nonnum):

@@ -22,13 +22,16 @@ from .record import Artefacts
 
 NET_BENEFIT_THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
 METRIC_COLUMNS = ["endpoint", "model", "split", "metric", "time", "estimate", "se", "lower", "upper",
-                  "p_value", "n", "method", "engine"]
+                  "p_value", "n", "method", "engine", "note"]
 
 
 # ---------------------------------------------------------------------------------- performance
 def response_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
-    """score_binary per split for every response model."""
+    """score_binary per split for every response model (see :func:`_score_split` for degenerate
+    models)."""
     cols, frames = pred.columns, []
+    if not cols.has_response or not pred.response:
+        return pd.DataFrame()
     for split in SPLITS:
         g = pred.in_split(split)
         y = g[cols.response].astype(int).to_numpy()
@@ -36,16 +39,22 @@ def response_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
             continue
         # probabilities of exactly 0 or 1 (e.g. from tree ensembles) have an infinite logit; they
         # are moved to 1e-6 / 1 - 1e-6 for the calibration regression (rms::val.prob cannot use them)
-        res = score_binary(y, {m: np.clip(g[c].to_numpy(), 1e-6, 1 - 1e-6) for m, c in pred.response.items()},
-                           engine=engine, compare=split != "train")
-        frames.append(res.assign(endpoint="response", split=split, n=len(g)))
+        probs = {m: np.clip(g[c].to_numpy(), 1e-6, 1 - 1e-6) for m, c in pred.response.items()}
+
+        def score(names, calibration=True, compare=True):
+            return score_binary(y, {m: probs[m] for m in names}, engine=engine, calibration=calibration,
+                                compare=compare and split != "train")
+        frames.append(_score_split(score, list(probs), split).assign(endpoint="response", split=split, n=len(g)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def survival_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
     """score_survival per split: C-index for every model's risk score, AUC(t)/Brier(t)/IBS/IPA and
-    calibration for models with a survival function (F(t|x) = 1 - S(t|x))."""
+    calibration for models with a survival function (F(t|x) = 1 - S(t|x)); see
+    :func:`_score_split` for degenerate models."""
     cols, times, frames = pred.columns, pred.times, []
+    if not cols.has_survival or not pred.risk:
+        return pd.DataFrame()
     for split in SPLITS:
         g = pred.in_split(split)
         if len(g) < 10 or g[cols.event].sum() < 3:
@@ -54,21 +63,55 @@ def survival_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
         idx = [times.index(t) for t in t_ok]
         # F(t|x) = 1 - S(t|x), kept inside (0, 1) for the cloglog calibration model
         risks = {m: np.clip(1 - g[c].to_numpy()[:, idx], 1e-6, 1 - 1e-6) for m, c in pred.survival.items()}
-        res = score_survival(g[cols.time].to_numpy(float), g[cols.event].astype(int).to_numpy(), risks,
-                             times=t_ok, risk_scores={m: g[c].to_numpy() for m, c in pred.risk.items()},
-                             engine=engine)
-        frames.append(res.assign(endpoint="survival", split=split, n=len(g)))
+        scores = {m: g[c].to_numpy() for m, c in pred.risk.items()}
+        time, event = g[cols.time].to_numpy(float), g[cols.event].astype(int).to_numpy()
+
+        def score(names, calibration=True, compare=True):
+            return score_survival(time, event, {m: risks[m] for m in names if m in risks}, times=t_ok,
+                                  risk_scores={m: scores[m] for m in names}, engine=engine,
+                                  calibration=calibration)
+        frames.append(_score_split(score, list(risks), split).assign(endpoint="survival", split=split, n=len(g)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def _score_split(score, models: list[str], split: str) -> pd.DataFrame:
+    """``score(models)`` for one split; when it fails (a degenerate model: e.g. two distinct
+    predicted values, where a calibration spline or a recalibration slope is undefined), each model
+    is scored alone, without calibration if need be, and what could not be computed is a row with
+    NaN estimate and a ``note`` naming the model, the split and the reason. The run goes on."""
+    try:
+        return score(models)
+    except Exception:  # noqa: BLE001 - narrowed below, model by model
+        pass
+    frames = []
+    for m in models:
+        try:
+            frames.append(score([m], compare=False))
+            continue
+        except Exception as exc:  # noqa: BLE001
+            reason = f"{type(exc).__name__}: {exc}"
+        try:
+            frames.append(score([m], calibration=False, compare=False))
+            frames.append(pd.DataFrame([{"model": m, "metric": "calibration", "estimate": np.nan,
+                                         "note": f"{m}, {split}: calibration not computed ({reason})"}]))
+        except Exception as exc:  # noqa: BLE001
+            frames.append(pd.DataFrame([{"model": m, "metric": "all", "estimate": np.nan,
+                                         "note": f"{m}, {split}: not scored ({type(exc).__name__}: {exc})"}]))
+    return pd.concat(frames, ignore_index=True)
+
+
 def order_metrics(m: pd.DataFrame) -> pd.DataFrame:
-    """The tidy metrics table with its columns in the documented order."""
+    """The tidy metrics table with its columns in the documented order (``note`` always present:
+    why a statistic is NaN)."""
+    m = m.assign(note=m["note"] if "note" in m else np.nan)
     return m[[c for c in METRIC_COLUMNS if c in m.columns] + [c for c in m.columns if c not in METRIC_COLUMNS]]
 
 
 def decision_tables(art: Artefacts, pred: Predictions):
     """Net benefit of every response model against treat-all / treat-none, per validation split."""
     cols = pred.columns
+    if not cols.has_response:
+        return
     for split in ("test", "external"):
         g = pred.in_split(split)
         y = g[cols.response].astype(int).to_numpy()
@@ -178,10 +221,14 @@ def flow_table(cohort, split: pd.Series, cols: CohortColumns) -> pd.DataFrame:
         ids = split.index[split == s]
         if len(ids) == 0:
             continue
-        rows.append({"split": s, "centre": ", ".join(sorted(c.loc[ids, cols.centre].astype(str).unique())),
-                     "n": len(ids), "responders": int(c.loc[ids, cols.response].sum()),
-                     "response_rate": float(c.loc[ids, cols.response].mean()),
-                     "deaths": int(c.loc[ids, cols.event].sum())})
+        row = {"split": s, "centre": ", ".join(sorted(c.loc[ids, cols.centre].astype(str).unique())),
+               "n": len(ids)}
+        if cols.has_response:
+            row.update(responders=int(c.loc[ids, cols.response].sum()),
+                       response_rate=float(c.loc[ids, cols.response].mean()))
+        if cols.has_survival:
+            row.update(deaths=int(c.loc[ids, cols.event].sum()))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

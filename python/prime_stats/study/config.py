@@ -32,13 +32,14 @@ class SplitConfig:
     development: list = field(default_factory=lambda: ["A"])
     external: list = field(default_factory=lambda: ["B"])
     test_fraction: float = 0.3
-    stratify: str = "response"
+    stratify: str = "auto"         # auto: by response when the study has it, else by event
 
 
 @dataclass
 class FeatureConfig:
     max_missing: float = 0.3
     exclude: list = field(default_factory=list)
+    categorical: list = field(default_factory=list)   # text-coded predictors (others must be numeric)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class EvaluationConfig:
     times: list = field(default_factory=lambda: list(DEFAULT_TIMES))
     engine: str = "auto"           # "auto" (R when available), "python" or "R"
     nested_cv: bool = True         # nested CV of clinical / radiomics / early / late fusion
+    bootstrap: int = 0             # Harrell bootstrap optimism of the whole pipeline (replicates; 0: none)
 
 
 @dataclass
@@ -119,6 +121,8 @@ class StudyConfig:
             if key in raw:
                 kwargs[key] = _section(key, klass, raw[key])
         for key, typ in scalars.items():
+            if key in raw and raw[key] is None and getattr(cls, key, "") is None:   # optional: gene_sets
+                continue
             if key in raw:
                 raw = {**raw, key: _whole_number(raw[key]) if typ is int else raw[key]}
                 if not isinstance(raw[key], typ) or isinstance(raw[key], bool):
@@ -131,10 +135,17 @@ class StudyConfig:
     def check(self):
         if not self.data.clinical:
             raise ConfigError("config key 'data.clinical' is required (path to the clinical table)")
-        if not 0 < self.split.test_fraction < 1:
-            raise ConfigError(f"config key 'split.test_fraction' must be in (0, 1), got {self.split.test_fraction}")
-        if self.split.stratify not in ("response", "event", "none"):
-            raise ConfigError("config key 'split.stratify' must be response, event or none")
+        if not 0 <= self.split.test_fraction < 1:
+            raise ConfigError(f"config key 'split.test_fraction' must be in [0, 1) (0: develop on the whole "
+                              f"development centre), got {self.split.test_fraction}")
+        if self.evaluation.bootstrap < 0:
+            raise ConfigError(f"config key 'evaluation.bootstrap' must be >= 0, got {self.evaluation.bootstrap}")
+        if self.split.stratify not in ("auto", "response", "event", "none"):
+            raise ConfigError("config key 'split.stratify' must be auto, response, event or none")
+        if self.split.stratify == "response" and not self.columns.has_response:
+            raise ConfigError("config key 'split.stratify' is 'response' but columns.response is null")
+        if self.split.stratify == "event" and not self.columns.has_survival:
+            raise ConfigError("config key 'split.stratify' is 'event' but columns.event is null")
         if not 0 < self.features.max_missing <= 1:
             raise ConfigError("config key 'features.max_missing' must be in (0, 1]")
         if self.models.family not in ("prime", "baseline"):
@@ -212,7 +223,10 @@ def _section(name: str, klass, raw):
                 ok = True
             if not ok:
                 raise ConfigError(f"config key '{name}.{k}' must be {type(default).__name__}, got {v!r}")
-    return klass(**raw)
+    try:
+        return klass(**raw)
+    except ValueError as exc:     # e.g. CohortColumns' own consistency checks
+        raise ConfigError(f"config key {name!r}: {exc}") from exc
 
 
 def _whole_number(v):

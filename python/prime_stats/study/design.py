@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .. import clinical as clin
-from ..cohort import Cohort, read_table
+from ..cohort import Cohort, CohortError, read_table
 from .config import ConfigError, StudyConfig
 
 
@@ -22,7 +22,9 @@ def load_cohort(cfg: StudyConfig) -> Cohort:
 
 
 def split_cohort(cohort: Cohort, cfg: StudyConfig) -> pd.Series:
-    """Assign every patient to 'train', 'test' (internal) or 'external'; others are 'excluded'."""
+    """Assign every patient to 'train', 'test' (internal) or 'external'; others are 'excluded'.
+    The development centres are split once (``split.test_fraction``, stratified by the outcome
+    ``split.stratify`` names); with ``test_fraction`` 0 they are all training."""
     cols = cfg.columns
     centre = cohort.centre.astype(str)
     dev = centre.isin([str(c) for c in cfg.split.development])
@@ -32,33 +34,78 @@ def split_cohort(cohort: Cohort, cfg: StudyConfig) -> pd.Series:
                           f"(centres present: {sorted(centre.unique())})")
     split = pd.Series("excluded", index=cohort.ids, name="split")
     dev_ids = cohort.ids[dev.to_numpy()]
-    strat = None
-    if cfg.split.stratify == "response":
-        strat = cohort.clinical.loc[dev_ids, cols.response]
-    elif cfg.split.stratify == "event":
-        strat = cohort.clinical.loc[dev_ids, cols.event]
-    train, test = train_test_split(dev_ids, test_size=cfg.split.test_fraction,
-                                   random_state=cfg.seed, stratify=strat)
-    split[train] = "train"
-    split[test] = "test"
+    by = cfg.split.stratify
+    if by == "auto":
+        by = "response" if cols.has_response else "event"
+    strat = cohort.clinical.loc[dev_ids, {"response": cols.response, "event": cols.event}[by]] \
+        if by != "none" else None
+    if cfg.split.test_fraction > 0:
+        train, test = train_test_split(dev_ids, test_size=cfg.split.test_fraction,
+                                       random_state=cfg.seed, stratify=strat)
+        split[train] = "train"
+        split[test] = "test"
+    else:
+        split[dev_ids] = "train"
     split[ext.to_numpy()] = "external"
     return split
 
 
+def check_horizons(cohort: Cohort, split: pd.Series, cfg: StudyConfig) -> None:
+    """Before any fitting: every evaluation horizon lies inside the training follow-up (a horizon
+    at or beyond the last training time cannot be validated, e.g. times given in months)."""
+    if not cfg.columns.has_survival:
+        return
+    t = cohort.clinical.loc[split.index[split == "train"], cfg.columns.time]
+    beyond = [h for h in cfg.times if h >= t.max()]
+    if beyond:
+        raise ConfigError(f"config key 'evaluation.times': horizon(s) {beyond} are at or beyond the last "
+                          f"follow-up of the training split ({cfg.columns.time} ranges {t.min():g} to "
+                          f"{t.max():g}); horizons are in the units of {cfg.columns.time!r} (days by default)")
+
+
 # ---------------------------------------------------------------------------------------- features
-def clinical_features(cohort: Cohort, exclude=()) -> pd.DataFrame:
+def clinical_features(cohort: Cohort, exclude=(), categorical=()) -> pd.DataFrame:
     """Candidate clinical predictors with the derived indices (ALBI, PNI, Child-Pugh, NLR, MLR,
     one-month relative changes). Raw post-treatment labs are replaced by their relative change;
     the subsequent-therapy flag is post-baseline and is kept out of the predictors."""
+    check_numeric_predictors(cohort.predictors(), categorical)
     x = clin.add_clinical_indices(cohort.predictors())
     post = [c for c in x.columns if c.endswith("_1m")]
     drop = post + [c for c in exclude if c in x.columns]
-    unknown = [c for c in exclude if c not in x.columns]
-    if unknown:
-        raise ConfigError(f"config key 'features.exclude': unknown column(s) {unknown}")
+    for key, names in (("exclude", exclude), ("categorical", categorical)):
+        unknown = [c for c in names if c not in x.columns]
+        if unknown:
+            raise ConfigError(f"config key 'features.{key}': unknown column(s) {unknown}")
     x = x.drop(columns=drop)
+    for c in categorical:     # declared categorical: encoded as levels even when the codes are numbers
+        if c in x:
+            x[c] = x[c].astype("string")
     # the class labels duplicate their scores
     return x.drop(columns=[c for c in ("albi_grade", "child_pugh_class") if c in x.columns])
+
+
+def check_numeric_predictors(x: pd.DataFrame, categorical=()) -> None:
+    """A predictor whose values are mostly numbers but include text ('<5', '12,3', 'n/a') is an
+    input error naming the column and patients, unless it is declared in ``features.categorical``
+    (text-coded columns such as sex or treatment are recognised as categorical by themselves)."""
+    for col in x.columns:
+        if col in categorical or pd.api.types.is_numeric_dtype(x[col]):
+            continue
+        v = x[col].dropna()
+        if v.empty:
+            continue
+        as_num = pd.to_numeric(v, errors="coerce")
+        comma = pd.to_numeric(v.astype(str).str.replace(",", ".", regex=False), errors="coerce")
+        if as_num.notna().mean() < 0.5 and comma.notna().mean() >= 0.5:
+            raise CohortError(f"clinical table: column {col!r} looks numeric with decimal commas "
+                              f"(e.g. {v.iloc[0]!r} for patient {v.index[0]}); write decimals with '.', "
+                              f"or declare the column in features.categorical")
+        if as_num.notna().mean() >= 0.5:
+            bad = v.index[as_num.isna()]
+            raise CohortError(f"clinical table: column {col!r} is numeric but has text value(s) "
+                              f"{sorted(set(map(str, v[bad])))[:5]} for patient(s) {list(bad[:10])}; fix them, "
+                              f"or declare the column in features.categorical")
+
 
 @dataclass
 class FeatureSet:
@@ -129,7 +176,7 @@ def radiomics_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) 
 def build_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) -> FeatureSet:
     scored = split.index[split != "excluded"]
     train = split.index[split == "train"]
-    raw = clinical_features(cohort, cfg.features.exclude)
+    raw = clinical_features(cohort, cfg.features.exclude, cfg.features.categorical)
     train_missing = raw.loc[train].isna().mean()
     excluded = sorted(train_missing.index[train_missing > cfg.features.max_missing])
     if excluded:

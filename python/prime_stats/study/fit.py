@@ -16,78 +16,88 @@ from .design import FeatureSet
 from .predictions import PRIME_R, PRIME_S, slug
 
 
-def fit_baseline(fs: FeatureSet, y_resp, y_surv) -> dict:
-    """Penalised logistic and penalised Cox on the clinical features (comparator engine)."""
+def fit_baseline(fs: FeatureSet, train_ids, y_resp, y_surv) -> dict:
+    """Ridge logistic regression and ridge Cox on the clinical features (the comparator family);
+    an endpoint whose outcome is None is skipped."""
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sksurv.linear_model import CoxPHSurvivalAnalysis
 
-    Xtr = fs.X.loc[y_resp.index, fs.clinical]
-    resp = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                         LogisticRegressionCV(Cs=10, cv=5, scoring="roc_auc", max_iter=5000,
-                                              l1_ratios=(0.0,), use_legacy_attributes=False))
-    survm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                          CoxPHSurvivalAnalysis(alpha=10.0, ties="efron"))
-    resp.fit(Xtr, y_resp.to_numpy())
-    survm.fit(Xtr, y_surv)
-    return {"response": {"baseline": (resp, fs.clinical)}, "survival": {"baseline": (survm, fs.clinical)}}
+    Xtr = fs.X.loc[train_ids, fs.clinical]
+    models: dict = {"response": {}, "survival": {}}
+    if y_resp is not None:
+        resp = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                             LogisticRegressionCV(Cs=10, cv=5, scoring="roc_auc", max_iter=5000,
+                                                  l1_ratios=(0.0,), use_legacy_attributes=False))
+        models["response"]["baseline"] = (resp.fit(Xtr, y_resp.to_numpy()), fs.clinical)
+    if y_surv is not None:
+        survm = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                              CoxPHSurvivalAnalysis(alpha=10.0, ties="efron"))
+        models["survival"]["baseline"] = (survm.fit(Xtr, y_surv), fs.clinical)
+    return models
 
 
-def fit_prime(fs: FeatureSet, y_resp: pd.Series, y_surv, cfg: StudyConfig, log) -> dict:
-    """PRIME-R (late fusion), PRIME-S (BMA) and the early-fusion comparators on the training split.
-    The single-modality comparators are PRIME's own base models."""
+def fit_prime(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, log) -> dict:
+    """PRIME-R (late fusion), PRIME-S (model averaging) and the early-fusion comparators on the
+    training split; an endpoint whose outcome is None is skipped. The single-modality comparators
+    are PRIME's own base models."""
     from ..fusion import PrimeR, PrimeS
     from ..models.selection import ModalityClassifier, ModalitySurvival
 
     kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
-    Xtr = fs.X.loc[y_resp.index]
-    t0 = time.time()
-    prime_r = PrimeR(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_resp.to_numpy())
-    log(f"PRIME-R fitted in {time.time() - t0:.0f}s: learners {prime_r.chosen_learners_}")
-    t0 = time.time()
-    prime_s = PrimeS(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_surv)
-    log(f"PRIME-S fitted in {time.time() - t0:.0f}s: BMA weights "
-        + ", ".join(f"{r.feature_kind}/{r.learner}={r.weight:.2f}" for r in prime_s.bma_table_.itertuples()))
-    models = {"response": {PRIME_R: prime_r}, "survival": {PRIME_S: prime_s}}
-    if fs.radiomics and fs.clinical:
+    Xtr = fs.X.loc[train_ids]
+    early = bool(fs.radiomics and fs.clinical)
+    models: dict = {"response": {}, "survival": {}}
+    if y_resp is not None:
         t0 = time.time()
-        models["response"]["early fusion"] = ModalityClassifier(
-            fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_resp.to_numpy())
-        models["survival"]["early fusion"] = ModalitySurvival(
-            fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_surv)
-        log(f"early-fusion comparators fitted in {time.time() - t0:.0f}s")
+        prime_r = PrimeR(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_resp.to_numpy())
+        log(f"PRIME-R fitted in {time.time() - t0:.0f}s: learners {prime_r.chosen_learners_}")
+        models["response"][PRIME_R] = prime_r
+        if early:
+            models["response"]["early fusion"] = ModalityClassifier(
+                fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_resp.to_numpy())
+    if y_surv is not None:
+        t0 = time.time()
+        prime_s = PrimeS(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_surv)
+        log(f"PRIME-S fitted in {time.time() - t0:.0f}s: BMA weights "
+            + ", ".join(f"{r.feature_kind}/{r.learner}={r.weight:.2f}" for r in prime_s.bma_table_.itertuples()))
+        models["survival"][PRIME_S] = prime_s
+        if early:
+            models["survival"]["early fusion"] = ModalitySurvival(
+                fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_surv)
     return models
 
 
-def nested_cv_table(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, log) -> pd.DataFrame:
-    """Nested CV (inner tuning, outer estimate) of clinical, radiomics, early and late fusion."""
+def nested_cv_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, log) -> pd.DataFrame | None:
+    """Nested CV (inner tuning, outer estimate) of clinical, radiomics, early and late fusion for
+    each endpoint present; None when there is only one modality."""
     from ..fusion import compare_modalities
 
     if not (fs.clinical and fs.radiomics):
         return None
-    Xtr = fs.X.loc[y_resp.index]
+    Xtr = fs.X.loc[train_ids]
     kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
               progress=log)
     t0 = time.time()
-    r = compare_modalities(Xtr, y_resp.to_numpy(), fs.clinical, fs.radiomics, **kw)
-    s = compare_modalities(Xtr, y_surv, fs.clinical, fs.radiomics, **kw)
+    tabs = [compare_modalities(Xtr, y, fs.clinical, fs.radiomics, **kw)
+            for y in (None if y_resp is None else y_resp.to_numpy(), y_surv) if y is not None]
     log(f"nested CV of the modality comparison in {time.time() - t0:.0f}s")
-    tab = pd.concat([r, s], ignore_index=True)
+    tab = pd.concat(tabs, ignore_index=True)
     tab["model"] = np.where(tab["model"] == "late fusion",
                             np.where(tab["endpoint"] == "response", PRIME_R, PRIME_S), tab["model"])
     return tab.assign(split="nested_cv", engine="python", n=len(Xtr))
 
 
-def stage_inputs(fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig) -> tuple:
+def stage_inputs(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig) -> tuple:
     """What the model stages depend on: the training features and outcomes, the seed and the model
     settings (not the worker count, which does not change results)."""
     settings = {k: v for k, v in asdict(cfg.models).items() if k not in ("n_jobs", "cache")}
-    return (fs.X.loc[y_resp.index], fs.clinical, fs.radiomics, y_resp, y_surv, cfg.seed, settings)
+    return (fs.X.loc[train_ids], fs.clinical, fs.radiomics, y_resp, y_surv, cfg.seed, settings)
 
 
-def shap_results(models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
+def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
     """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
     explain the held-out fifth) and SurvSHAP(t) of the frozen PRIME-S on up to 30 external patients
     with a training background. The explained inputs are the features the final PRIME models
@@ -98,9 +108,12 @@ def shap_results(models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, exter
     from .. import explain
     from ..fusion import PrimeR, PrimeS
 
-    Xtr = fs.X.loc[y_resp.index]
+    Xtr = fs.X.loc[train_ids]
     res = {}
-    for endpoint, key, y in (("response", PRIME_R, y_resp.to_numpy()), ("survival", PRIME_S, y_surv)):
+    for endpoint, key, y in (("response", PRIME_R, None if y_resp is None else y_resp.to_numpy()),
+                             ("survival", PRIME_S, y_surv)):
+        if y is None:
+            continue
         m = models[endpoint][key]
         used = list(dict.fromkeys(m.selected_features_["feature"]))[: cfg.explain.max_features * 2]
         clin_used = [f for f in used if f in fs.clinical]
@@ -109,7 +122,7 @@ def shap_results(models, fs: FeatureSet, y_resp, y_surv, cfg: StudyConfig, exter
         est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
         res[endpoint] = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv,
                                         random_state=cfg.seed)
-    if cfg.explain.survshap:
+    if cfg.explain.survshap and y_surv is not None:
         explained = fs.X.loc[external_ids[:30]] if len(external_ids) else Xtr.iloc[:30]
         res["survshap"] = explain.survshap(models["survival"][PRIME_S], explained, cfg.times,
                                            background=Xtr, n_background=30, random_state=cfg.seed)

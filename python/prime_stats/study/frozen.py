@@ -48,7 +48,8 @@ class FrozenStudy:
     def features(self, cohort: Cohort, out: str | Path | None = None, workers: int = 1,
                  progress: bool = False) -> pd.DataFrame:
         """The design matrix of ``cohort`` built exactly as for the training data."""
-        raw = clinical_features(cohort, self.spec["config"]["features"]["exclude"])
+        feats = self.spec["config"]["features"]
+        raw = clinical_features(cohort, feats["exclude"], feats.get("categorical", ()))
         x = self.encoder.transform(raw)
         rad_cols = self.spec["radiomics_features"]
         if rad_cols:

@@ -49,7 +49,7 @@ class Predictions:
         c = cohort.clinical.loc[scored]
         frame = pd.DataFrame({cols.id: scored, cols.centre: c[cols.centre].to_numpy(),
                               "split": split.loc[scored].to_numpy()})
-        for col in (cols.response, cols.time, cols.event):
+        for col in cols.outcomes:
             frame[col] = c[col].to_numpy() if col in c else np.nan
         return cls(frame, cols, [float(t) for t in times])
 

@@ -17,6 +17,8 @@ DAYS_PER_MONTH = 30.4375
 def response_figures(art: Artefacts, pred: Predictions):
     """ROC, calibration of the main response model and decision curves per validation split."""
     cols = pred.columns
+    if not pred.response:
+        return
     for split in ("test", "external"):
         g = pred.in_split(split)
         y = g[cols.response].astype(int).to_numpy()
@@ -35,7 +37,10 @@ def response_figures(art: Artefacts, pred: Predictions):
 
 def survival_figures(art: Artefacts, metrics: pd.DataFrame):
     """Time-dependent AUC and Brier score of every survival model on the external split."""
-    ext = metrics[(metrics["split"] == "external") & metrics["metric"].isin(["AUC(t)", "Brier"])]
+    if "endpoint" not in metrics:
+        return
+    ext = metrics[(metrics["endpoint"] == "survival") & (metrics["split"] == "external")
+                  & metrics["metric"].isin(["AUC(t)", "Brier"])]
     if len(ext):
         art.figure("td_auc", fv.plot_time_dependent(ext, metrics=("AUC(t)",), time_scale=DAYS_PER_MONTH,
                                                     time_label="Months", title="Time-dependent AUC, external"))
@@ -67,9 +72,11 @@ def paradox_figure(art: Artefacts, paradox_result):
 def explanation_figures(art: Artefacts, shap: dict, max_features: int):
     """SHAP beeswarms, the response-vs-survival divergence and SurvSHAP(t) curves."""
     for endpoint, name in (("response", "PRIME-R"), ("survival", "PRIME-S")):
-        art.figure(f"shap_{endpoint}", fe.plot_shap_beeswarm(shap[endpoint], max_features=max_features,
-                                                             title=f"{name}: cross-validated SHAP"))
-    art.figure("divergence", fe.plot_divergence(art.tables["divergence"]))
+        if endpoint in shap:
+            art.figure(f"shap_{endpoint}", fe.plot_shap_beeswarm(shap[endpoint], max_features=max_features,
+                                                                 title=f"{name}: cross-validated SHAP"))
+    if "divergence" in art.tables:
+        art.figure("divergence", fe.plot_divergence(art.tables["divergence"]))
     if "survshap" in shap:
         ss = shap["survshap"]
         top = list(shap["survival"].ranking["feature"][:6])

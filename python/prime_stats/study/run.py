@@ -19,7 +19,7 @@ import pandas as pd
 from ..cohort import Cohort
 from . import analyses, render
 from .config import StudyConfig
-from .design import FeatureSet, build_features, load_cohort, split_cohort
+from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
 from .fit import (fit_baseline, fit_prime, nested_cv_table, read_models, save_frozen_models, shap_results,
                   stage_inputs, write_models)
 from .predictions import PRIME_R, Predictions, predict_all
@@ -60,57 +60,66 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     engine = cfg.evaluation.engine
 
     # split and features
+    cols = cfg.columns
     cohort = load_cohort(cfg)
     log(f"loaded {cohort!r}")
     split = split_cohort(cohort, cfg)
     log(f"split: {split.value_counts().to_dict()}")
+    check_horizons(cohort, split, cfg)
     fs = build_features(cohort, split, cfg, log)
     log(f"features: {len(fs.clinical)} clinical, {len(fs.radiomics)} radiomics")
     train = split.index[split == "train"]
-    y_resp = cohort.response.loc[train].astype(int)
-    y_surv = cohort.survival(train)
+    y_resp = cohort.response.loc[train].astype(int) if cols.has_response else None
+    y_surv = cohort.survival(train) if cols.has_survival else None
 
     # models (training split only) and their frozen predictions
     cache = StageCache(out / "cache", cfg.models.cache, log)
-    inputs = stage_inputs(fs, y_resp, y_surv, cfg)
-    if cfg.models.family == "baseline":
-        models = fit_baseline(fs, y_resp, y_surv)
-        log("fitted the baseline clinical models (penalised logistic, penalised Cox)")
-    else:
-        models = cache("models", inputs, fit_prime, fs, y_resp, y_surv, cfg, log,
+    inputs = stage_inputs(fs, train, y_resp, y_surv, cfg)
+    prime = cfg.models.family == "prime"
+    if prime:
+        models = cache("models", inputs, fit_prime, fs, train, y_resp, y_surv, cfg, log,
                        codec=Codec(lambda m, f: write_models(m, f, cfg.models.n_jobs),
                                    lambda f: read_models(f, cfg.models.n_jobs)))
-    pred = predict_all(models, fs.X, cohort, split, cfg.columns, cfg.times)
+    else:
+        models = fit_baseline(fs, train, y_resp, y_surv)
+        log("fitted the baseline clinical models (ridge logistic, ridge Cox)")
+    pred = predict_all(models, fs.X, cohort, split, cols, cfg.times)
     pred.write(out)
     split.to_frame().to_csv(out / "split.csv")
 
     # statistics
     art = Artefacts(out)
-    art.table("flow", analyses.flow_table(cohort, split, cfg.columns))
+    art.table("flow", analyses.flow_table(cohort, split, cols))
     log("statistics: discrimination, calibration, overall performance per split")
     metrics = pd.concat([analyses.response_metrics(pred, engine), analyses.survival_metrics(pred, engine)],
                         ignore_index=True)
-    if cfg.models.family == "prime" and cfg.evaluation.nested_cv:
-        nested = art.guarded("nested_cv", cache, "nested_cv", inputs, nested_cv_table, fs, y_resp, y_surv, cfg, log)
+    if prime and cfg.evaluation.nested_cv:
+        nested = art.guarded("nested_cv", cache, "nested_cv", inputs, nested_cv_table, fs, train, y_resp, y_surv,
+                             cfg, log)
         if nested is not None:
             metrics = pd.concat([metrics, nested], ignore_index=True)
+        else:
+            art.notes["nested_cv"] = "not run: nested CV compares modalities and this study has only one"
     metrics = analyses.order_metrics(metrics)
     metrics.to_csv(out / "metrics.csv", index=False)
     art.table("metrics", metrics)
     art.guarded("decision_curves", analyses.decision_tables, art, pred)
-    groups = art.guarded("risk_groups", analyses.risk_group_analyses, art, pred, cohort.clinical, engine)
-    art.guarded("descriptive", analyses.descriptive_tables, art, cohort.clinical, split, cfg.columns,
+    groups = None
+    if cols.has_survival:
+        groups = art.guarded("risk_groups", analyses.risk_group_analyses, art, pred, cohort.clinical, engine)
+    art.guarded("descriptive", analyses.descriptive_tables, art, cohort.clinical, split, cols,
                 fs.excluded_missing, fs.train_missing)
     if fs.icc is not None:
         art.table("icc_summary", fs.icc.summary)
     analyses.model_tables(art, models)
     paradox = shap = omics = None
-    if cfg.models.family == "prime":
-        paradox = art.guarded("paradox", analyses.paradox_analysis, art, pred, models, engine)
+    if prime:
+        if cols.has_response and cols.has_survival:
+            paradox = art.guarded("paradox", analyses.paradox_analysis, art, pred, models, engine)
         if cfg.explain.shap:
-            shap = art.guarded("shap", _explanations, art, cache, inputs, models, fs, y_resp, y_surv, cfg, log,
-                               list(split.index[split == "external"]))
-        if cohort.expression is not None:
+            shap = art.guarded("shap", _explanations, art, cache, inputs, models, fs, train, y_resp, y_surv, cfg,
+                               log, list(split.index[split == "external"]))
+        if cohort.expression is not None and cols.has_response:
             omics = art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
 
     # figures, drawn from the stored tables and results
@@ -139,17 +148,19 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     return result
 
 
-def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: FeatureSet, y_resp, y_surv,
-                  cfg: StudyConfig, log, external_ids=()) -> dict:
+def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: FeatureSet, train, y_resp,
+                  y_surv, cfg: StudyConfig, log, external_ids=()) -> dict:
     """SHAP rankings, the response-vs-survival divergence and SurvSHAP(t) (cached with the models)."""
     from .. import explain
 
     t0 = time.time()
     key = inputs + (asdict(cfg.explain), cfg.times, fs.X.loc[external_ids[:30]])
-    res = cache("shap", key, shap_results, models, fs, y_resp, y_surv, cfg, external_ids)
-    art.table("shap_response", res["response"].ranking)
-    art.table("shap_survival", res["survival"].ranking)
-    art.table("divergence", explain.divergence_table(res["response"], res["survival"], top=10))
+    res = cache("shap", key, shap_results, models, fs, train, y_resp, y_surv, cfg, external_ids)
+    for endpoint in ("response", "survival"):
+        if endpoint in res:
+            art.table(f"shap_{endpoint}", res[endpoint].ranking)
+    if "response" in res and "survival" in res:
+        art.table("divergence", explain.divergence_table(res["response"], res["survival"], top=10))
     if "survshap" in res:
         art.table("survshap", res["survshap"].ranking)
     log(f"explanations (CV SHAP, SurvSHAP(t)) in {time.time() - t0:.0f}s")
