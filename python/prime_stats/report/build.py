@@ -62,10 +62,7 @@ SECTIONS: tuple[Section, ...] = (
             "hyperparameters, and the late-fusion weights (PRIME-R meta-classifier, PRIME-S Bayesian "
             "model averaging).", ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
     Section("performance", "Model performance",
-            "Every model in every validation set, with 95% confidence intervals. Apparent performance is "
-            "optimistic by construction; nested cross-validation and bootstrap optimism correction estimate "
-            "internal validity; the internal test split and the external centre received frozen models.",
-            ("metrics",)),
+            "Every model in every validation set, with 95% confidence intervals.", ("metrics",)),
     Section("discrimination", "Discrimination",
             "ROC curves for the response models and time-dependent AUC for the survival models.",
             (), ("roc_test", "roc_external", "td_auc")),
@@ -84,8 +81,8 @@ SECTIONS: tuple[Section, ...] = (
             "Hazard ratio of the high- versus low-risk group within clinical subgroups.", ("subgroups",),
             ("forest_subgroups",)),
     Section("adjusted", "Adjusted Cox analysis",
-            "The risk group adjusted for subsequent therapy and other covariates, and the "
-            "proportional-hazards check (Schoenfeld residuals).", ("adjusted_cox", "cox_zph")),
+            "The risk group's hazard ratio before and after adjustment, and the proportional-hazards check "
+            "(Schoenfeld residuals).", ("adjusted_cox", "cox_zph")),
     Section("explain", "Model explanations",
             "SHAP values averaged over cross-validation folds, SurvSHAP(t) for the survival model, and the "
             "divergence between the predictors driving response and those driving survival.",
@@ -518,6 +515,26 @@ class _Builder:
         return blocks
 
 
+SPLIT_ROLE = {"train": "apparent performance on the training split (optimistic by construction)",
+              "nested_cv": "nested cross-validation of the whole modelling pipeline within the training split",
+              "optimism_corrected": "Harrell's bootstrap optimism correction of the whole modelling pipeline",
+              "test": "the internal test split, which received the frozen models",
+              "external": "the external centre, which received the frozen models"}
+
+
+def _intro(s: Section, st: _Study) -> str:
+    """A section's introduction, completed from what this run produced (never a fixed claim)."""
+    if s.key == "performance" and "metrics" in st.tables and "split" in st.tables["metrics"]:
+        ran = [SPLIT_ROLE[k] for k in SPLIT_ROLE if k in set(st.tables["metrics"]["split"].astype(str))]
+        if ran:
+            return f"{s.intro} This run estimated performance by: " + "; ".join(ran) + "."
+    if s.key == "adjusted" and "adjusted_cox" in st.tables and "model" in st.tables["adjusted_cox"]:
+        models = [m for m in st.tables["adjusted_cox"]["model"].astype(str).unique() if m != "unadjusted"]
+        if models:
+            return f"{s.intro} Models in this run: unadjusted; " + "; ".join(models) + "."
+    return s.intro
+
+
 def _checklist_rows(items: list[ChecklistItem], present: dict, numbers: dict, titles: dict) -> list[dict]:
     rows = []
     for it in items:
@@ -554,7 +571,7 @@ def _render(study_dir, include_identifiers: bool, title: str | None) -> tuple[st
         if not has:
             missing.append(s.key)
         rep, sup = items_for_section(items, s.key)
-        sections.append({"key": s.key, "number": i, "title": s.title, "intro": s.intro, "blocks": blocks,
+        sections.append({"key": s.key, "number": i, "title": s.title, "intro": _intro(s, st), "blocks": blocks,
                          "reports": rep, "supports": sup, "present": has})
     extra = b.additional()
     if extra:
