@@ -80,7 +80,7 @@ def test_horizons_beyond_follow_up_stop_before_fitting(tmp_path, clinical):
     months = clinical.assign(os_days=clinical["os_days"] / 30.4375)   # times given in months
     cfg = _config(tmp_path / "m", months)
     with pytest.raises(ConfigError, match=r"'evaluation.times': horizon\(s\) \[.*\] are at or beyond the last "
-                                          r"follow-up of the training split \(os_days ranges"):
+                                          r"follow-up \(os_days ranges"):
         run_study(cfg, progress=False, report=False)
     assert not (tmp_path / "m" / "results" / "predictions.csv").exists()
 

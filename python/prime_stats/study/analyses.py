@@ -61,6 +61,7 @@ def survival_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
             continue
         t_ok = [t for t in times if t < g[cols.time].max()]
         idx = [times.index(t) for t in t_ok]
+        skipped = [t for t in times if t not in t_ok]
         # F(t|x) = 1 - S(t|x), kept inside (0, 1) for the cloglog calibration model
         risks = {m: np.clip(1 - g[c].to_numpy()[:, idx], 1e-6, 1 - 1e-6) for m, c in pred.survival.items()}
         scores = {m: g[c].to_numpy() for m, c in pred.risk.items()}
@@ -70,7 +71,13 @@ def survival_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
             return score_survival(time, event, {m: risks[m] for m in names if m in risks}, times=t_ok,
                                   risk_scores={m: scores[m] for m in names}, engine=engine,
                                   calibration=calibration)
-        frames.append(_score_split(score, list(risks), split).assign(endpoint="survival", split=split, n=len(g)))
+        res = _score_split(score, list(risks), split)
+        if skipped:
+            res = pd.concat([res, pd.DataFrame([{"model": m, "metric": "time-dependent", "time": t, "estimate": np.nan,
+                                                 "note": f"{m}, {split}: horizon {t:g} is beyond this split's "
+                                                         f"follow-up ({g[cols.time].max():g})"}
+                                                for m in risks for t in skipped])], ignore_index=True)
+        frames.append(res.assign(endpoint="survival", split=split, n=len(g)))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

@@ -51,16 +51,17 @@ def split_cohort(cohort: Cohort, cfg: StudyConfig) -> pd.Series:
 
 
 def check_horizons(cohort: Cohort, split: pd.Series, cfg: StudyConfig) -> None:
-    """Before any fitting: every evaluation horizon lies inside the training follow-up (a horizon
-    at or beyond the last training time cannot be validated, e.g. times given in months)."""
+    """Before any fitting: every evaluation horizon lies inside the follow-up of the scored patients
+    (a horizon beyond the last observed time cannot be validated anywhere, e.g. when the times are
+    in months). A horizon beyond one split's follow-up is skipped in that split with a note."""
     if not cfg.columns.has_survival:
         return
-    t = cohort.clinical.loc[split.index[split == "train"], cfg.columns.time]
+    t = cohort.clinical.loc[split.index[split != "excluded"], cfg.columns.time]
     beyond = [h for h in cfg.times if h >= t.max()]
     if beyond:
         raise ConfigError(f"config key 'evaluation.times': horizon(s) {beyond} are at or beyond the last "
-                          f"follow-up of the training split ({cfg.columns.time} ranges {t.min():g} to "
-                          f"{t.max():g}); horizons are in the units of {cfg.columns.time!r} (days by default)")
+                          f"follow-up ({cfg.columns.time} ranges {t.min():g} to {t.max():g}); horizons are in "
+                          f"the units of {cfg.columns.time!r} (days by default)")
 
 
 # ---------------------------------------------------------------------------------------- features
