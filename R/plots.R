@@ -289,7 +289,7 @@ ps_plot_decision <- function(net_benefit, models = NULL, linetypes = .ps_linetyp
   cols <- stats::setNames(c(rep(.ps_okabe_ito, length.out = length(models)), "grey55", "black"), labs)
   lts <- stats::setNames(c(rep(linetypes, length.out = length(models)), "solid", "solid"), labs)
   # later models thinner on top, so a curve that coincides with an earlier one shows inside it (mm = pt / 2.13)
-  lws <- stats::setNames(c(pmax(2.6 - 0.5 * (seq_along(models) - 1), 0.9) / 2.13, 0.6, 0.5), labs)
+  lws <- stats::setNames(c(pmax(2.2 - 0.5 * (seq_along(models) - 1), 0.8) / 2.13, 0.6, 0.5), labs)
   top <- max(d$net_benefit, na.rm = TRUE)
   survival <- "horizon" %in% names(d) && any(is.finite(d$horizon))
   if (survival) d$panel <- sprintf("Horizon %s %s", format(round(d$horizon / time_scale, 1)), time_unit)

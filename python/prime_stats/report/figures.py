@@ -102,7 +102,7 @@ def annotation_text(annotation: Mapping | str | None) -> str | None:
 def line_width(i: int) -> float:
     """Points: each later model is drawn thinner on top, so a curve that coincides with an earlier one
     shows inside it (together with its own colour and dash pattern)."""
-    return max(2.6 - 0.5 * i, 0.9)
+    return max(2.2 - 0.5 * i, 0.8)
 
 
 def _horizon_label(h: float, time_scale: float, unit: str) -> str:

@@ -104,20 +104,24 @@ def plot_time_dependent(scores: pd.DataFrame, metrics: Sequence[str] = ("AUC(t)"
     present = [m for m in metrics if m in set(df.metric)]
     fig, axes = plt.subplots(1, len(present), figsize=figsize or (4.6 * len(present), 3.9), squeeze=False)
     n_models = df["model"].nunique()
+    x_all = df.time.to_numpy(float) / time_scale
+    dodge = 0.015 * (x_all.max() - min(x_all.min(), 0.0))  # models side by side, so equal values stay visible
     for ax, metric in zip(axes[0], present):
         for i, (model, d) in enumerate(df[df.metric == metric].groupby("model", sort=False)):
             d = d.sort_values("time")
             col = palette[i % len(palette)]
-            x = d.time.to_numpy(float) / time_scale
-            ax.errorbar(x + 0.25 * (i - 0.5 * (n_models - 1)), d.estimate,  # side by side when equal
+            x = d.time.to_numpy(float) / time_scale + dodge * (i - 0.5 * (n_models - 1))
+            ax.errorbar(x, d.estimate,
                         yerr=[d.estimate - d.lower, d.upper - d.estimate] if d.lower.notna().all() else None,
-                        color=col, marker=_MARKERS[i % len(_MARKERS)], ms=4.5, lw=line_width(i),
+                        color=col, marker=_MARKERS[i % len(_MARKERS)], ms=4.5, lw=line_width(i), elinewidth=1,
                         ls=LINESTYLES[i % len(LINESTYLES)], capsize=3, label=model)
         if metric.startswith("AUC"):
             ax.axhline(0.5, ls=":", color="0.5", lw=1)
+        if time_scale == DAYS_PER_MONTH:  # months: a tick every 6 months
+            ax.set_xticks(np.arange(0, x_all.max() + 6, 6))
         ax.set(xlabel=time_label, ylabel=metric)
         _style(ax)
-    axes[0][0].legend(fontsize=8, frameon=False)
+    axes[0][0].legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=min(n_models, 3))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
