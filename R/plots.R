@@ -275,8 +275,9 @@ plot.ps_calibration <- function(x, model = "model", ...) {
 #' @param time_scale,time_unit horizon display.
 #' @param xlab,title labels.
 #' @return a ggplot.
-ps_plot_decision <- function(net_benefit, models = NULL, linetypes = .ps_linetypes, time_scale = 30.4375,
-                             time_unit = "months", xlab = "Threshold probability", title = NULL) {
+ps_plot_decision <- function(net_benefit, models = NULL, linetypes = c("solid", "52", "12", "5212", "93"),
+                             time_scale = 30.4375, time_unit = "months", xlab = "Threshold probability",
+                             title = NULL) {
   .ps_plot_need("ggplot2")
   d <- .ps_plot_cols(net_benefit, c("threshold", "model", "net_benefit"), "net_benefit")
   d$model <- as.character(d$model)
