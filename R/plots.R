@@ -20,6 +20,10 @@ utils::globalVariables(".data")  # the ggplot2 data pronoun
   if (length(miss)) stop(what, " table lacks column(s) ", paste(miss, collapse = ", "),
                          " (has ", paste(names(df), collapse = ", "), ")")
   if (!nrow(df)) stop(what, " table is empty")
+  if ("split" %in% names(df) && length(unique(df$split)) > 1) {
+    stop(what, " table holds the splits ", paste(sort(unique(as.character(df$split))), collapse = ", "),
+         ": pass one split's rows")
+  }
   as.data.frame(df)
 }
 
@@ -213,6 +217,7 @@ ps_plot_calibration <- function(curves, rug = NULL, models = NULL, time_scale = 
   hi <- max(unlist(curves[, c("predicted", "observed", "upper")]), na.rm = TRUE)
   if (!is.null(rug)) {
     rug <- .ps_plot_cols(rug, c("model", "horizon", "predicted"), "rug")
+    if ("endpoint" %in% names(rug)) rug <- rug[as.character(rug$endpoint) == as.character(curves$endpoint[1]), ]
     rug$panel <- panel(as.character(rug$model), round(rug$horizon, 6))
     rug <- rug[!is.na(rug$panel), ]
     hi <- max(hi, stats::quantile(rug$predicted, 0.99, na.rm = TRUE))
@@ -478,7 +483,6 @@ plot.ps_study <- function(x, which = c("km", "calibration", "decision", "forest"
     cu <- .ps_split(.ps_study_table(x, "calibration_curves"), split)
     cu <- cu[cu$endpoint == endpoint, ]
     rug <- .ps_split(.ps_study_table(x, "calibration_rug"), split)
-    if ("endpoint" %in% names(rug)) rug <- rug[rug$endpoint == endpoint, ]
     lab <- if (endpoint == "survival") c("Predicted risk of death", "Observed risk (Kaplan-Meier)")
            else c("Predicted probability", "Observed proportion")
     return(ps_plot_calibration(cu, rug, xlab = lab[1], ylab = lab[2], ...))

@@ -126,7 +126,7 @@ def test_calibration_tables_long_and_equal_to_the_curves(bc):
                                one[["predicted", "observed", "lower", "upper"]])
     assert (tab["endpoint"] == "response").all() and tab["horizon"].isna().all()
     rug = FD.prediction_rug(preds)
-    assert len(rug) == 2 * len(y) and set(rug.columns) == {"model", "horizon", "predicted"}
+    assert len(rug) == 2 * len(y) and set(rug.columns) == {"endpoint", "model", "horizon", "predicted"}
 
 
 def test_calibration_curve_matches_r_lowess(r_engine, bc):
@@ -319,5 +319,8 @@ def test_figure_errors_name_the_table_and_column(km_stored):
         F.km_figure(km_stored["km_curves"], km_stored["km_at_risk"].query("group == 'male'"), None, "python")
     with pytest.raises(ValueError, match="engine must be"):
         F.km_figure(km_stored["km_curves"], km_stored["km_at_risk"], None, "matlab")
+    two = pd.concat([km_stored["km_curves"].assign(split="test"), km_stored["km_curves"].assign(split="external")])
+    with pytest.raises(ValueError, match=r"holds the splits \['external', 'test'\]: pass one split's rows"):
+        F.km_figure(two, km_stored["km_at_risk"], None, "python")
     with pytest.raises(ValueError, match="no model rows"):
         F.decision_curve_figure(pd.DataFrame({"threshold": [0.1], "model": ["all"], "net_benefit": [0.2]}), "python")

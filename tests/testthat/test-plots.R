@@ -101,4 +101,17 @@ test_that("plot() of a study draws its stored tables", {
   expect_s3_class(p, "ggsurvplot")
   expect_match(p$plot$labels$subtitle, sprintf("HR high vs low risk %.2f", cox$estimate))
   expect_error(plot(st, "forest"), "stored no subgroups table")
+  set.seed(2)
+  p <- stats::plogis(stats::rnorm(200))
+  y <- stats::rbinom(200, 1, p)
+  lw <- stats::lowess(p, y, iter = 0)
+  w(data.frame(endpoint = "response", horizon = NA, model = "PRIME-R", predicted = lw$x, observed = lw$y,
+               lower = NA, upper = NA), "calibration_curves")
+  w(data.frame(endpoint = "response", model = "PRIME-R", horizon = NA, predicted = p), "calibration_rug")
+  g <- plot(st, "calibration")
+  expect_s3_class(g, "ggplot")
+  expect_equal(nrow(g$layers[[4]]$data), 200)  # the rug: every prediction of the split
+  utils::write.csv(ps_r_net_benefit(y, p, seq(0, 0.9, 0.05)), file.path(dir, "tables", "decision_curve_external.csv"),
+                   row.names = FALSE)
+  expect_s3_class(plot(st, "decision"), "ggplot")
 })

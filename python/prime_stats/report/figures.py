@@ -74,6 +74,9 @@ def _need(df: pd.DataFrame, cols: Sequence[str], what: str) -> pd.DataFrame:
         raise ValueError(f"{what} table lacks column(s) {missing} (has {list(df.columns)})")
     if df.empty:
         raise ValueError(f"{what} table is empty")
+    if "split" in df.columns and df["split"].nunique() > 1:
+        raise ValueError(f"{what} table holds the splits {sorted(df['split'].astype(str).unique())}: pass one "
+                         "split's rows")
     return df
 
 
@@ -279,6 +282,8 @@ def calibration_figure(curves: pd.DataFrame, rug: pd.DataFrame | None = None, en
     _need(curves, ["endpoint", "horizon", "model", "predicted", "observed", "lower", "upper"], "curves")
     if rug is not None:
         _need(rug, ["model", "horizon", "predicted"], "rug")
+        if "endpoint" in rug:
+            rug = rug[rug["endpoint"].astype(str) == str(curves["endpoint"].iloc[0])]
     models = list(dict.fromkeys(curves["model"].astype(str)))
     horizons = list(pd.unique(pd.to_numeric(curves["horizon"]).round(6)))  # NaN (binary) once
     survival = str(curves["endpoint"].iloc[0]) == "survival"

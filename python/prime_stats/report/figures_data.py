@@ -112,7 +112,10 @@ def calibration_curves_survival(time, event, risks: Mapping[str, np.ndarray], ho
 
 
 def prediction_rug(predictions: Mapping[str, np.ndarray], horizon: float | None = None) -> pd.DataFrame:
-    """The predictions under a calibration curve (its rug), long: model, horizon, predicted."""
-    frames = [pd.DataFrame({"model": str(m), "horizon": np.nan if horizon is None else float(horizon),
+    """The predictions under a calibration curve (its rug), long: endpoint ("response" without a
+    horizon, else "survival"), model, horizon, predicted."""
+    endpoint = "response" if horizon is None else "survival"
+    frames = [pd.DataFrame({"endpoint": endpoint, "model": str(m),
+                            "horizon": np.nan if horizon is None else float(horizon),
                             "predicted": np.asarray(p, dtype=float)}) for m, p in predictions.items()]
     return pd.concat(frames, ignore_index=True)
