@@ -292,19 +292,22 @@ ps_plot_decision <- function(net_benefit, models = NULL, linetypes = c("solid", 
   d$label <- factor(ifelse(d$model == "all", "Treat all", ifelse(d$model == "none", "Treat none", d$model)),
                     levels = labs)
   d <- d[!is.na(d$label), ]
-  cols <- stats::setNames(c(rep(.ps_okabe_ito, length.out = length(models)), "grey55", "black"), labs)
+  cols <- stats::setNames(c(rep(.ps_okabe_ito, length.out = length(models)), "grey50", "black"), labs)
   lts <- stats::setNames(c(rep(linetypes, length.out = length(models)), "solid", "solid"), labs)
   # later models thinner on top, so a curve that coincides with an earlier one shows inside it (mm = pt / 2.13)
-  lws <- stats::setNames(c(pmax(2.2 - 0.5 * (seq_along(models) - 1), 0.8) / 2.13, 0.6, 0.5), labs)
+  lws <- stats::setNames(c(pmax(2.2 - 0.5 * (seq_along(models) - 1), 0.8), 0.9, 0.8) / 2.13, labs)
   top <- max(d$net_benefit, na.rm = TRUE)
   survival <- "horizon" %in% names(d) && any(is.finite(d$horizon))
   if (survival) d$panel <- sprintf("Horizon %s %s", format(round(d$horizon / time_scale, 1)), time_unit)
+  # the references are thin lines on top (levels last): where a model treats everyone it coincides with
+  # treat-all, and both stay visible
   p <- ggplot2::ggplot(d, ggplot2::aes(x = .data$threshold, y = .data$net_benefit, colour = .data$label,
                                        linetype = .data$label, linewidth = .data$label)) +
     ggplot2::geom_line(na.rm = TRUE) +
-    ggplot2::scale_colour_manual(values = cols) + ggplot2::scale_linetype_manual(values = lts) +
-    ggplot2::scale_linewidth_manual(values = lws) +
-    ggplot2::scale_x_continuous(breaks = seq(0, 1, 0.2), labels = function(v) sprintf("%.0f%%", 100 * v)) +
+    ggplot2::scale_colour_manual(values = cols, breaks = labs) +
+    ggplot2::scale_linetype_manual(values = lts, breaks = labs) +
+    ggplot2::scale_linewidth_manual(values = lws, breaks = labs) +
+    ggplot2::scale_x_continuous(breaks = seq(0, 1, 0.1), labels = function(v) sprintf("%.0f%%", 100 * v)) +
     ggplot2::coord_cartesian(xlim = range(d$threshold), ylim = c(-0.05, max(top, 0.01) * 1.08), expand = FALSE) +
     ggplot2::labs(x = xlab, y = "Net benefit", colour = NULL, linetype = NULL, linewidth = NULL,
                   title = .ps_null_str(title)) +

@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib import transforms
+from matplotlib.ticker import MultipleLocator
 from matplotlib.figure import Figure
 
 from prime_stats import rbridge
@@ -398,10 +399,13 @@ def _decision_python(nb, models, horizons, survival, xlab, title, time_scale, ti
         d = nb[(h_all == h) | (h_all.isna() & pd.isna(h))]
         series = [(m, m, OKABE_ITO[i % len(OKABE_ITO)], LINESTYLES[i % len(LINESTYLES)], line_width(i))
                   for i, m in enumerate(models)]
-        series += [("all", "Treat all", "0.55", "-", 1.3), ("none", "Treat none", "black", "-", 1.1)]
+        # the references are thin lines on top: where a model treats everyone it coincides with treat-all,
+        # and both stay visible
+        series += [("all", "Treat all", "0.5", "-", 0.9), ("none", "Treat none", "black", "-", 0.8)]
         for key, label, col, ls, lw in series:
             s = d[d["model"] == key].sort_values("threshold")
             ax.plot(s["threshold"], s["net_benefit"], color=col, ls=ls, lw=lw, label=label)
+        ax.xaxis.set_major_locator(MultipleLocator(0.1))
         ax.set_ylim(*ylim)
         ax.set_xlim(float(d["threshold"].min()), float(d["threshold"].max()))
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
