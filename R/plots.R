@@ -333,7 +333,8 @@ plot.ps_net_benefit <- function(x, ...) {
 .ps_forest_rows <- function(subgroups) {
   rows <- list()
   cells <- function(r) {
-    est <- r$estimate; note <- if (is.null(r$note) || is.na(r$note)) "" else as.character(r$note)
+    est <- r$estimate
+    note <- if (is.null(r$note) || is.na(r$note)) "" else sub(" \\(.*$", "", as.character(r$note))  # first words
     data.frame(estimate = est, lower = r$lower, upper = r$upper,
                n_events = sprintf("%d (%d)", as.integer(r$n), as.integer(r$events)),
                hr_text = if (is.finite(est)) sprintf("%.2f (%.2f-%.2f)", est, r$lower, r$upper)

@@ -447,7 +447,7 @@ def _forest_rows(subgroups: pd.DataFrame, labels: Mapping) -> pd.DataFrame:
 
 def _forest_cells(r) -> dict:
     est, lo, hi = (float(r[k]) for k in ("estimate", "lower", "upper"))
-    note = str(r.get("note", "") if pd.notna(r.get("note", "")) else "")
+    note = str(r.get("note", "") if pd.notna(r.get("note", "")) else "").split(" (")[0]  # its first words
     hr_text = f"{est:.2f} ({lo:.2f}-{hi:.2f})" if np.isfinite(est) else ("NA" + (f" ({note})" if note else ""))
     return dict(estimate=est, lower=lo, upper=hi, n_events=f"{int(r['n'])} ({int(r['events'])})",
                 hr_text=hr_text, p_text="")
