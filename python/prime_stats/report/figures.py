@@ -124,16 +124,16 @@ def _python_out(fig: Figure, path, dpi: int):
 
 
 def _r_out(builder: str, path, width: float, height: float, dpi: int, **kwargs):
-    target = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="ps_fig_")) / "figure.png"
-    res = rbridge.draw_r_figure(builder, target, width=width, height=height, dpi=dpi, **kwargs)
-    risk = res.get("risk_table")
     if path is not None:
-        return FigureFile(target, "R", risk)
+        res = rbridge.draw_r_figure(builder, Path(path), width=width, height=height, dpi=dpi, **kwargs)
+        return FigureFile(Path(path), "R", res.get("risk_table"))
     import matplotlib.image as mpimg
 
-    img = mpimg.imread(target)
-    target.unlink()
-    target.parent.rmdir()
+    with tempfile.TemporaryDirectory(prefix="ps_fig_") as tmp:
+        target = Path(tmp) / "figure.png"
+        res = rbridge.draw_r_figure(builder, target, width=width, height=height, dpi=dpi, **kwargs)
+        img = mpimg.imread(target)
+    risk = res.get("risk_table")
     fig = Figure(figsize=(img.shape[1] / dpi, img.shape[0] / dpi), dpi=dpi)
     ax = fig.add_axes([0, 0, 1, 1])
     ax.imshow(img, interpolation="none")
