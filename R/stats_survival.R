@@ -189,33 +189,3 @@ ps_r_validate_lrm <- function(x, y, B = 200, seed = 1) {
   auc$optimism <- auc$optimism / 2
   rbind(out, auc)
 }
-
-#' Kaplan-Meier plot with a numbers-at-risk table (survminer::ggsurvplot) written to a PNG file
-#'
-#' @inheritParams ps_r_km
-#' @param file output PNG path.
-#' @param break_time spacing of the x-axis breaks and risk-table times.
-#' @param xlab,title axis label and title.
-#' @return the file path (invisibly).
-#' @examples
-#' \donttest{
-#' ps_r_km_plot(tempfile(fileext = ".png"), survival::lung$time, survival::lung$status - 1,
-#'              survival::lung$sex, break_time = 180)
-#' }
-ps_r_km_plot <- function(file, time, event, group, break_time = NULL, xlab = "Time", title = NULL) {
-  if (!requireNamespace("survminer", quietly = TRUE)) stop("package survminer is not installed")
-  .ps_surv_check(time, event)
-  d <- data.frame(time = time, event = event, group = factor(group))
-  fit <- survival::survfit(survival::Surv(time, event) ~ group, data = d)
-  fit$call$data <- d
-  okabe_ito <- c("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
-  p <- survminer::ggsurvplot(fit, data = d, conf.int = TRUE, pval = TRUE, risk.table = TRUE,
-                             break.time.by = break_time, xlab = xlab, title = title,
-                             palette = okabe_ito[seq_len(nlevels(d$group))],
-                             legend.labs = levels(d$group), risk.table.height = 0.28,
-                             ggtheme = ggplot2::theme_bw())
-  grDevices::png(file, width = 2000, height = 1700, res = 300)
-  on.exit(grDevices::dev.off())
-  print(p, newpage = FALSE)
-  invisible(file)
-}

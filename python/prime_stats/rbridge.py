@@ -207,3 +207,25 @@ def run_r(code: str):
     """Evaluate R code (for validation scripts and tests) and convert the result."""
     with _LOCK:
         return _from_r(_robjects().r(code))
+
+
+# ------------------------------------------------------------------------------------------------
+# Figures (R/plots.R): ggplot2 / survminer builders drawn to PNG inside R (owner: report/figures.py)
+# ------------------------------------------------------------------------------------------------
+def draw_r_figure(builder: str, path, width: float, height: float, dpi: int, **tables: Any) -> dict:
+    """Build a figure with ``primestats::<builder>(...)`` from tables (DataFrames, vectors, strings)
+    and write it with ``ps_plot_save`` to a PNG of ``width`` x ``height`` inches at ``dpi``. The
+    ggplot object stays in R. Returns ``{"file": str, "risk_table": DataFrame | None}``; the risk
+    table (ggsurvplot only) holds the numbers at risk printed under the plot: group, time, n_risk."""
+    with _LOCK:
+        env = _primestats_env()
+        ro = _robjects()
+        build = ro.r["get"](builder, envir=env)
+        save = ro.r["get"]("ps_plot_save", envir=env)
+        r_args = {k: _to_r(v) for k, v in tables.items()}
+        try:
+            plot = build(**r_args)
+            res = save(plot, file=str(path), width=float(width), height=float(height), dpi=int(dpi))
+        except Exception as exc:  # rpy2.rinterface_lib.embedded.RRuntimeError
+            raise RuntimeError(f"R figure {builder} failed: {exc}") from exc
+        return _from_r(res)

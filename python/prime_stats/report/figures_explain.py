@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from prime_stats.report.figures_survival import OKABE_ITO, plot_kaplan_meier
+from prime_stats.report.figures import OKABE_ITO
+from prime_stats.report.figures_survival import plot_kaplan_meier
 
 __all__ = ["plot_volcano", "plot_gsea_enrichment", "plot_score_boxplot", "plot_shap_beeswarm",
            "plot_shap_bar", "plot_divergence", "plot_survshap", "plot_paradox_km"]
@@ -220,18 +221,17 @@ def plot_survshap(survshap_result, *, features: Sequence[str] | None = None, max
     return fig
 
 
-def plot_paradox_km(paradox_result, *, time_scale: float = 30.4375, xlabel: str = "Months",
+def plot_paradox_km(paradox_result, *, time_scale: float = 30.4375,
+                    xlabel: str = "Time since treatment start (months)",
                     title: str | None = "Responder paradox: overall survival by PRIME-R x PRIME-S quadrant",
-                    figsize=(7.0, 5.8)) -> Figure:
-    """Kaplan-Meier curves of the four quadrants with numbers at risk, the log-rank p and the
-    paradox HR (responder/high vs responder/low risk) in the legend title."""
+                    figsize=(7.0, 6.4)) -> Figure:
+    """Kaplan-Meier curves of the four quadrants with numbers at risk; above the panel the log-rank p
+    and the paradox HR (responder/high vs responder/low risk), never over the curves."""
     data = paradox_result.data.assign(quadrant=paradox_result.data["quadrant"].astype(str))
     short = {q: q.replace("non-responder", "NR").replace("responder", "R") for q in data["quadrant"].unique()}
-    fig = plot_kaplan_meier(data, "os_days", "os_event", "quadrant", time_scale=time_scale,
-                            xlabel=xlabel, title=title, group_labels=short, show_logrank=True,
-                            show_hr=False, figsize=figsize)
     hr = paradox_result.hazard_ratio.iloc[0]
-    fig.axes[0].text(0.02, 0.16, f"R/high vs R/low risk: HR {hr['estimate']:.2f} "
-                     f"({hr['lower']:.2f}-{hr['upper']:.2f})\nR = predicted responder (PRIME-R), "
-                     "risk = PRIME-S", transform=fig.axes[0].transAxes, ha="left", va="bottom", fontsize=8)
-    return fig
+    extra = (f"R/high vs R/low risk: HR {hr['estimate']:.2f} (95% CI {hr['lower']:.2f}-{hr['upper']:.2f})\n"
+             "R = predicted responder (PRIME-R), risk = PRIME-S")
+    return plot_kaplan_meier(data, "os_days", "os_event", "quadrant", time_scale=time_scale, xlabel=xlabel,
+                             title=title, group_labels=short, show_logrank=True, show_hr=False,
+                             extra_annotation=extra, figsize=figsize)
