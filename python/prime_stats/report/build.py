@@ -131,6 +131,7 @@ class _Study:
     notes: dict = field(default_factory=dict)
     paths: dict = field(default_factory=dict)       # "table:key" / "figure:key" -> relative path
     unusable: dict = field(default_factory=dict)    # key -> reason
+    figure_engines: dict = field(default_factory=dict)  # figure key -> "R" | "python"
 
 
 def _png_size(data: bytes) -> tuple[int, int, float]:
@@ -178,6 +179,7 @@ def _load_study(study_dir: Path) -> _Study:
     cfg_path = root / "config.resolved.yaml"
     cfg = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else dict(prov.get("config") or {})
     st = _Study(root, prov, cfg, engines=dict(art.get("engines", {})),
+                figure_engines=dict(art.get("figure_engines", {})),
                 notes={str(k): str(v) for k, v in art.get("notes", {}).items()})
     for key, rel in art.get("tables", {}).items():
         p = _resolve(root, rel, "table", key)
@@ -311,7 +313,9 @@ class _Builder:
     def figures(self, keys) -> dict:
         figs = []
         for k in keys:
-            f = _figure(k, self.st, self.counter, caption("figure", k) or k)
+            drawn = {"R": " Drawn by R (ggplot2 / survminer).", "python": " Drawn by Python (matplotlib)."}
+            f = _figure(k, self.st, self.counter,
+                        (caption("figure", k) or k) + drawn.get(self.st.figure_engines.get(k), ""))
             f["note"] = self.text(f["note"])
             figs.append(f)
         i = 0

@@ -128,6 +128,56 @@ def decision_tables(art: Artefacts, pred: Predictions):
         art.table(f"decision_curve_{split}", decision.net_benefit(y, probs, thresholds=NET_BENEFIT_THRESHOLDS))
 
 
+CALIBRATION_HORIZONS = (365.25, 730.5)     # 12 and 24 months: the survival calibration figures
+
+
+def calibration_tables(art: Artefacts, pred: Predictions, seed: int):
+    """The calibration figures' tables for both endpoints, per validation split: smoothed curves with
+    their 95% bootstrap bands (``calibration_curves``) and the predictions beneath them
+    (``calibration_rug``); survival at 12 and 24 months for every model with S(t|x)."""
+    from ..report import figures_data as fd
+
+    cols, curves, rugs = pred.columns, [], []
+    for split in ("test", "external"):
+        g = pred.in_split(split)
+        if cols.has_response and pred.response and g[cols.response].nunique() == 2:
+            probs = {m: g[c].to_numpy() for m, c in pred.response.items()}
+            curves.append(fd.calibration_curves(g[cols.response].astype(int).to_numpy(), probs,
+                                                random_state=seed).assign(split=split))
+            rugs.append(fd.prediction_rug(probs).assign(split=split))
+        if cols.has_survival and pred.survival and g[cols.event].sum() >= 3:
+            for t in (h for h in CALIBRATION_HORIZONS if h in pred.times and h < g[cols.time].max()):
+                k = pred.times.index(t)
+                risks = {m: 1 - g[c[k]].to_numpy() for m, c in pred.survival.items()}
+                curves.append(fd.calibration_curves_survival(g[cols.time].to_numpy(float), g[cols.event].to_numpy(int),
+                                                             risks, t, random_state=seed).assign(split=split))
+                rugs.append(fd.prediction_rug(risks, t).assign(split=split))
+    if curves:
+        art.table("calibration_curves", pd.concat(curves, ignore_index=True))
+        art.table("calibration_rug", pd.concat(rugs, ignore_index=True))
+
+
+def survival_decision_tables(art: Artefacts, pred: Predictions):
+    """Net benefit of every survival model with S(t|x) at each horizon inside the split's follow-up
+    (risk of death by the horizon as the threshold probability), per validation split."""
+    cols, frames = pred.columns, []
+    if not (cols.has_survival and pred.survival):
+        return
+    for split in ("test", "external"):
+        g = pred.in_split(split)
+        if g[cols.event].sum() < 3:
+            continue
+        for k, t in enumerate(pred.times):
+            if t >= g[cols.time].max():
+                continue
+            risks = {m: 1 - g[c[k]].to_numpy() for m, c in pred.survival.items()}
+            nb = decision.net_benefit_survival(g[cols.time].to_numpy(float), g[cols.event].to_numpy(int),
+                                               risk=risks, times=t, thresholds=NET_BENEFIT_THRESHOLDS)
+            frames.append(nb.assign(horizon=t, split=split))
+    if frames:
+        art.table("decision_curve_survival", pd.concat(frames, ignore_index=True))
+
+
 # --------------------------------------------------------------------------- survival analyses
 def risk_groups(pred: Predictions) -> tuple[pd.DataFrame, surv.MedianRiskStratifier]:
     """The main survival model's risk groups: the median risk of the training split, frozen and
@@ -147,7 +197,7 @@ def risk_group_analyses(art: Artefacts, pred: Predictions, clinical: pd.DataFram
     d, strat = risk_groups(pred)
     art.notes["risk_cutoff"] = (f"PRIME-S median risk score in the training split = "
                                 f"{strat.cutoff_:.4f}, frozen and applied to every split")
-    rows = {k: [] for k in ("km_groups", "logrank", "cox_hr", "cox_zph", "followup")}
+    rows = {k: [] for k in ("km_groups", "km_curves", "km_at_risk", "logrank", "cox_hr", "cox_zph", "followup")}
     for split in ("test", "external"):
         g = d[d["split"] == split]
         if g["risk_group"].nunique() < 2 or g[cols.event].sum() < 3:
@@ -162,9 +212,14 @@ def risk_group_analyses(art: Artefacts, pred: Predictions, clinical: pd.DataFram
 
 
 def _risk_group_split(g, split, cols, times, engine, rows):
+    from ..report.figures_data import km_tables
+
     kw = dict(time=cols.time, event=cols.event, id_col=cols.id)
     km = surv.kaplan_meier(g, group="risk_group", times=times, engine=engine, **kw)
     rows["km_groups"].append(km.at_times.assign(split=split))
+    curves, at_risk = km_tables(g, cols.time, cols.event, "risk_group", engine=engine, id_col=cols.id)
+    rows["km_curves"].append(curves.assign(split=split))
+    rows["km_at_risk"].append(at_risk.assign(split=split))
     rows["logrank"].append(surv.logrank_test(g, group="risk_group", engine=engine, **kw).assign(split=split))
     rows["followup"].append(surv.median_followup(g, engine=engine, **kw).assign(split=split))
     rows["cox_hr"].append(surv.cox_hazard_ratios(g, covariates=["high_risk"], engine=engine, **kw).assign(split=split))

@@ -37,6 +37,11 @@ TABLES = {
     "hyperparameters": "Tuned hyperparameters",
     "fusion_weights": "Fusion weights (meta-classifier coefficients; model-averaging weights)",
     "km_groups": "Survival by risk group",
+    "km_curves": "Kaplan-Meier curves by risk group (the figure's table)",
+    "km_at_risk": "Numbers at risk by risk group every 6 months",
+    "calibration_curves": "Calibration curves with their 95% bands (the figures' table)",
+    "calibration_rug": "Predictions under the calibration curves",
+    "decision_curve_survival": "Net benefit by the survival horizon",
     "logrank": "Log-rank tests",
     "cox_hr": "Cox hazard ratios, high vs low risk",
     "cox_zph": "Proportional-hazards test",
@@ -69,8 +74,10 @@ FIGURES = {
     "immune": "Immune-cell infiltration",
 }
 PER_SPLIT_TABLES = {"decision_curve": "Net benefit"}
-PER_SPLIT_FIGURES = {"roc": "ROC curves", "calibration": "Calibration", "decision": "Decision curves",
-                     "km": "Kaplan-Meier curves by risk group"}
+PER_SPLIT_FIGURES = {"roc": "ROC curves", "calibration": "Calibration of the response models",
+                     "decision": "Decision curves", "km": "Kaplan-Meier curves by risk group",
+                     "calibration_survival": "Calibration of the survival models",
+                     "decision_survival": "Decision curves at the survival horizons"}
 SPLIT_SUFFIX = {"train": "training set", "test": "internal test set", "external": "external validation centre"}
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -105,13 +112,15 @@ class Artefacts:
     tables: dict = field(default_factory=dict)
     figures: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    figure_engines: dict = field(default_factory=dict)     # key -> "R" | "python" (who drew it)
 
     def table(self, key: str, df: pd.DataFrame | None):
         if df is not None:
             self.tables[_check_key("table", key)] = df
 
-    def figure(self, key: str, fig):
-        """Save a matplotlib Figure (closed afterwards) or copy a PNG file as ``figures/<key>.png``."""
+    def figure(self, key: str, fig, engine: str = "python"):
+        """Save a matplotlib Figure (closed afterwards) or copy a PNG file as ``figures/<key>.png``;
+        ``engine`` says who drew it (R's ggplot2/survminer or Python's matplotlib)."""
         import shutil
 
         import matplotlib.pyplot as plt
@@ -129,6 +138,7 @@ class Artefacts:
             fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")
             plt.close(fig)
         self.figures[key] = path
+        self.figure_engines[key] = engine
 
     def guarded(self, key: str, fn, *args, **kwargs):
         """Run one analysis; a failure is recorded as a note for the report instead of lost."""
@@ -153,6 +163,7 @@ class Artefacts:
         doc = {"tables": {k: f"tables/{k}.csv" for k in self.tables},
                "figures": {k: str(Path(p).relative_to(self.out)) for k, p in self.figures.items()},
                "engines": {k: "/".join(sorted(v)) for k, v in engines.items()},
+               "figure_engines": self.figure_engines,
                "notes": self.notes}
         path = self.out / INDEX
         path.write_text(json.dumps(doc, indent=2))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..report import figures as F
+from ..report import figures_data as FD
 from ..report import figures_explain as fe
-from ..report import figures_survival as fsv
 from ..report import figures_validation as fv
 from .predictions import SPLIT_LABELS, Predictions
 from .record import Artefacts
@@ -14,8 +15,20 @@ from .record import Artefacts
 DAYS_PER_MONTH = 30.4375
 
 
-def response_figures(art: Artefacts, pred: Predictions):
-    """ROC, calibration of the main response model and decision curves per validation split."""
+def _one_split(table: pd.DataFrame, split: str, **where) -> pd.DataFrame:
+    g = table[table["split"] == split]
+    for col, value in where.items():
+        g = g[g[col].astype(str) == str(value)]
+    return g.drop(columns="split")
+
+
+def _draw(art: Artefacts, key: str, fig):
+    art.figure(key, fig, engine=F.figure_engine(fig))
+
+
+def response_figures(art: Artefacts, pred: Predictions, engine: str):
+    """ROC curves (from the stored predictions), calibration and decision curves (from their stored
+    tables) of the response models per validation split."""
     cols = pred.columns
     if not pred.response:
         return
@@ -24,15 +37,36 @@ def response_figures(art: Artefacts, pred: Predictions):
         y = g[cols.response].astype(int).to_numpy()
         if len(np.unique(y)) < 2:
             continue
-        probs = {m: g[c].to_numpy() for m, c in pred.response.items()}
         label = SPLIT_LABELS[split]
-        art.figure(f"roc_{split}", fv.plot_roc(y, probs, title=f"ROC, {label} (n={len(g)})"))
-        main = next(iter(probs))
-        art.figure(f"calibration_{split}", fv.plot_calibration(
-            y, {main: probs[main]}, n_boot=100, title=f"Calibration of {main}, {label}"))
+        art.figure(f"roc_{split}", fv.plot_roc(y, {m: g[c].to_numpy() for m, c in pred.response.items()},
+                                               title=f"ROC, {label} (n={len(g)})"))
+        if "calibration_curves" in art.tables:
+            curves = _one_split(art.tables["calibration_curves"], split, endpoint="response")
+            if len(curves):
+                rug = _one_split(art.tables["calibration_rug"], split, endpoint="response")
+                _draw(art, f"calibration_{split}", F.calibration_figure(curves, rug, engine,
+                                                                        title=f"Calibration, {label}"))
         if f"decision_curve_{split}" in art.tables:
-            art.figure(f"decision_{split}", fv.plot_decision_curve(art.tables[f"decision_curve_{split}"],
-                                                                   title=f"Decision curve, {label}"))
+            _draw(art, f"decision_{split}", F.decision_curve_figure(art.tables[f"decision_curve_{split}"], engine,
+                                                                    title=f"Decision curves, {label}"))
+
+
+def survival_model_figures(art: Artefacts, engine: str):
+    """Calibration at 12/24 months and decision curves at each horizon of the survival models, per
+    validation split, from their stored tables."""
+    for split in ("test", "external"):
+        label = SPLIT_LABELS[split]
+        if "calibration_curves" in art.tables:
+            curves = _one_split(art.tables["calibration_curves"], split, endpoint="survival")
+            if len(curves):
+                rug = _one_split(art.tables["calibration_rug"], split, endpoint="survival")
+                _draw(art, f"calibration_survival_{split}",
+                      F.calibration_figure(curves, rug, engine, title=f"Calibration of the survival models, {label}"))
+        if "decision_curve_survival" in art.tables:
+            nb = _one_split(art.tables["decision_curve_survival"], split)
+            if len(nb):
+                _draw(art, f"decision_survival_{split}",
+                      F.decision_curve_figure(nb, engine, title=f"Decision curves by the horizon, {label}"))
 
 
 def survival_figures(art: Artefacts, metrics: pd.DataFrame):
@@ -49,19 +83,20 @@ def survival_figures(art: Artefacts, metrics: pd.DataFrame):
                                                         title="Brier score over time, external"))
 
 
-def risk_group_figures(art: Artefacts, groups: pd.DataFrame, pred: Predictions):
-    """Kaplan-Meier curves of the frozen risk groups per validation split and the subgroup forest plot."""
-    cols = pred.columns
-    for split in ("test", "external"):
-        g = groups[groups["split"] == split]
-        if g["risk_group"].nunique() < 2 or g[cols.event].sum() < 3:
-            continue
-        art.figure(f"km_{split}", fsv.plot_kaplan_meier(
-            g, cols.time, cols.event, group="risk_group", risk_times=[0, 6, 12, 24, 36],
-            time_scale=DAYS_PER_MONTH, xlabel="Months", title=f"PRIME-S risk groups, {SPLIT_LABELS[split]}",
-            group_labels={"low": "Low risk", "high": "High risk"}))
+def risk_group_figures(art: Artefacts, engine: str):
+    """Kaplan-Meier curves of the frozen risk groups with numbers at risk, log-rank p and HR (high vs
+    low) per validation split, and the subgroup forest plot, from their stored tables."""
+    if "km_curves" in art.tables:
+        for split in ("test", "external"):
+            curves = _one_split(art.tables["km_curves"], split)
+            if not len(curves):
+                continue
+            note = FD.km_annotation(_one_split(art.tables["logrank"], split), _one_split(art.tables["cox_hr"], split))
+            _draw(art, f"km_{split}", F.km_figure(curves, _one_split(art.tables["km_at_risk"], split), note, engine,
+                                                  groups={"low": "Low risk", "high": "High risk"},
+                                                  title=f"PRIME-S risk groups, {SPLIT_LABELS[split]}"))
     if "subgroups" in art.tables:
-        art.figure("forest_subgroups", fsv.plot_forest(art.tables["subgroups"],
+        _draw(art, "forest_subgroups", F.forest_figure(art.tables["subgroups"], engine,
                                                        title="PRIME-S high vs low risk by subgroup, external"))
 
 

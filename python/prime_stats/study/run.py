@@ -104,6 +104,8 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     metrics.to_csv(out / "metrics.csv", index=False)
     art.table("metrics", metrics)
     art.guarded("decision_curves", analyses.decision_tables, art, pred)
+    art.guarded("decision_curves_survival", analyses.survival_decision_tables, art, pred)
+    art.guarded("calibration_curves", analyses.calibration_tables, art, pred, cfg.seed)
     groups = None
     if cols.has_survival:
         groups = art.guarded("risk_groups", analyses.risk_group_analyses, art, pred, cohort.clinical, engine)
@@ -123,10 +125,11 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
             omics = art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
 
     # figures, drawn from the stored tables and results
-    art.guarded("response_figures", render.response_figures, art, pred)
+    art.guarded("response_figures", render.response_figures, art, pred, engine)
     art.guarded("survival_figures", render.survival_figures, art, metrics)
+    art.guarded("survival_model_figures", render.survival_model_figures, art, engine)
     if groups is not None:
-        art.guarded("risk_group_figures", render.risk_group_figures, art, groups, pred)
+        art.guarded("risk_group_figures", render.risk_group_figures, art, engine)
     if paradox is not None:
         art.guarded("paradox_figure", render.paradox_figure, art, paradox)
     if shap is not None:
