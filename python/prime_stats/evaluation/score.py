@@ -5,6 +5,8 @@
 number through :mod:`prime_stats.rbridge` (pROC / riskRegression / survival / pec / rms), ``"python"``
 with the pure-Python implementations in this package, and ``"auto"`` uses R when it and the needed
 packages are available and Python otherwise.  The ``engine`` column records which one produced each row.
+``bootstrap=B`` adds percentile and BCa bootstrap rows (and paired model contrasts) computed for all
+replicates at once by :mod:`.bootstrap` (Python engine).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import rbridge
+from .bootstrap import bootstrap_binary, bootstrap_survival
 from .calibration import calibration_binary, calibration_survival
 from .discrimination import (_risk_matrix, as_binary, as_float_array, as_survival, auc_delong,
                              concordance_index, delong_test, time_dependent_auc)
@@ -30,7 +33,8 @@ def _long(frames: list[pd.DataFrame]) -> pd.DataFrame:
     for c in COLUMNS:
         if c not in df:
             df[c] = np.nan
-    return df[COLUMNS].reset_index(drop=True)
+    extra = ["threshold"] if "threshold" in df and df["threshold"].notna().any() else []   # net benefit rows
+    return df[COLUMNS + extra].reset_index(drop=True)
 
 
 def _with_model(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -46,12 +50,15 @@ def _check_models(predictions, what: str) -> dict:
 
 
 def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", calibration: bool = True,
-                 compare: bool = True, conf_level: float = 0.95) -> pd.DataFrame:
+                 compare: bool = True, conf_level: float = 0.95, bootstrap: int = 0, seed: int | None = None,
+                 thresholds: Sequence[float] = ()) -> pd.DataFrame:
     """AUC (DeLong CI), Brier, IPA and (optionally) calibration statistics for each model.
 
     ``predictions``: ``{model name: predicted probability of y == 1}``.  With ``compare`` and several
     models, every pair gets an "AUC difference" row (model ``"A vs B"``) with the paired DeLong test's
-    CI and ``p_value`` (``pROC::roc.test``).
+    CI and ``p_value`` (``pROC::roc.test``).  ``bootstrap=B`` (with ``seed``) adds percentile and BCa
+    rows for AUC, Brier, IPA, O/E, CITL, calibration intercept and slope and, at ``thresholds``, net
+    benefit (a ``threshold`` column), plus paired bootstrap differences between models when ``compare``.
     """
     y = as_binary(y)
     preds = _check_models(predictions, "predictions")
@@ -80,18 +87,27 @@ def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", cal
                 row = (rbridge.call_r("ps_r_roc_test", y=y, score1=preds[a], score2=preds[b]) if eng == "R"
                        else delong_test(y, preds[a], preds[b]))
                 frames.append(_with_model(row, f"{a} vs {b}"))
+    if bootstrap:
+        boot = bootstrap_binary(y, preds, B=bootstrap, seed=seed, thresholds=thresholds)
+        frames.append(boot.table(conf_level))
+        if compare and len(preds) > 1:
+            frames.append(boot.contrasts(conf_level))
     return _long(frames)
 
 
 def score_survival(time, event, risks: Mapping[str, object], times: Sequence[float] = DEFAULT_TIMES,
                    risk_scores: Mapping[str, object] | None = None, engine: str = "auto",
-                   ibs: bool = True, calibration: bool = True, conf_level: float = 0.95) -> pd.DataFrame:
+                   ibs: bool = True, calibration: bool = True, conf_level: float = 0.95, bootstrap: int = 0,
+                   seed: int | None = None, compare: bool = True) -> pd.DataFrame:
     """Harrell's and Uno's C, AUC(t), Brier(t), IPA(t), integrated Brier and calibration at each time.
 
     ``risks``: ``{model: array (n, len(times))}`` of predicted event probabilities F(t|x) = 1 - S(t|x)
     at each time.  ``risk_scores``: optional ``{model: array (n,)}`` used for the C-indices (e.g. a
     linear predictor); by default the predicted risk at the last time.  The IBS integrates the Brier
     curve over ``times`` with a left Riemann sum (``pec::crps``), so pass a fine grid if the IBS matters.
+    ``bootstrap=B`` (with ``seed``) adds percentile and BCa rows for the C-indices, AUC(t), Brier(t),
+    IPA(t), IBS, O/E(t) and the calibration slope, and, when ``compare`` and several models are given,
+    paired bootstrap differences between models (model ``"A vs B"``, metric ``"<metric> difference"``).
     """
     time, event = as_survival(time, event)
     times = [float(t) for t in times]
@@ -141,6 +157,13 @@ def score_survival(time, event, risks: Mapping[str, object], times: Sequence[flo
                 for k, t in enumerate(times):
                     frames.append(_with_model(calibration_survival(time, event, r[:, k], t,
                                                                    conf_level=conf_level), name))
+    if bootstrap:
+        metrics = ["harrell", "uno", "auc", "brier", "ipa"] + (["ibs"] if ibs else []) + \
+            (["oe", "slope"] if calibration else [])
+        boot = bootstrap_survival(time, event, rm, times, scores, B=bootstrap, seed=seed, metrics=metrics)
+        frames.append(boot.table(conf_level))
+        if compare and len(rm) > 1:
+            frames.append(boot.contrasts(conf_level))
     out = _long(frames)
     order = {m: i for i, m in enumerate(["C-index", "AUC(t)", "Brier", "IPA", "IBS", "O/E", "slope",
                                          "ICI", "E50", "E90", "Emax"])}
