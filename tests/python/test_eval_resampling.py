@@ -1,10 +1,12 @@
-"""Bootstrap optimism correction and percentile CIs.
+"""Bootstrap optimism correction of whole pipelines (resumable, parallel, costed) and percentile CIs.
 
 The key check: an unpenalised logistic model fitted without selection on real data (scikit-learn's
 breast-cancer features) must give the same apparent indices as rms::lrm and optimism-corrected
 Dxy/AUC, slope, intercept and Brier that agree with rms::validate(B = 200) within Monte-Carlo error.
 """
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -87,19 +89,73 @@ def test_plus632_brier_uses_closed_form_no_information(bc):
     assert r["apparent"] <= r["estimate_632plus"] <= max(r["oob"], r["apparent"])
 
 
-def test_c_index_scorer_with_survival_pipeline():
+def test_c_index_and_time_dependent_metrics_with_survival_pipeline(tmp_path):
     from sksurv.datasets import load_whas500
     from sksurv.linear_model import CoxPHSurvivalAnalysis
-    from sksurv.metrics import concordance_index_censored
+
+    from prime_stats.evaluation.bootstrap import resample_indices
+    from prime_stats.evaluation.discrimination import concordance_index, time_dependent_auc
 
     X, y = load_whas500()
     X = X[["age", "bmi", "hr", "sysbp", "diasbp"]].astype(float)
-    res = rs.bootstrap_optimism(CoxPHSurvivalAnalysis(), X, y, scoring=["c_index"], B=10,
-                                random_state=0, stratify=True).iloc[0]
+    t, e = y["lenfol"].astype(float), y["fstat"].astype(int)
+    res = rs.bootstrap_optimism(CoxPHSurvivalAnalysis(), X, y, scoring=["c_index", "auc_t", "ibs"], B=6,
+                                random_state=0, stratify=True, times=[365, 730, 1095])
     est = CoxPHSurvivalAnalysis().fit(X, y)
-    c = concordance_index_censored(y["fstat"], y["lenfol"], est.predict(X))[0]
-    assert res["apparent"] == pytest.approx(c, abs=1e-12)
-    assert 0 < res["optimism"] < 0.05 and res["B"] == 10
+    c = res.set_index("metric").loc["c_index"]
+    assert c["apparent"] == pytest.approx(concordance_index(t, e, est.predict(X)).estimate[0], abs=1e-12)
+    assert 0 < c["optimism"] < 0.05 and c["B"] == 6
+    assert list(res.query("metric == 'auc_t'").time) == [365, 730, 1095] and len(res) == 5
+    # replicate 2: training = the metric functions on the bootstrap rows, test = on the original rows
+    rep = res.attrs["replicates"].set_index("replicate").loc[2]
+    idx = resample_indices(len(t), rep["seed"], 2, 3, strata=e)[0]
+    fb = CoxPHSurvivalAnalysis().fit(X.iloc[idx], y[idx])
+    F = 1 - np.array([[f(s) for s in (365, 730, 1095)] for f in fb.predict_survival_function(X)])
+    assert rep["c_index|training"] == pytest.approx(
+        concordance_index(t[idx], e[idx], fb.predict(X.iloc[idx])).estimate[0], abs=1e-12)
+    assert rep["auc_t@730|test"] == pytest.approx(time_dependent_auc(t, e, F, [365, 730, 1095]).estimate[1],
+                                                  abs=1e-12)
+
+
+def test_resumable_from_folder_parallel_and_progress(bc, tmp_path):
+    X, y = bc
+    full = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "slope"], B=10, random_state=3)
+    part = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "slope"], B=6, random_state=3, folder=tmp_path)
+    files = sorted(p.name for p in tmp_path.glob("*.json"))
+    assert files == [f"seed3_rep{b:06d}.json" for b in range(6)]
+    # the first 6 replicates are reused (a marker written into one file shows it is read, not refitted)
+    f = tmp_path / "seed3_rep000004.json"
+    rec = json.loads(f.read_text())
+    f.write_text(json.dumps(dict(rec, error="marker: not refitted")))
+    resumed = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "slope"], B=10, random_state=3, n_jobs=2,
+                                    folder=tmp_path, progress=True)
+    assert resumed["B_failed"].iloc[0] == 1 and resumed["B"].iloc[0] == 9
+    f.write_text(json.dumps(rec))
+    resumed = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "slope"], B=10, random_state=3, folder=tmp_path)
+    pd.testing.assert_frame_equal(resumed, full)
+    assert part["B"].iloc[0] == 6
+    # files written for other metrics are not reused
+    other = rs.bootstrap_optimism(_lrm(), X, y, scoring=["brier"], B=3, random_state=3, folder=tmp_path)
+    assert other["B"].iloc[0] == 3 and "brier|test" in json.loads((tmp_path / "seed3_rep000001.json").read_text())
+
+
+def test_cost_is_estimated_before_refitting(bc):
+    X, y = bc
+    with pytest.warns(UserWarning, match=r"refitting Pipeline 50 times is estimated to take .* min \(one fit on all 569"):
+        rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc"], B=50, random_state=0, warn_seconds=0)
+    with pytest.raises(RuntimeError, match="above max_seconds=1e-06"):
+        rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc"], B=50, random_state=0, max_seconds=1e-6)
+    res = rs.bootstrap_optimism(_lrm, X, y, scoring=["auc"], B=4, random_state=0)     # a factory
+    assert res.attrs["cost"]["replicates_to_run"] == 4 and res.attrs["cost"]["fit_seconds"] > 0
+
+
+def test_dask_client_gives_the_same_numbers(bc):
+    distributed = pytest.importorskip("distributed")
+    X, y = bc
+    local = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "brier"], B=6, random_state=9)
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
+        remote = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "brier"], B=6, random_state=9, client=client)
+    pd.testing.assert_frame_equal(local, remote)
 
 
 def test_bootstrap_ci_percentiles_and_strata(bc):
@@ -131,12 +187,5 @@ def test_errors(bc):
         rs.bootstrap_optimism(_lrm(), X, y[:10], B=2)
     with pytest.raises(ValueError, match="same length"):
         rs.bootstrap_ci(np.mean, np.ones(5), np.ones(4))
-    with pytest.raises(ValueError, match="0/1"):
-        rs.logistic_calibration(np.array([0, 2, 1]), np.array([0.2, 0.5, 0.7]))
-
-
-def test_fast_auc_equals_sklearn_with_ties(bc):
-    X, y = bc
-    p = np.round(_lrm().fit(X, y).predict_proba(X)[:, 1], 2)  # many ties
-    assert rs.auc_mann_whitney(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-    assert np.isnan(rs.auc_mann_whitney(np.ones(5), np.arange(5.0)))
+    with pytest.raises(ValueError, match="'c_index' \\(a survival metric: y must be a structured array\\)"):
+        rs.bootstrap_optimism(_lrm(), X, y, scoring=["c_index"], B=2)
