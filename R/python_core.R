@@ -196,3 +196,58 @@ ps_report <- function(study, include_identifiers = FALSE) {
   res <- build(normalizePath(study), include_identifiers = isTRUE(include_identifiers))
   c(html = res$html, pdf = res$pdf)
 }
+
+.ps_frames <- function(x, what) {
+  if (!is.list(x) || is.data.frame(x) || is.null(names(x)) || any(names(x) == "")) {
+    stop(what, " must be a named list (one element per model)")
+  }
+  x
+}
+
+#' Survival validation table from the Python core, with vectorised bootstrap CIs
+#'
+#' \code{prime_stats.evaluation.score.score_survival} (Python engine): Harrell's and Uno's C, AUC(t),
+#' Brier(t), IPA(t), IBS and calibration, and with \code{B > 0} percentile and BCa bootstrap rows for
+#' all of them plus paired differences between models, all replicates computed at once.
+#' @param time,event follow-up time and event indicator (0/1).
+#' @param risks named list, one matrix or data.frame per model: predicted risk F(t|x) (patients x times).
+#' @param times increasing horizons.
+#' @param risk_scores optional named list of risk scores for the C-indices.
+#' @param B bootstrap replicates (0: none).
+#' @param seed bootstrap seed (replicate b depends only on seed and b).
+#' @param conf_level confidence level.
+#' @return a tidy data.frame: model, metric, time, estimate, se, lower, upper, method, engine, p_value.
+#' @examples
+#' \dontrun{ps_score_survival(d$time, d$status, list(cox = risk), c(365, 730), B = 2000, seed = 1)}
+#' @export
+ps_score_survival <- function(time, event, risks, times, risk_scores = NULL, B = 0L, seed = NULL,
+                              conf_level = 0.95) {
+  score <- .ps_import("evaluation.score", convert = FALSE)
+  risks <- lapply(.ps_frames(risks, "risks"), as.data.frame)
+  if (!is.null(risk_scores)) risk_scores <- lapply(.ps_frames(risk_scores, "risk_scores"), as.numeric)
+  .ps_frame(score$score_survival(as.numeric(time), as.integer(event), risks, times = as.list(as.numeric(times)),
+                                 risk_scores = risk_scores, engine = "python", conf_level = conf_level,
+                                 bootstrap = as.integer(B),
+                                 seed = if (is.null(seed)) NULL else as.integer(seed)))
+}
+
+#' Binary-outcome validation table from the Python core, with vectorised bootstrap CIs
+#'
+#' \code{prime_stats.evaluation.score.score_binary} (Python engine): AUC, Brier, IPA, calibration, and
+#' with \code{B > 0} percentile and BCa bootstrap rows (net benefit at \code{thresholds}) and paired
+#' differences between models.
+#' @param y outcome (0/1).
+#' @param probs named list of predicted probabilities, one per model.
+#' @param B bootstrap replicates (0: none).
+#' @param seed bootstrap seed.
+#' @param thresholds risk thresholds for net benefit (bootstrap rows only).
+#' @param conf_level confidence level.
+#' @return a tidy data.frame (plus a threshold column when thresholds are given).
+#' @export
+ps_score_binary <- function(y, probs, B = 0L, seed = NULL, thresholds = NULL, conf_level = 0.95) {
+  score <- .ps_import("evaluation.score", convert = FALSE)
+  probs <- lapply(.ps_frames(probs, "probs"), as.numeric)
+  .ps_frame(score$score_binary(as.integer(y), probs, engine = "python", conf_level = conf_level,
+                               bootstrap = as.integer(B), seed = if (is.null(seed)) NULL else as.integer(seed),
+                               thresholds = as.list(as.numeric(thresholds))))
+}

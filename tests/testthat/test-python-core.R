@@ -59,3 +59,31 @@ test_that("frozen models predict and validate new cohorts from R", {
   expect_true(file.exists(rep[["html"]]) && file.exists(rep[["pdf"]]))
   expect_error(ps_validate(res$output_dir, list(new)), "named list")
 })
+
+test_that("score tables with vectorised bootstrap CIs come from the Python core (B =)", {
+  skip_if_not(has_core(), "PRIMESTATS_PYTHON not set (make test sets it)")
+  skip_if_not_installed("survival")
+  d <- survival::gbsg
+  fit <- survival::coxph(survival::Surv(rfstime, status) ~ age + size + nodes + pgr + er, data = d)
+  tt <- c(365, 730, 1095)
+  H <- survival::basehaz(fit, centered = FALSE)
+  H0 <- sapply(tt, function(t) max(c(0, H$hazard[H$time <= t])))
+  risk <- 1 - exp(-outer(exp(predict(fit, type = "lp", reference = "zero")), H0))
+  res <- ps_score_survival(d$rfstime, d$status, list(cox = risk), tt,
+                           risk_scores = list(cox = predict(fit)), B = 200, seed = 1)
+  harrell <- res[res$metric == "C-index" & res$method == "Harrell", ]
+  boot <- res[res$metric == "C-index" & grepl("^Harrell; percentile bootstrap \\(B=200\\)", res$method), ]
+  expect_equal(nrow(boot), 1)
+  expect_equal(boot$estimate, harrell$estimate)
+  expect_equal(harrell$estimate,
+               unname(survival::concordance(survival::Surv(rfstime, status) ~ predict(fit), data = d,
+                                            reverse = TRUE)$concordance), tolerance = 1e-10)
+  expect_true(boot$lower < boot$estimate && boot$estimate < boot$upper)
+  expect_equal(boot$se, harrell$se, tolerance = 0.25)   # bootstrap vs infinitesimal-jackknife SE
+  again <- ps_score_survival(d$rfstime, d$status, list(cox = risk), tt,
+                             risk_scores = list(cox = predict(fit)), B = 200, seed = 1)
+  expect_equal(again$lower[grepl("bootstrap", again$method)], res$lower[grepl("bootstrap", res$method)])
+  b <- ps_score_binary(as.integer(d$status), list(m = risk[, 3]), B = 100, seed = 2, thresholds = c(0.2, 0.4))
+  expect_equal(sort(unique(b$threshold[b$metric == "net benefit"])), c(0.2, 0.4))
+  expect_error(ps_score_survival(d$rfstime, d$status, risk, tt), "named list")
+})
