@@ -223,3 +223,23 @@ def test_score_binary_bootstrap_net_benefit_and_contrasts():
     base = score_binary(y, preds, engine="python")
     assert list(base.columns) == list(out.columns[:-1])            # threshold only when requested
     assert not pd.isna(out[out.method.str.contains("BCa")].lower).any()
+
+
+def test_replicates_equal_riskregression_score_on_the_same_rows(r_engine, gbsg):
+    """Reference check: R's Score/concordance on the resampled rows prime-stats used (gbsg, 3 replicates)."""
+    if not r_engine.r_available(["riskRegression", "survival"]):
+        pytest.skip("riskRegression is not installed")
+    t, e, F, s = gbsg[0], gbsg[1], gbsg[2]["full"], gbsg[3]["full"]
+    idx = bs.resample_indices(len(t), 99, 0, 3)
+    got = bs.SurvivalWeights(t, e, F, s, TIMES, metrics=("harrell", "auc", "brier")).evaluate(
+        bs.resample_counts(idx, len(t)))
+    for b, i in enumerate(idx):
+        r_engine.run_r("suppressMessages({library(survival); library(riskRegression)})")
+        ref = r_engine.call_r("ps_r_score_survival", time=t[i], event=e[i], risks={"m": pd.DataFrame(F[i])},
+                              times=np.array(TIMES)).set_index(["metric", "time"]).estimate
+        c = r_engine.call_r("ps_r_concordance", time=t[i], event=e[i], risk=s[i]).estimate.iloc[0]
+        assert got[("C-index", "Harrell", np.nan, np.nan)][b] == pytest.approx(c, abs=1e-10)
+        for tt in TIMES:
+            assert got[("AUC(t)", AUC_M, tt, np.nan)][b] == pytest.approx(ref[("AUC(t)", tt)], abs=1e-10)
+            assert got[("Brier", "IPCW (KM censoring)", tt, np.nan)][b] == pytest.approx(ref[("Brier", tt)],
+                                                                                         abs=1e-10)

@@ -141,7 +141,7 @@ def test_resumable_from_folder_parallel_and_progress(bc, tmp_path):
 
 def test_cost_is_estimated_before_refitting(bc):
     X, y = bc
-    with pytest.warns(UserWarning, match=r"refitting Pipeline 50 times is estimated to take .* min \(one fit on all 569"):
+    with pytest.warns(UserWarning, match=r"refitting Pipeline 50 times is estimated to take .* \(one fit on all 569"):
         rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc"], B=50, random_state=0, warn_seconds=0)
     with pytest.raises(RuntimeError, match="above max_seconds=1e-06"):
         rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc"], B=50, random_state=0, max_seconds=1e-6)

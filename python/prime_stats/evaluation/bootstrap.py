@@ -88,19 +88,26 @@ def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n).reshape(n, b).astype(float)
 
 
-def _cumsum0(a: np.ndarray) -> np.ndarray:
+def _cumsum0(a: np.ndarray, block: int = 64) -> np.ndarray:
     """Cumulative sums down the rows (with a leading zero row) of integer counts, so exact in any order.
 
-    With many replicate columns a loop of whole-row additions is ~2-3x faster than ``np.cumsum``
-    along axis 0 (which strides through one column at a time)."""
-    out = np.empty((a.shape[0] + 1, a.shape[1]))
+    With many replicate columns, running sums inside blocks of 64 rows (whole-row additions) plus the
+    block offsets are ~1.5-2x faster than ``np.cumsum`` along axis 0, which strides one column at a time."""
+    m, b = a.shape
+    out = np.empty((m + 1, b))
     out[0] = 0.0
-    if a.shape[1] >= 256:
-        np.copyto(out[1:], a)
-        for i in range(2, out.shape[0]):
-            np.add(out[i - 1], out[i], out=out[i])
-    else:
+    mm = (m // block) * block
+    if b < 16 or mm == 0:
         np.cumsum(a, axis=0, out=out[1:])
+        return out
+    o3 = out[1:mm + 1].reshape(mm // block, block, b)
+    np.copyto(o3, a[:mm].reshape(mm // block, block, b))
+    for i in range(1, block):
+        np.add(o3[:, i], o3[:, i - 1], out=o3[:, i])
+    o3[1:] += np.cumsum(o3[:-1, -1], axis=0)[:, None, :]
+    if mm < m:
+        np.cumsum(a[mm:], axis=0, out=out[mm + 1:])
+        out[mm + 1:] += out[mm]
     return out
 
 
@@ -152,9 +159,10 @@ class _Concordance:
 
     Comparable pairs (i event, T_j > T_i, or T_j == T_i with j censored) are counted in the order
     (time, events before censorings, risk descending); the pairs j after i with r_j < r_i (or ==) are
-    summed over a divide-and-conquer on that order (Cheng's CDQ: at each level, events of a left block
-    against the right block sorted by risk), which is one gather, one cumulative sum and three sparse
-    products per chunk; events tied in time with i, which are not comparable, are subtracted.
+    summed by an offline divide-and-conquer on that order (at each level of a merge-sort tree, the
+    events of every left block against its right block sorted by risk; O(n log n) pairs of positions
+    precomputed once), which per chunk is one gather, one cumulative sum and three sparse products;
+    events tied in time with i, which are not comparable, are subtracted.
     """
 
     def __init__(self, time, event, risk):
@@ -240,6 +248,8 @@ class _Horizon:
     less: np.ndarray         # per case: # controls with smaller risk (index into the sorted controls)
     leq: np.ndarray
     F: np.ndarray            # predicted risk at t (all rows)
+    is_ctrl: np.ndarray      # 1.0 for controls (full length: a matrix-vector product instead of a gather)
+    F2_ctrl: np.ndarray      # F^2 for controls, 0 elsewhere
 
 
 class SurvivalWeights:
@@ -276,8 +286,9 @@ class SurvivalWeights:
             cp = ctrl[np.argsort(F[ctrl], kind="stable")]
             fc = F[cp]
             fk = F[self.ev_rows[:ncase]]
+            is_ctrl = (t > h).astype(float)
             self.horizons.append(_Horizon(h, np.arange(ncase), ctrl, cp, np.searchsorted(fc, fk, "left"),
-                                          np.searchsorted(fc, fk, "right"), F))
+                                          np.searchsorted(fc, fk, "right"), F, is_ctrl, is_ctrl * F ** 2))
         if "slope" in self.metrics or "oe" in self.metrics:
             self._tsort = np.argsort(t, kind="stable")
             ts = t[self._tsort]
@@ -341,8 +352,7 @@ class SurvivalWeights:
         S_ev = self.ekm.surv(W) if self.ekm is not None else None
         briers = []
         for k, hz in enumerate(self.horizons):
-            Wc = W[hz.ctrl]
-            n_ctrl = Wc.sum(0)
+            n_ctrl = hz.is_ctrl @ W
             ok = n_ctrl > 0                                                  # t < last follow-up
             Gt = self.gkm.at(G, [hz.t])[0]
             WGk = WG[hz.cases]
@@ -357,7 +367,7 @@ class SurvivalWeights:
                         den > 0, (WGk * h).sum(0) / den, np.nan)
             if ms & {"brier", "ipa", "ibs"}:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    b = ((1 - Fk) ** 2 @ WGk + hz.F[hz.ctrl] ** 2 @ Wc / Gt) / nb
+                    b = ((1 - Fk) ** 2 @ WGk + hz.F2_ctrl @ W / Gt) / nb
                 b = np.where(ok, b, np.nan)
                 briers.append(b)
                 if "brier" in ms:
@@ -372,8 +382,8 @@ class SurvivalWeights:
                 if "oe" in ms:
                     O = 1.0 - self.ekm.at(S_ev, [hz.t])[0]
                     with np.errstate(divide="ignore", invalid="ignore"):
-                        out[("O/E", "1-KM(t) / mean predicted risk", hz.t, np.nan)] = np.where(valid, O / (hz.F @ W / nb),
-                                                                                       np.nan)
+                        oe = np.where(valid, O / (hz.F @ W / nb), np.nan)
+                    out[("O/E", "1-KM(t) / mean predicted risk", hz.t, np.nan)] = oe
                 if "slope" in ms:
                     x = np.log(-np.log1p(-hz.F))
                     if k not in self._beta0:
@@ -462,7 +472,8 @@ class BinaryWeights:
             b = ((self.y - self.p) ** 2 @ W) / nb
             prev = n1 / nb
             out[("Brier", "mean squared error", np.nan, np.nan)] = np.where(ok, b, np.nan)
-            out[("IPA", "1 - Brier/Brier(prevalence)", np.nan, np.nan)] = np.where(ok, 1 - b / (prev * (1 - prev)), np.nan)
+            ipa = np.where(ok, 1 - b / (prev * (1 - prev)), np.nan)
+            out[("IPA", "1 - Brier/Brier(prevalence)", np.nan, np.nan)] = ipa
             out[("O/E", "mean(y)/mean(p)", np.nan, np.nan)] = np.where(ok, n1 / (self.p @ W), np.nan)
         if np.all(np.isfinite(self.lp)) and np.unique(self.p).size > 1:
             if self._start is None:
@@ -473,7 +484,8 @@ class BinaryWeights:
         if self.thresholds:
             nbm = (self._nb.T @ W) / nb
             for j, pt in enumerate(self.thresholds):
-                out[("net benefit", "test positive if p >= threshold (dcurves)", np.nan, pt)] = np.where(ok, nbm[j], np.nan)
+                out[("net benefit", "test positive if p >= threshold (dcurves)", np.nan, pt)] = \
+                    np.where(ok, nbm[j], np.nan)
         return out
 
 
