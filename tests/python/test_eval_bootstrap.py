@@ -168,6 +168,9 @@ def test_resamples_depend_only_on_seed_and_replicate():
     assert (np.isin(idx, np.arange(10)).sum(1) == 10).all()      # stratum sizes kept
     W = bs.resample_counts(idx, 50)
     assert W.shape == (50, 16) and (W.sum(0) == 50).all()
+    # delete-group jackknife above jackknife_max: every row is left out exactly once
+    J = bs._jackknife_weights(50, 3, 0, 7, 7)
+    assert J.shape == (50, 7) and ((1 - J).sum(1) == 1).all() and (J.sum(0) >= 42).all()
 
 
 def test_score_survival_bootstrap_rows_and_contrasts(gbsg):

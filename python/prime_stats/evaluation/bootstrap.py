@@ -15,9 +15,10 @@ Survival (:func:`bootstrap_survival`): Harrell's and Uno's C (``survival::concor
 Binary (:func:`bootstrap_binary`): AUC (``pROC::auc``), Brier, IPA, logistic recalibration intercept and
 slope and calibration-in-the-large (``rms::val.prob``), O/E and net benefit (``dcurves``).
 
-Confidence intervals: percentile and BCa (Efron 1987; Efron & Tibshirani 1993, 14.3 and eq. 14.15,
-acceleration from the jackknife - the exact jackknife up to ``jackknife_max`` patients, a delete-group
-jackknife above - as ``scipy.stats.bootstrap(method="BCa")`` and ``boot::boot.ci(type="bca")``).
+Confidence intervals: percentile and BCa (Efron 1987; Efron & Tibshirani 1993, 14.3 and eq. 14.15;
+the R twin is ``boot::boot.ci(type = "bca")``, which interpolates quantiles differently). The
+acceleration comes from the jackknife - exact up to ``jackknife_max`` patients, delete-group (that many
+groups) above; on the same resamples the interval equals ``scipy.stats.bootstrap(method="BCa")``.
 Paired contrasts between models use the same replicates (percentile CI; p-value by inverting the
 percentile interval: 2 (1 + min(#{diff* <= 0}, #{diff* >= 0})) / (B + 1)).
 
