@@ -153,9 +153,15 @@ def test_dask_client_gives_the_same_numbers(bc):
     distributed = pytest.importorskip("distributed")
     X, y = bc
     local = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "brier"], B=6, random_state=9)
-    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
-        remote = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "brier"], B=6, random_state=9, client=client)
+    with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
+                                  dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client:
+            remote = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "brier"], B=6, random_state=9,
+                                           client=client)
+        by_address = rs.bootstrap_optimism(_lrm(), X, y, scoring=["auc", "brier"], B=6, random_state=9,
+                                           client=cluster.scheduler_address)
     pd.testing.assert_frame_equal(local, remote)
+    pd.testing.assert_frame_equal(local, by_address)
 
 
 def test_bootstrap_ci_percentiles_and_strata(bc):

@@ -241,7 +241,8 @@ def bootstrap_optimism(estimator, X, y, scoring: Sequence | str = ("auc", "brier
     scoring : metric names (module docstring) or callables ``fn(fitted, X, y)``.
     B : bootstrap replicates; failed refits are dropped and counted in ``B_failed``.
     plus632 : also the .632+ estimate (Efron & Tibshirani 1997) from the out-of-bag performance.
-    n_jobs : joblib workers. client : a ``dask.distributed.Client`` - replicates run on its cluster.
+    n_jobs : joblib workers. client : a ``dask.distributed.Client`` or a scheduler address - replicates
+        run on that cluster.
     random_state : seed; replicate b's sample depends only on (seed, b), not on n_jobs or the chunking.
     stratify : None, True (resample within outcome/event classes) or an array of strata.
     inner_threads : BLAS/OpenMP threads per refit (1 avoids oversubscription with many small fits).
@@ -260,6 +261,12 @@ def bootstrap_optimism(estimator, X, y, scoring: Sequence | str = ("auc", "brier
     if B < 1:
         raise ValueError(f"B must be >= 1, got {B}")
     n = _n_rows(X, y)
+    if isinstance(client, str):
+        from distributed import Client
+
+        with Client(client) as c:
+            return bootstrap_optimism(estimator, X, y, scoring, B, plus632, n_jobs, random_state, stratify,
+                                      inner_threads, times, folder, c, progress, max_seconds, warn_seconds)
     metrics = _Metrics(scoring, y, times)
     seed = _seed(random_state)
     strata = _strata_of(y, stratify)
