@@ -258,12 +258,16 @@ class SurvivalWeights:
 
     ``risk``: (n, len(times)) predicted event probabilities F(t|x); ``score``: (n,) risk score for the
     C-indices. ``metrics`` selects from ``"harrell", "uno", "auc", "brier", "ipa", "ibs", "oe",
-    "slope"``. :meth:`evaluate` returns a dict {(metric, method, time): array (B,)}.
+    "slope"``; ``ties`` ("efron" or "breslow") is the Cox likelihood of the calibration slope.
+    :meth:`evaluate` returns a dict {(metric, method, time, threshold): array (B,)}.
     """
 
     ALL = ("harrell", "uno", "auc", "brier", "ipa", "ibs", "oe", "slope")
 
-    def __init__(self, time, event, risk, score, times, metrics: Sequence[str] = ALL):
+    def __init__(self, time, event, risk, score, times, metrics: Sequence[str] = ALL, ties: str = "breslow"):
+        if ties not in ("efron", "breslow"):
+            raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+        self.ties = ties
         self.time, self.event = np.asarray(time, float), np.asarray(event, int)
         self.risk, self.score = np.asarray(risk, float), np.asarray(score, float)
         self.times = [float(t) for t in times]
@@ -293,8 +297,10 @@ class SurvivalWeights:
         if "slope" in self.metrics or "oe" in self.metrics:
             self._tsort = np.argsort(t, kind="stable")
             ts = t[self._tsort]
-            self._ev_sorted = e[self._tsort] == 1
-            self._risk_start = np.searchsorted(ts, ts, side="left")   # first row of the risk set
+            ev_s = np.flatnonzero(e[self._tsort] == 1)
+            self._ev_times = np.unique(ts[ev_s])                      # distinct event times (groups)
+            self._group_start = np.searchsorted(ts, self._ev_times, side="left")   # first row of the risk set
+            self._deaths = _indicator(ev_s, np.searchsorted(self._ev_times, ts[ev_s]), (n, len(self._ev_times)))
             self._distinct = []
             for hz in self.horizons:
                 vals, inv = np.unique(hz.F, return_inverse=True)
@@ -303,23 +309,43 @@ class SurvivalWeights:
 
     # ------------------------------------------------------------------ helpers
     def _cox_slope(self, W: np.ndarray, x: np.ndarray, beta0: float) -> np.ndarray:
-        """Breslow-ties Cox coefficient of x for each weight column (Newton-Raphson to convergence)."""
+        """Cox coefficient of x (Efron or Breslow ties) for each weight column, Newton-Raphson to convergence.
+
+        With frequency weights, a group of d tied deaths (duplicates included) contributes, for
+        l = 0..d-1 and c = l/d (Efron) or c = 0 (Breslow), the terms of (S1 - c D1) / (S0 - c D0), where
+        S are sums over the risk set and D over the group's deaths - the partial likelihood of the
+        resampled rows (``survival::coxph``; ``statsmodels`` PHReg)."""
         o = self._tsort
         Wt, xt = W[o], x[o][:, None]
-        dw = Wt * self._ev_sorted[:, None]           # event weights
-        st = self._risk_start
-        sum_dx = (dw * xt).sum(0)
-        nd = dw.sum(0)
+        st, Dg = self._group_start, self._deaths.T
+        d = Dg @ Wt                                   # deaths per event-time group and replicate
+        sum_dx = (Dg @ (Wt * xt)).sum(0)
+        nd = d.sum(0)
         beta = np.full(W.shape[1], beta0)
+        efron = self.ties == "efron"
         for _ in range(50):
             ex = Wt * np.exp(np.clip(xt * beta[None, :], -700, 700))
+            exx = ex * xt
+            exxx = exx * xt
             s0 = np.cumsum(ex[::-1], axis=0)[::-1][st]
-            s1 = np.cumsum((ex * xt)[::-1], axis=0)[::-1][st]
-            s2 = np.cumsum((ex * xt * xt)[::-1], axis=0)[::-1][st]
-            s0 = np.where(s0 > 0, s0, 1.0)           # rows not in the replicate (no event weight there)
-            m1 = s1 / s0
-            U = sum_dx - (dw * m1).sum(0)
-            I = (dw * (s2 / s0 - m1 * m1)).sum(0)
+            s1 = np.cumsum(exx[::-1], axis=0)[::-1][st]
+            s2 = np.cumsum(exxx[::-1], axis=0)[::-1][st]
+            U = sum_dx.copy()
+            I = np.zeros_like(U)
+            if efron:
+                d0, d1, d2 = Dg @ ex, Dg @ exx, Dg @ exxx
+                for l in range(int(d.max()) if d.size else 0):
+                    on = d > l
+                    c = np.where(on, l / np.where(on, d, 1.0), 0.0)
+                    a0 = np.where(on, s0 - c * d0, 1.0)
+                    m1 = (s1 - c * d1) / a0
+                    U -= np.where(on, m1, 0.0).sum(0)
+                    I += np.where(on, (s2 - c * d2) / a0 - m1 * m1, 0.0).sum(0)
+            else:
+                a0 = np.where(d > 0, s0, 1.0)         # groups absent from the replicate
+                m1 = s1 / a0
+                U -= (d * m1).sum(0)
+                I += (d * (s2 / a0 - m1 * m1)).sum(0)
             step = np.where(I > 0, U / np.where(I > 0, I, 1.0), 0.0)
             beta = beta + step
             if np.all(np.abs(step) < 1e-10 * np.maximum(1.0, np.abs(beta))):
@@ -390,7 +416,8 @@ class SurvivalWeights:
                     if k not in self._beta0:
                         self._beta0[k] = float(self._cox_slope(np.ones((self.n, 1)), x, 1.0)[0])
                     beta = self._cox_slope(W, x, self._beta0[k])
-                    out[("slope", "Cox on cloglog(F)", hz.t, np.nan)] = np.where(valid, beta, np.nan)
+                    out[("slope", f"Cox on cloglog(F), {self.ties.capitalize()} ties", hz.t, np.nan)] = \
+                        np.where(valid, beta, np.nan)
         if "ibs" in ms and len(self.times) > 1:
             tt = np.asarray(self.times)
             Bm = np.column_stack(briers)
@@ -637,8 +664,8 @@ def _run(evaluators: Mapping[str, object], n: int, B: int, seed, strata, bca: bo
 
 def bootstrap_survival(time, event, risks: Mapping[str, np.ndarray], times: Sequence[float],
                        scores: Mapping[str, np.ndarray] | None = None, B: int = 2000, seed=None,
-                       metrics: Sequence[str] = SurvivalWeights.ALL, strata=None, bca: bool = True,
-                       jackknife_max: int = JACKKNIFE_MAX, chunk_elements: int = CHUNK_ELEMENTS,
+                       metrics: Sequence[str] = SurvivalWeights.ALL, ties: str = "breslow", strata=None,
+                       bca: bool = True, jackknife_max: int = JACKKNIFE_MAX, chunk_elements: int = CHUNK_ELEMENTS,
                        progress: bool = False) -> BootstrapResult:
     """Vectorised bootstrap of survival metrics for several models on the same replicates.
 
@@ -653,7 +680,7 @@ def bootstrap_survival(time, event, risks: Mapping[str, np.ndarray], times: Sequ
     for name, r in risks.items():
         r = np.asarray(r, float)
         s = r[:, -1] if scores is None or name not in scores else np.asarray(scores[name], float)
-        ev[name] = SurvivalWeights(time, event, r, s, times, metrics)
+        ev[name] = SurvivalWeights(time, event, r, s, times, metrics, ties)
     return _run(ev, len(time), int(B), seed, strata, bca, jackknife_max, chunk_elements, progress)
 
 
