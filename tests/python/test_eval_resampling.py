@@ -107,7 +107,7 @@ def test_c_index_and_time_dependent_metrics_with_survival_pipeline(tmp_path):
     assert 0 < c["optimism"] < 0.05 and c["B"] == 6
     assert list(res.query("metric == 'auc_t'").time) == [365, 730, 1095] and len(res) == 5
     # replicate 2: training = the metric functions on the bootstrap rows, test = on the original rows
-    rep = res.attrs["replicates"].set_index("replicate").loc[2]
+    rep = pd.DataFrame(res.attrs["replicates"]).set_index("replicate").loc[2]
     idx = resample_indices(len(t), rep["seed"], 2, 3, strata=e)[0]
     fb = CoxPHSurvivalAnalysis().fit(X.iloc[idx], y[idx])
     F = 1 - np.array([[f(s) for s in (365, 730, 1095)] for f in fb.predict_survival_function(X)])
@@ -172,11 +172,12 @@ def test_bootstrap_ci_percentiles_and_strata(bc):
     assert ci.at["auc", "estimate"] == pytest.approx(roc_auc_score(y, p))
     assert ci.at["auc", "lower"] < ci.at["auc", "estimate"] < ci.at["auc", "upper"]
     reps = rs.bootstrap_ci(lambda yy: yy.mean(), y, B=50, random_state=0, stratify=True).attrs["replicates"]
+    reps = pd.DataFrame(reps)
     assert np.allclose(reps["metric"], y.mean())  # stratified resampling keeps the class counts
     # percentile CI equals the empirical quantiles of the replicates it reports
     x = np.random.default_rng(0).normal(10, 2, 400)
     res = rs.bootstrap_ci(np.mean, x, B=1000, random_state=1)
-    rep = res.attrs["replicates"]["metric"]
+    rep = pd.DataFrame(res.attrs["replicates"])["metric"]
     assert res["lower"].iloc[0] == pytest.approx(np.quantile(rep, 0.025))
     assert res["se"].iloc[0] == pytest.approx(2 / np.sqrt(400), rel=0.12)
     # undefined replicates (one class) are dropped and counted

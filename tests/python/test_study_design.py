@@ -132,3 +132,22 @@ def _write_yaml(cfg, folder):
     d["output"] = "results"
     (folder / "study.yaml").write_text(yaml.safe_dump(d))
     return folder / "study.yaml"
+
+
+def test_bootstrap_optimism_of_the_whole_pipeline_beside_apparent(tmp_path, clinical):
+    """split.test_fraction 0 + evaluation.bootstrap B: PRIME-R and PRIME-S refitted on B bootstrap
+    samples; apparent, optimism and corrected side by side (rms::validate), corrected rows in metrics."""
+    cfg = _config(tmp_path / "opt", clinical, split={"test_fraction": 0}, evaluation={"bootstrap": 2},
+                  models={"family": "prime", "fast": True})
+    res = run_study(cfg, progress=False, report=False)
+    opt = res.artefacts.tables["optimism"]
+    assert set(opt["model"]) == {"PRIME-R", "PRIME-S"} and (opt["B"] == 2).all()
+    assert {"AUC", "Brier", "slope", "C-index"} <= set(opt["metric"])
+    np.testing.assert_allclose(opt["corrected"], opt["apparent"] - opt["optimism"])
+    m = res.metrics
+    corr = m[(m.split == "optimism_corrected") & (m.model == "PRIME-R") & (m.metric == "AUC")]
+    app = m[(m.split == "train") & (m.model == "PRIME-R") & (m.metric == "AUC")]
+    assert len(corr) == 1 and len(app) == 1
+    row = opt[(opt.model == "PRIME-R") & (opt.metric == "AUC")].iloc[0]
+    assert corr.estimate.iloc[0] == pytest.approx(row["corrected"])
+    assert app.estimate.iloc[0] == pytest.approx(row["apparent"], abs=1e-9)   # the same apparent AUC

@@ -256,7 +256,9 @@ def bootstrap_optimism(estimator, X, y, scoring: Sequence | str = ("auc", "brier
     -------
     DataFrame, one row per metric (and time): apparent, training, test, optimism, corrected,
     optimism_se (Monte-Carlo SE), [oob, no_information, estimate_632plus], B, B_failed, method, engine.
-    ``attrs["replicates"]`` holds the per-replicate values, ``attrs["cost"]`` the cost estimate.
+    ``attrs["replicates"]`` holds the per-replicate values ({column: list}; ``pd.DataFrame(...)`` of it is
+    the replicate table; plain lists so that the result still prints and concatenates), ``attrs["cost"]``
+    the cost estimate.
     """
     if B < 1:
         raise ValueError(f"B must be >= 1, got {B}")
@@ -342,7 +344,7 @@ def bootstrap_optimism(estimator, X, y, scoring: Sequence | str = ("auc", "brier
         rows.append(row)
     out = pd.DataFrame(rows)
     out["engine"] = "python"
-    out.attrs["replicates"] = reps
+    out.attrs["replicates"] = reps.to_dict("list")
     out.attrs["cost"] = cost
     return out
 
@@ -407,5 +409,5 @@ def bootstrap_ci(metric: Callable, *arrays, B: int = 2000, conf_level: float = 0
                      "B": int(v.size), "B_failed": int(B - v.size),
                      "method": f"percentile bootstrap ({conf_level:.0%})", "engine": "python"})
     out = pd.DataFrame(rows)
-    out.attrs["replicates"] = reps
+    out.attrs["replicates"] = reps.to_dict("list")
     return out

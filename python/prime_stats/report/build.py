@@ -62,7 +62,7 @@ SECTIONS: tuple[Section, ...] = (
             "hyperparameters, and the late-fusion weights (PRIME-R meta-classifier, PRIME-S Bayesian "
             "model averaging).", ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
     Section("performance", "Model performance",
-            "Every model in every validation set, with 95% confidence intervals.", ("metrics",)),
+            "Every model in every validation set, with 95% confidence intervals.", ("metrics", "optimism")),
     Section("discrimination", "Discrimination",
             "ROC curves for the response models and time-dependent AUC for the survival models.",
             (), ("roc_test", "roc_external", "td_auc")),

@@ -107,6 +107,15 @@ def _score_split(score, models: list[str], split: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def optimism_rows(optimism: pd.DataFrame, n: int) -> pd.DataFrame:
+    """The optimism-corrected estimates as metric rows (split ``optimism_corrected``), beside the
+    apparent (``train``) and nested-CV rows."""
+    return pd.DataFrame({"endpoint": optimism["endpoint"], "model": optimism["model"], "split": "optimism_corrected",
+                         "metric": optimism["metric"], "time": optimism["time"], "estimate": optimism["corrected"],
+                         "se": np.nan, "lower": np.nan, "upper": np.nan, "n": n,
+                         "method": optimism["method"], "engine": optimism["engine"]})
+
+
 def order_metrics(m: pd.DataFrame) -> pd.DataFrame:
     """The tidy metrics table with its columns in the documented order (``note`` always present:
     why a statistic is NaN)."""

@@ -90,6 +90,41 @@ def nested_cv_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig,
     return tab.assign(split="nested_cv", engine="python", n=len(Xtr))
 
 
+BINARY_OPTIMISM = ("auc", "brier", "ipa", "intercept", "slope")
+SURVIVAL_OPTIMISM = ("c_index", "uno_c")
+
+
+def optimism_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, log, folder: Path) -> pd.DataFrame:
+    """Harrell's bootstrap optimism of PRIME-R and PRIME-S (``evaluation.bootstrap`` replicates): the
+    whole pipeline (selection, tuning, fusion) refitted on each bootstrap sample of the training split
+    and tested on the original rows, as ``rms::validate``. Rows: endpoint, model, metric, time, apparent,
+    training, test, optimism, corrected, optimism_se, B, B_failed, method, engine. Replicates persist
+    in ``folder`` (a rerun resumes). Survival metrics are the C-indices (Harrell, Uno): PRIME-S is refitted
+    as a ranking model here."""
+    from ..evaluation.resampling import BINARY_METRICS, SURVIVAL_METRICS, bootstrap_optimism
+    from ..fusion import PrimeR, PrimeS
+
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=1)
+    Xtr = fs.X.loc[train_ids]
+    common = dict(B=cfg.evaluation.bootstrap, n_jobs=cfg.models.n_jobs, random_state=cfg.seed,
+                  progress=log.enabled, warn_seconds=300.0)
+    frames = []
+    t0 = time.time()
+    if y_resp is not None:
+        tab = bootstrap_optimism(PrimeR(fs.clinical, fs.radiomics, **kw), Xtr, y_resp.to_numpy(),
+                                 scoring=BINARY_OPTIMISM, stratify=True, folder=folder / "response", **common)
+        frames.append(tab.assign(endpoint="response", model=PRIME_R, metric=tab["metric"].map(BINARY_METRICS)))
+    if y_surv is not None:
+        tab = bootstrap_optimism(PrimeS(fs.clinical, fs.radiomics, **kw), Xtr, y_surv,
+                                 scoring=SURVIVAL_OPTIMISM, folder=folder / "survival", **common)
+        method = {k: v[2] for k, v in SURVIVAL_METRICS.items()}
+        frames.append(tab.assign(endpoint="survival", model=PRIME_S,
+                                 method=tab["metric"].map(method) + "; " + tab["method"],
+                                 metric=tab["metric"].map({k: v[1] for k, v in SURVIVAL_METRICS.items()})))
+    log(f"bootstrap optimism ({cfg.evaluation.bootstrap} refits per endpoint) in {time.time() - t0:.0f}s")
+    return pd.concat(frames, ignore_index=True)
+
+
 def stage_inputs(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig) -> tuple:
     """What the model stages depend on: the training features and outcomes, the seed and the model
     settings (not the worker count, which does not change results)."""

@@ -32,6 +32,7 @@ TABLES = {
     "missingness": "Missing values per variable",
     "icc_summary": "Feature reproducibility (ICC)",
     "metrics": "Performance of every model in every validation set",
+    "optimism": "Bootstrap optimism correction (Harrell): apparent, training, test, optimism, corrected",
     "features_response": "PRIME-R: selected predictors",
     "features_survival": "PRIME-S: selected predictors",
     "hyperparameters": "Tuned hyperparameters",

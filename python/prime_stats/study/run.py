@@ -20,8 +20,8 @@ from ..cohort import Cohort
 from . import analyses, render
 from .config import StudyConfig
 from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
-from .fit import (fit_baseline, fit_prime, nested_cv_table, read_models, save_frozen_models, shap_results,
-                  stage_inputs, write_models)
+from .fit import (fit_baseline, fit_prime, nested_cv_table, optimism_table, read_models, save_frozen_models,
+                  shap_results, stage_inputs, write_models)
 from .predictions import PRIME_R, Predictions, predict_all
 from .record import Artefacts, write_provenance
 from .stage_cache import Codec, StageCache
@@ -100,6 +100,12 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
             metrics = pd.concat([metrics, nested], ignore_index=True)
         else:
             art.notes["nested_cv"] = "not run: nested CV compares modalities and this study has only one"
+    if prime and cfg.evaluation.bootstrap:
+        optimism = art.guarded("optimism", cache, "optimism", inputs + (cfg.evaluation.bootstrap,), optimism_table,
+                               fs, train, y_resp, y_surv, cfg, log, out / "cache" / "optimism-replicates")
+        if optimism is not None:
+            art.table("optimism", optimism)
+            metrics = pd.concat([metrics, analyses.optimism_rows(optimism, len(train))], ignore_index=True)
     metrics = analyses.order_metrics(metrics)
     metrics.to_csv(out / "metrics.csv", index=False)
     art.table("metrics", metrics)
