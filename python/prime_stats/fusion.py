@@ -353,7 +353,7 @@ def survival_log_score(calibration, score, y):
     return np.where(event, ev, -H_t * lp)
 
 
-def stacking_weights(loglik, row_weights=None, max_iter=5000, tol=1e-10):
+def stacking_weights(loglik, row_weights=None, max_iter=20000, tol=1e-12):
     """Stacking of predictive distributions (Yao, Vehtari, Simpson & Gelman 2018, Bayesian Analysis
     13:917): simplex weights maximising sum_i r_i log sum_k w_k p_k(y_i), p_k the members'
     out-of-fold predictive densities (``loglik``: n x K log densities, ``row_weights`` r_i, default 1).
