@@ -5,7 +5,16 @@ Every selector learns only from the rows passed to ``fit`` (the training fold), 
 a tidy ``report_`` DataFrame (feature, statistic, value, kept, reason) for the TRIPOD+AI report and
 supports ``get_feature_names_out`` / ``set_output(transform="pandas")`` so column names survive.
 
-The selection recipe follows the PRIME paper (DESIGN.md section 1):
+Two selection recipes (``recipe=`` of the modality estimators and of PrimeR / PrimeS):
+
+* ``"stable"`` (default): drop > 30 % missing, median-impute, drop constant features, z-score,
+  then :class:`StabilitySelector` (complementary-pairs stability selection of the elastic-net
+  logistic or Cox path, Meinshausen & Buehlmann 2010; Shah & Samworth 2013) - no univariate
+  p-value screen; the penalised learners (ridge / elastic-net logistic, ridge Cox, CoxNet) compete
+  with the ensembles as the refit;
+* ``"paper"``: the PRIME paper's recipe, exactly as below.
+
+The paper's recipe (DESIGN.md section 1):
 
 * response: drop > 30 % missing, median-impute, radiomics variance < 0.01 (raw scale) removed,
   z-score, clinical univariate logistic screen (p < 0.05), elastic-net logistic regression
@@ -35,6 +44,7 @@ __all__ = [
     "UnivariateLogisticScreen",
     "ElasticNetLogisticSelector",
     "CoxnetSelector",
+    "StabilitySelector",
     "cox_partial_loglik",
     "survival_arrays",
     "survival_folds",
@@ -371,6 +381,131 @@ class CoxnetSelector(_Reporting):
             reasons[top] = "fallback: first to enter the path (CV alpha kept none)"
         self.coef_ = coef
         return self._finish("coefficient", coef, keep, reasons)
+
+
+class StabilitySelector(_Reporting):
+    """Complementary-pairs stability selection (Meinshausen & Buehlmann 2010, JRSS-B 72:417;
+    Shah & Samworth 2013, JRSS-B 75:55) of a penalised path, fitted on the training rows only.
+
+    ``n_resamples`` / 2 random splits of the rows into two halves (stratified on the outcome, or on
+    the event indicator) give ``n_resamples`` subsamples of size n / 2. On each, the elastic-net
+    path is computed over two decades of the penalty (``family="logistic"``: the binomial deviance's
+    quadratic approximation at the null model, i.e. glmnet's first IRLS step, by coordinate descent
+    with sklearn ``enet_path``; ``family="gaussian"``: the same least-squares path of a numeric
+    outcome; ``family="cox"``: the scikit-survival ``CoxnetSurvivalAnalysis`` path) and the first ``n_per_resample`` features to enter it are
+    "selected" (the region of the path where q = ``n_per_resample`` variables are chosen, M&B
+    section 2.4). A feature's selection probability is the share of subsamples that selected it;
+    features with probability >= ``threshold`` are kept, at most ``max_features`` (highest
+    probability first) and at least ``min_features`` (the report says when the fallback applies).
+    With q variables per subsample among p, the expected number of noise features kept is at most
+    q^2 / ((2 threshold - 1) p) (M&B theorem 1 under exchangeability). ``family="auto"`` picks Cox
+    for a structured survival ``y``, logistic for two classes, gaussian otherwise. Expects z-scored input. R twin: ``stabs::stabsel`` with
+    ``glmnet.lasso`` (``sampling.type = "SS"``, ``q``, ``cutoff``).
+
+    Fitted: ``support_``, ``selection_probability_``, ``n_failed_resamples_``, ``report_``.
+    """
+
+    def __init__(self, family="auto", l1_ratio=0.5, n_resamples=50, n_per_resample=10, threshold=0.6,
+                 min_features=1, max_features=None, n_lambdas=20, random_state=None):
+        self.family = family
+        self.l1_ratio = l1_ratio
+        self.n_resamples = n_resamples
+        self.n_per_resample = n_per_resample
+        self.threshold = threshold
+        self.min_features = min_features
+        self.max_features = max_features
+        self.n_lambdas = n_lambdas
+        self.random_state = random_state
+
+    def _entry_order(self, X, y, family):
+        """Path position at which each feature first enters (inf = never), and |coef| there."""
+        if family == "cox":
+            from sksurv.linear_model import CoxnetSurvivalAnalysis
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                coef = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, n_alphas=self.n_lambdas,
+                                              alpha_min_ratio=0.01).fit(X, y).coef_
+        else:
+            # the binomial deviance's quadratic approximation at the null model (glmnet's first
+            # IRLS step: constant weights p(1-p), working response proportional to y - p) is a
+            # least-squares elastic net of the centred outcome, solved along the path by
+            # coordinate descent; its entry order starts as the logistic score tests' order
+            from sklearn.linear_model import enet_path
+            yc = y - y.mean()
+            Xc = X - X.mean(axis=0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                _, coef, _ = enet_path(Xc, yc, l1_ratio=self.l1_ratio, alphas=self.n_lambdas,
+                                       eps=0.01)
+        nz = np.abs(coef) > 0
+        entry = np.where(nz.any(axis=1), np.argmax(nz, axis=1), np.inf)
+        return entry, np.abs(coef).max(axis=1)
+
+    def fit(self, X, y):
+        X = validate_data(self, X, dtype=float)
+        y = np.asarray(y)
+        if len(y) < 4:
+            raise ValueError(f"stability selection needs at least 4 rows; got n_samples = {len(y)}")
+        family = self.family
+        if family == "auto":
+            family = ("cox" if y.dtype.names is not None
+                      else "logistic" if len(np.unique(y)) == 2 else "gaussian")
+        if family not in ("logistic", "cox", "gaussian"):
+            raise ValueError(f"family must be 'auto', 'logistic', 'gaussian' or 'cox'; got {self.family!r}")
+        if not 0.5 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0.5, 1]; got {self.threshold!r}")
+        if family == "cox":
+            strata, _ = survival_arrays(y)
+            target = y
+        elif family == "logistic":
+            classes = np.unique(y)
+            if len(classes) != 2:
+                raise ValueError(f"stability selection (logistic) needs a binary outcome; got {classes}")
+            strata = target = (y == classes[1]).astype(int)
+        else:
+            target = y.astype(float)
+            strata = np.zeros(len(y), dtype=int)
+        rng = np.random.default_rng(self.random_state)
+        p = X.shape[1]
+        q = min(self.n_per_resample, p)
+        counts, done = np.zeros(p), 0
+        for _ in range(max(1, self.n_resamples // 2)):
+            halves = [[], []]
+            for level in np.unique(strata):           # stratified random halves
+                idx = rng.permutation(np.flatnonzero(strata == level))
+                cut = len(idx) // 2 + (rng.random() < 0.5) * (len(idx) % 2)
+                halves[0].extend(idx[:cut])
+                halves[1].extend(idx[cut:])
+            for h in halves:
+                h = np.sort(np.asarray(h))
+                if family != "cox" and np.ptp(target[h]) == 0:
+                    continue
+                try:
+                    entry, size = self._entry_order(X[h], target[h], family)
+                except (ArithmeticError, ValueError):
+                    continue                          # counted in n_failed_resamples_
+                order = np.lexsort((-size, entry))[:q]
+                order = order[np.isfinite(entry[order])]
+                counts[order] += 1
+                done += 1
+        self.n_failed_resamples_ = 2 * max(1, self.n_resamples // 2) - done
+        if done == 0:
+            raise ArithmeticError("stability selection failed on every subsample")
+        prob = counts / done
+        self.selection_probability_ = prob
+        keep = prob >= self.threshold
+        reasons = np.where(keep, f"selection probability >= {self.threshold:g}",
+                           f"selection probability < {self.threshold:g}").astype(object)
+        rank = np.argsort(-prob, kind="stable")
+        if self.max_features is not None and keep.sum() > self.max_features:
+            over = rank[self.max_features:]
+            reasons[over[keep[over]]] = f"stable but outside the top {self.max_features}"
+            keep[over] = False
+        if keep.sum() < self.min_features:
+            top = rank[: self.min_features]
+            reasons[top[~keep[top]]] = f"fallback: highest selection probability (none >= {self.threshold:g})"
+            keep[top] = True
+        return self._finish("selection_probability", prob, keep, reasons)
 
 
 def selection_report(pipeline):

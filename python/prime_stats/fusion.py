@@ -1,11 +1,15 @@
-"""Late fusion (PRIME-R), Bayesian model averaging (PRIME-S), early fusion and the nested-CV
+"""Late fusion (PRIME-R), survival model averaging (PRIME-S), early fusion and the nested-CV
 modality comparison.
 
 Everything learned here is learned from the rows passed to ``fit``: the meta-classifier sees only
-out-of-fold training probabilities, the BMA weights only out-of-fold training risk scores, and both
-are frozen before any internal-test or external cohort is scored.
+out-of-fold training probabilities (from repeated CV on splits other than the tuning split), the
+averaging weights only out-of-fold training risk scores, and both are frozen before any
+internal-test or external cohort is scored. Both report their weights with Bayesian-bootstrap
+intervals and flag a fusion that collapses onto one member (>= ``COLLAPSE`` of the weight).
 """
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -18,10 +22,19 @@ from sksurv.metrics import concordance_index_censored
 
 from .features import TableAttr, cox_partial_loglik, survival_arrays, survival_folds
 from .models.response import RESPONSE_LEARNERS
-from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table
+from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table, repeated_oof
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
 
-__all__ = ["PrimeR", "PrimeS", "NonNegativeStacker", "CoxCalibration", "compare_modalities"]
+__all__ = ["PrimeR", "PrimeS", "NonNegativeStacker", "CoxCalibration", "compare_modalities",
+           "AVERAGING", "COLLAPSE", "stacking_weights", "pseudo_bma_plus_weights", "bic_softmax_weights",
+           "survival_log_score"]
+
+log = logging.getLogger(__name__)
+#: a fusion "collapses" when one member (or one modality) carries at least this share of the weight
+COLLAPSE = 0.95
+AVERAGING = ("stacking", "pseudo_bma_plus", "bic_softmax")
+#: ridge penalties (per patient, on the mean log-loss) tried by the stacker's cross-validation
+STACKER_PENALTIES = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 def _kinds(clinical, radiomics):
@@ -37,45 +50,86 @@ def _concat(frames):
 
 
 class NonNegativeStacker(ClassifierMixin, BaseEstimator):
-    """Logistic meta-classifier of base-model probabilities with non-negative weights.
+    """Ridge-penalised logistic meta-classifier of base-model probabilities with non-negative weights.
 
-    logit P(y = 1) = b0 + sum_k w_k logit(p_k) with w_k >= 0, fitted by maximum likelihood
-    (L-BFGS-B); the p_k are trimmed to [``trim``, 1 - ``trim``] before the logit. The constraint
-    (Breiman 1996, stacked regressions; R SuperLearner's ``method.NNloglik``) gives a base model
-    whose out-of-fold probabilities carry no signal the weight 0, where an unconstrained stacker
-    fitted on ~80 patients turns noise into a negative weight. Without active constraints the fit
-    equals an unpenalised logistic regression on the logits. ``coef_``, ``intercept_`` as sklearn.
+    logit P(y = 1) = b0 + sum_k w_k logit(p_k), w_k >= 0, minimising the (sample-weighted) mean
+    binomial log-loss + ``penalty`` / 2 * sum_k w_k^2 (L-BFGS-B; the intercept is not penalised); the
+    p_k are trimmed to [``trim``, 1 - ``trim``] before the logit. ``penalty="cv"`` chooses it from
+    ``STACKER_PENALTIES`` by ``cv``-fold cross-validated log-loss, folds grouped by ``groups`` (the
+    patient, when the rows are repeated-CV out-of-fold predictions) and stratified on y; ties go to
+    the larger penalty. The non-negativity (Breiman 1996, stacked regressions; R SuperLearner
+    ``method.NNloglik``) gives a base model whose out-of-fold probabilities carry no signal the
+    weight 0; the ridge term (le Cessie & van Houwelingen 1992; R ``glmnet(alpha = 0,
+    lower.limits = 0)``) shrinks the weights of ~80 patients' stacker towards no fusion. With
+    ``penalty=0`` and no active bound the fit is the unpenalised logistic regression on the logits.
+    ``coef_``, ``intercept_`` as sklearn; ``penalty_``, ``cv_loss_`` with ``penalty="cv"``.
     """
 
-    def __init__(self, trim=1e-3):
+    def __init__(self, penalty=0.0, trim=1e-3, cv=5, random_state=0):
+        self.penalty = penalty
         self.trim = trim
+        self.cv = cv
+        self.random_state = random_state
 
     def _logit(self, P):
         P = np.clip(np.asarray(P, dtype=float), self.trim, 1 - self.trim)
         return np.log(P) - np.log1p(-P)
 
-    def fit(self, P, y):
+    @staticmethod
+    def _solve(Z, yb, w, lam):
         from scipy.optimize import minimize
 
+        A = np.column_stack([np.ones(len(Z)), Z])
+        w = w / w.sum()
+
+        def loss(theta):
+            eta = A @ theta
+            ridge = 0.5 * lam * np.sum(theta[1:] ** 2)
+            grad = A.T @ (w * (special.expit(eta) - yb))
+            grad[1:] += lam * theta[1:]
+            return np.sum(w * (np.logaddexp(0, eta) - yb * eta)) + ridge, grad
+
+        res = minimize(loss, np.zeros(A.shape[1]), jac=True, method="L-BFGS-B",
+                       bounds=[(None, None)] + [(0, None)] * Z.shape[1],
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
+        return res.x
+
+    def fit(self, P, y, sample_weight=None, groups=None):
         Z = self._logit(P)
         y = np.asarray(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
             raise ValueError(f"the stacker needs a binary outcome; got classes {self.classes_.tolist()}")
         yb = (y == self.classes_[1]).astype(float)
-        A = np.column_stack([np.ones(len(Z)), Z])
-
-        def nll(theta):
-            eta = A @ theta
-            return np.sum(np.logaddexp(0, eta) - yb * eta), A.T @ (special.expit(eta) - yb)
-
-        res = minimize(nll, np.zeros(A.shape[1]), jac=True, method="L-BFGS-B",
-                       bounds=[(None, None)] + [(0, None)] * Z.shape[1],
-                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10})
-        self.intercept_ = res.x[:1]
-        self.coef_ = res.x[None, 1:]
+        w = np.ones(len(yb)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        lam = self.penalty
+        if isinstance(lam, str):
+            if lam != "cv":
+                raise ValueError(f"penalty must be a number >= 0 or 'cv'; got {lam!r}")
+            lam = self._cv_penalty(Z, yb, w, groups)
+        elif not lam >= 0:
+            raise ValueError(f"penalty must be >= 0; got {lam!r}")
+        theta = self._solve(Z, yb, w, float(lam))
+        self.penalty_ = float(lam)
+        self.intercept_ = theta[:1]
+        self.coef_ = theta[None, 1:]
         self.n_features_in_ = Z.shape[1]
         return self
+
+    def _cv_penalty(self, Z, yb, w, groups):
+        groups = np.arange(len(yb)) if groups is None else np.asarray(groups)
+        ug, first = np.unique(groups, return_index=True)
+        folds = StratifiedKFold(self.cv, shuffle=True, random_state=self.random_state)
+        loss = np.zeros(len(STACKER_PENALTIES))
+        for gtr, gva in folds.split(ug, yb[first]):
+            tr, va = np.isin(groups, ug[gtr]), np.isin(groups, ug[gva])
+            for j, lam in enumerate(STACKER_PENALTIES):
+                theta = self._solve(Z[tr], yb[tr], w[tr], lam)
+                eta = theta[0] + Z[va] @ theta[1:]
+                loss[j] += np.sum(w[va] * (np.logaddexp(0, eta) - yb[va] * eta))
+        self.cv_loss_ = loss / w.sum()
+        best = np.flatnonzero(self.cv_loss_ <= self.cv_loss_.min() + 1e-12)[-1]
+        return STACKER_PENALTIES[best]
 
     def decision_function(self, P):
         check_is_fitted(self, "coef_")
@@ -89,19 +143,53 @@ class NonNegativeStacker(ClassifierMixin, BaseEstimator):
         return self.classes_[(self.decision_function(P) > 0).astype(int)]
 
 
+def _dirichlet(rng, n, n_draws):
+    """Bayesian-bootstrap row weights (Rubin 1981): Dirichlet(1, ..., 1) draws, rows sum to n."""
+    return rng.dirichlet(np.ones(n), size=n_draws) * n
+
+
+def _collapse(weights, labels, kinds):
+    """(collapsed, note) for weights over members with labels and their modality kinds."""
+    w = np.asarray(weights, dtype=float)
+    total = w.sum()
+    if not total > 0:
+        return True, "every fusion weight is 0: no member's out-of-fold predictions carry signal"
+    share = w / total
+    by_kind = pd.Series(share).groupby(np.asarray(kinds)).sum()
+    if share.max() >= COLLAPSE:
+        return True, (f"fusion collapsed: {labels[int(np.argmax(share))]} carries {share.max():.3f} "
+                      f"of the weight (>= {COLLAPSE})")
+    if len(by_kind) > 1 and by_kind.max() >= COLLAPSE:
+        return True, (f"fusion collapsed onto the {by_kind.idxmax()} modality ({by_kind.max():.3f} of the "
+                      f"weight, >= {COLLAPSE})")
+    return False, ""
+
+
 class PrimeR(ClassifierMixin, BaseEstimator):
     """PRIME-R late fusion.
 
     For each modality the best pipeline (learner and hyper-parameters) is chosen by stratified
-    ``cv``-fold CV AUC on the training data (``ModalityClassifier``); its out-of-fold training
-    probabilities (selection and model refitted in each fold, as ``cross_val_predict``) train a
-    logistic meta-classifier on their logits with non-negative weights (``NonNegativeStacker``); the
-    base pipelines are then refitted on all training rows. With a single modality the
-    meta-classifier only recalibrates that modality's probability.
+    ``cv``-fold CV AUC on the training data (``ModalityClassifier``, selection ``recipe``). The
+    chosen pipeline, with its hyper-parameters fixed, is then cross-validated again on
+    ``oof_repeats`` fresh ``cv``-fold splits (seeds other than the tuning split's; every step
+    refitted in each fold, ``repeated_oof``), so the out-of-fold probabilities that train the
+    stacker come from folds other than those that picked the learner (no winner's curse from the
+    learner and grid choice being scored on the same folds; the choice itself still saw every
+    training row). A ridge-penalised logistic meta-classifier with non-negative weights on the logits
+    (``NonNegativeStacker(penalty="cv")``, penalty by patient-grouped CV) is fitted on all
+    ``oof_repeats`` x n out-of-fold rows (row weight 1 / oof_repeats); the base pipelines are
+    refitted on all training rows. With a single modality the meta-classifier only recalibrates it.
+
+    Weights uncertainty: ``n_bootstrap`` Bayesian-bootstrap reweightings of the patients (each
+    patient's repeated rows share one Dirichlet weight), stacker refitted at the chosen penalty;
+    95 % percentile intervals in ``fusion_weights_`` (lower, upper) and ``weights_ci_``. When one
+    modality carries >= 0.95 of the summed weight ``collapsed_`` is True, ``fusion_note_`` says so
+    and a warning is logged.
 
     Fitted attributes: ``bases_`` (kind -> ModalityClassifier), ``chosen_learners_``,
-    ``best_params_``, ``oof_proba_``, ``meta_``, ``fusion_weights_``, ``selected_features_``,
-    ``tuning_table_``, ``selection_report_``.
+    ``best_params_``, ``oof_proba_`` (mean over the repeats), ``oof_repeats_`` (array repeats x n x
+    modalities), ``meta_``, ``weights_``, ``weights_ci_``, ``fusion_weights_``, ``collapsed_``,
+    ``fusion_note_``, ``selected_features_``, ``tuning_table_``, ``selection_report_``.
     """
 
     oof_proba_ = TableAttr()
@@ -111,7 +199,8 @@ class PrimeR(ClassifierMixin, BaseEstimator):
     selection_report_ = TableAttr()
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=RESPONSE_LEARNERS, cv=5,
-                 fast=False, grids=None, random_state=0, n_jobs=1):
+                 fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", oof_repeats=3,
+                 n_bootstrap=200):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -120,6 +209,9 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         self.grids = grids
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.recipe = recipe
+        self.oof_repeats = oof_repeats
+        self.n_bootstrap = n_bootstrap
 
     def fit(self, X, y):
         kinds = _kinds(self.clinical_features, self.radiomics_features)
@@ -132,23 +224,49 @@ class PrimeR(ClassifierMixin, BaseEstimator):
 
     def _base(self, kind):
         """The unfitted per-modality pipeline search that ``fit`` runs for ``kind``."""
-        return ModalityClassifier(self.clinical_features, self.radiomics_features, kind, self.learners,
-                                  self.cv, self.fast, self.grids, self.random_state, self.n_jobs)
+        return ModalityClassifier(self.clinical_features, self.radiomics_features, kind, learners=self.learners,
+                                  cv=self.cv, fast=self.fast, grids=self.grids, random_state=self.random_state,
+                                  n_jobs=self.n_jobs, recipe=self.recipe)
 
     def _fuse(self, X, y, bases):
         """Late fusion of modality searches already fitted on (X, y) with ``self._base`` settings."""
+        if not (isinstance(self.oof_repeats, int) and self.oof_repeats >= 1):
+            raise ValueError(f"oof_repeats must be a positive integer; got {self.oof_repeats!r}")
         kinds = list(bases)
         y = np.asarray(y)
+        n, R = len(y), self.oof_repeats
         self.classes_ = np.unique(y)
-        self.bases_, oof = dict(bases), {}
-        for k, base in bases.items():
-            oof[k] = base.oof_.to_numpy()   # the chosen pipeline refitted in every CV fold
-        self.oof_proba_ = pd.DataFrame(oof, index=X.index)
-        self.meta_ = NonNegativeStacker().fit(self.oof_proba_.to_numpy(), y)
+        self.bases_ = dict(bases)
+        oof = np.stack([repeated_oof(b.best_estimator_, X[b.columns_], y, R, self.cv, self.random_state,
+                                     self.n_jobs) for b in bases.values()], axis=-1)   # R x n x K
+        self.oof_repeats_ = oof
+        self.oof_proba_ = pd.DataFrame(oof.mean(axis=0), columns=kinds, index=X.index)
+        P, yy = oof.reshape(R * n, len(kinds)), np.tile(y, R)
+        groups, rw = np.tile(np.arange(n), R), np.full(R * n, 1.0 / R)
+        self.meta_ = NonNegativeStacker(penalty="cv", cv=self.cv, random_state=self.random_state).fit(
+            P, yy, sample_weight=rw, groups=groups)
+        self.weights_ = self.meta_.coef_.ravel().copy()
+        rng = np.random.default_rng([int(self.random_state or 0), 4099])
+        draws = []
+        for g in _dirichlet(rng, n, self.n_bootstrap):
+            fit = NonNegativeStacker(penalty=self.meta_.penalty_).fit(P, yy, sample_weight=rw * g[groups])
+            draws.append(np.r_[fit.intercept_, fit.coef_.ravel()])
+        draws = np.asarray(draws)
+        lo, hi = np.percentile(draws, [2.5, 97.5], axis=0)
+        self.weights_ci_ = np.column_stack([lo[1:], hi[1:]])
+        est = np.r_[self.meta_.intercept_, self.weights_]
+        share = self.weights_ / self.weights_.sum() if self.weights_.sum() > 0 else np.full(len(kinds), np.nan)
         self.fusion_weights_ = pd.DataFrame({
             "term": ["intercept"] + [f"logit_p_{k}" for k in kinds],
-            "coefficient": np.r_[self.meta_.intercept_, self.meta_.coef_.ravel()],
-            "oof_auc": [np.nan] + [roc_auc_score(y, oof[k]) for k in kinds]})
+            "coefficient": est, "lower": lo, "upper": hi, "share": np.r_[np.nan, share],
+            "oof_auc": [np.nan] + [roc_auc_score(y, self.oof_proba_[k]) for k in kinds],
+            "penalty": self.meta_.penalty_,
+            "method": (f"ridge non-negative logistic stacker on {R}x{self.cv}-fold repeated-CV out-of-fold "
+                       f"probabilities; 95% Bayesian-bootstrap interval ({self.n_bootstrap} draws)")})
+        self.collapsed_, self.fusion_note_ = (_collapse(self.weights_, kinds, kinds) if len(kinds) > 1
+                                              else (False, ""))
+        if self.collapsed_:
+            log.warning("PRIME-R: %s", self.fusion_note_)
         self.chosen_learners_ = {k: b.best_learner_ for k, b in self.bases_.items()}
         self.best_params_ = {k: b.best_params_ for k, b in self.bases_.items()}
         self.selected_features_ = _concat([b.selected_features_.assign(feature_kind=k, learner=b.best_learner_)
@@ -214,30 +332,124 @@ class CoxCalibration(BaseEstimator):
         return np.exp(-np.outer(np.exp(self.linear_predictor(score)), H0))
 
 
+def survival_log_score(calibration, score, y):
+    """Pointwise out-of-fold log predictive density of a Cox-calibrated risk score -> array (n,).
+
+    The member's predictive distribution is the discrete one of its Breslow model,
+    S(t|s) = exp(-H0(t) exp(lp(s))) with mass at the training event times, so an event at t_i
+    contributes log[S(t_i-|s_i) - S(t_i|s_i)] and a censored time log S(t_i|s_i) (the full, not the
+    partial, likelihood: a mixture of such distributions has the mixture of these densities,
+    which is what stacking scores). ``calibration``: a fitted :class:`CoxCalibration`."""
+    event, time = survival_arrays(y)
+    lp = np.exp(calibration.linear_predictor(score))
+    t0, H = calibration.times_, calibration.cumhaz_
+    i_after = np.searchsorted(t0, time, side="right") - 1          # H0(t_i)
+    i_before = np.searchsorted(t0, time, side="left") - 1          # H0(t_i-)
+    H_t = np.where(i_after < 0, 0.0, H[np.clip(i_after, 0, None)])
+    H_tm = np.where(i_before < 0, 0.0, H[np.clip(i_before, 0, None)])
+    jump = (H_t - H_tm) * lp
+    with np.errstate(divide="ignore"):
+        ev = -H_tm * lp + np.log(-np.expm1(-jump))
+    return np.where(event, ev, -H_t * lp)
+
+
+def stacking_weights(loglik, row_weights=None, max_iter=20000, tol=1e-12):
+    """Stacking of predictive distributions (Yao, Vehtari, Simpson & Gelman 2018, Bayesian Analysis
+    13:917): simplex weights maximising sum_i r_i log sum_k w_k p_k(y_i), p_k the members'
+    out-of-fold predictive densities (``loglik``: n x K log densities, ``row_weights`` r_i, default 1).
+    Solved by the EM fixed point w_k <- sum_i r_i w_k p_ik / sum_j w_j p_ij / sum_i r_i, which
+    increases the objective monotonically (R twin: ``loo::stacking_weights`` on pointwise elpd)."""
+    L = np.asarray(loglik, dtype=float)
+    r = np.ones(len(L)) if row_weights is None else np.asarray(row_weights, dtype=float)
+    L = np.where(np.isfinite(L), L, -745.0)
+    L = L - L.max(axis=1, keepdims=True)
+    P = np.exp(L)
+    w = np.full(L.shape[1], 1.0 / L.shape[1])
+    prev = -np.inf
+    for _ in range(max_iter):
+        mix = P @ w
+        obj = np.sum(r * np.log(mix))
+        w = w * ((r / mix) @ P) / r.sum()
+        w /= w.sum()
+        if obj - prev < tol:
+            break
+        prev = obj
+    return w
+
+
+def pseudo_bma_plus_weights(loglik, n_draws=1000, random_state=0):
+    """Pseudo-BMA+ (Yao et al. 2018, section 3.3): w_k proportional to exp(elpd_k), with the
+    uncertainty of elpd_k = sum_i log p_k(y_i) regularised by the Bayesian bootstrap: the weights are
+    the mean over ``n_draws`` Dirichlet(1) reweightings of the softmax of n * sum_i a_i log p_ik
+    (R twin: ``loo::pseudobma_weights(BB = TRUE)``). Returns (weights, draws n_draws x K)."""
+    L = np.asarray(loglik, dtype=float)
+    L = np.where(np.isfinite(L), L, -745.0)
+    rng = np.random.default_rng(random_state)
+    a = _dirichlet(rng, len(L), n_draws)             # rows sum to n
+    draws = special.softmax(a @ L, axis=1)
+    return draws.mean(axis=0), draws
+
+
+def bic_softmax_weights(bic):
+    """The former "BMA" scheme under its true name: w_k proportional to exp(-BIC_k / 2), BIC_k of a
+    one-slope Cox model of member k's out-of-fold score. Every member has one parameter, so this is
+    the softmax of the out-of-fold Cox log partial likelihoods; gaps of a few units (routine with
+    ~40 events) put nearly all the weight on one member."""
+    b = np.asarray(bic, dtype=float)
+    w = np.exp(-(b - b.min()) / 2)
+    return w / w.sum()
+
+
+def _weighted_partial_loglik(eta, event, time, w):
+    """Cox log partial likelihood (Breslow ties) with case weights w (sum_i w_i d_i [eta_i -
+    log sum_{j: t_j >= t_i} w_j exp(eta_j)]), for the Bayesian bootstrap of ``bic_softmax``."""
+    order = np.argsort(-time, kind="stable")
+    e, t, ev, ww = eta[order], time[order], event[order], w[order]
+    cum = np.logaddexp.accumulate(e + np.log(np.maximum(ww, 1e-300)))
+    last = np.searchsorted(-t, -t, side="right") - 1
+    return float(np.sum((ww * (e - cum[last]))[ev]))
+
+
 class PrimeS(BaseEstimator):
-    """PRIME-S: Bayesian model averaging of the base survival pipelines.
+    """PRIME-S: averaging of the base survival pipelines' predictive distributions.
 
     Every (modality, learner) pipeline is tuned by CV C-index on the training data
-    (``ModalitySurvival``). Each one's out-of-fold training risk score is recalibrated by a Cox model
-    (``CoxCalibration``); posterior model probabilities under equal priors are approximated by
-    w_m proportional to exp(-BIC_m / 2). The averaged model is
-    S(t|x) = sum_m w_m S0_m(t)^exp(beta_m z_m(x)) (a mixture of survival functions, hence monotone and
-    in [0, 1]) with risk score sum_m w_m beta_m z_m(x) (posterior-mean log hazard ratio). The
-    pipelines are refitted on all training rows; weights and calibrations are frozen at ``fit``.
+    (``ModalitySurvival``, selection ``recipe``); its out-of-fold training risk score (the tuning
+    folds) is recalibrated by a Cox model (``CoxCalibration``: slope and Breslow baseline), which
+    makes each member a predictive distribution S_m(t|x) = S0_m(t)^exp(beta_m z_m(x)). The weights
+    (``averaging``):
+
+    * ``"stacking"`` (default): stacking of predictive distributions (Yao et al. 2018), simplex
+      weights maximising the out-of-fold log score of the mixture (``stacking_weights`` on
+      ``survival_log_score``);
+    * ``"pseudo_bma_plus"``: pseudo-BMA+ with Bayesian-bootstrap regularisation of the
+      out-of-fold log scores;
+    * ``"bic_softmax"``: the former scheme, w proportional to exp(-BIC/2) of each member's one-slope
+      Cox calibration (= softmax of the out-of-fold log partial likelihood).
+
+    The averaged model is S(t|x) = sum_m w_m S_m(t|x) (a mixture: monotone, in [0, 1]) with risk
+    score sum_m w_m beta_m z_m(x). Pipelines are refitted on all training rows; weights and
+    calibrations are frozen at ``fit``. Weights uncertainty: ``n_bootstrap`` Bayesian-bootstrap
+    reweightings of the out-of-fold rows, the weights recomputed by the same scheme (calibrations
+    held fixed), 95 % percentile intervals (``weights_ci_``, ``lower``/``upper`` in
+    ``weights_table_``). When one member or one modality carries >= 0.95 of the weight,
+    ``collapsed_`` is True, ``fusion_note_`` says so and a warning is logged.
 
     Fitted attributes: ``bases_`` (kind -> ModalitySurvival with every learner tuned),
     ``pipelines_`` and ``calibrations_`` ("kind/learner" -> fitted pipeline / CoxCalibration),
-    ``bma_table_``, ``weights_``, ``chosen_learners_`` (best learner per modality by CV C-index),
+    ``weights_``, ``weights_ci_``, ``weights_table_`` (alias ``bma_table_``), ``collapsed_``,
+    ``fusion_note_``, ``chosen_learners_`` (best learner per modality by CV C-index),
     ``selected_features_``, ``tuning_table_``, ``selection_report_``.
     """
 
-    bma_table_ = TableAttr()
+    weights_table_ = TableAttr()
     selected_features_ = TableAttr()
     tuning_table_ = TableAttr()
     selection_report_ = TableAttr()
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=SURVIVAL_LEARNERS, cv=5,
-                 fast=False, grids=None, random_state=0, n_jobs=1):
+                 fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", averaging="stacking",
+                 n_bootstrap=200):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -246,6 +458,14 @@ class PrimeS(BaseEstimator):
         self.grids = grids
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.recipe = recipe
+        self.averaging = averaging
+        self.n_bootstrap = n_bootstrap
+
+    @property
+    def bma_table_(self):
+        """The weights table (former name, kept for callers of the BMA version)."""
+        return self.weights_table_
 
     def fit(self, X, y):
         kinds = _kinds(self.clinical_features, self.radiomics_features)
@@ -255,27 +475,58 @@ class PrimeS(BaseEstimator):
 
     def _base(self, kind):
         """The unfitted per-modality pipeline search that ``fit`` runs for ``kind``."""
-        return ModalitySurvival(self.clinical_features, self.radiomics_features, kind, self.learners,
-                                self.cv, self.fast, self.grids, self.random_state, self.n_jobs)
+        return ModalitySurvival(self.clinical_features, self.radiomics_features, kind, learners=self.learners,
+                                cv=self.cv, fast=self.fast, grids=self.grids, random_state=self.random_state,
+                                n_jobs=self.n_jobs, recipe=self.recipe)
+
+    def _weights(self, loglik, bic_fn, row_weights=None):
+        if self.averaging == "stacking":
+            return stacking_weights(loglik, row_weights)
+        if self.averaging == "pseudo_bma_plus":
+            L = loglik if row_weights is None else loglik * row_weights[:, None]
+            return pseudo_bma_plus_weights(L, 1000 if row_weights is None else 200,
+                                           self.random_state)[0]
+        return bic_softmax_weights(bic_fn(row_weights))
 
     def _average(self, X, y, bases):
-        """BMA of modality searches already fitted on (X, y) with ``self._base`` settings."""
+        """Averaging of modality searches already fitted on (X, y) with ``self._base`` settings."""
+        if self.averaging not in AVERAGING:
+            raise ValueError(f"averaging must be one of {list(AVERAGING)}; got {self.averaging!r}")
         event, time = survival_arrays(y)
-        self.bases_, self.pipelines_, self.calibrations_, rows = dict(bases), {}, {}, []
+        self.bases_, self.pipelines_, self.calibrations_, rows, ll, etas = dict(bases), {}, {}, [], [], []
         for k, base in bases.items():
             for learner, res in base.results_.items():
                 cal = CoxCalibration().fit(res.oof_, y)
                 self.pipelines_[f"{k}/{learner}"] = res.best_estimator_
                 self.calibrations_[f"{k}/{learner}"] = cal
+                ll.append(survival_log_score(cal, res.oof_, y))
+                etas.append(cal.linear_predictor(res.oof_))
                 rows.append({"feature_kind": k, "learner": learner, "cv_cindex": res.best_score_,
                              "oof_cindex": concordance_index_censored(event, time, res.oof_)[0],
-                             "beta": cal.beta_, "se": cal.se_, "loglik": cal.loglik_, "bic": cal.bic_})
+                             "beta": cal.beta_, "se": cal.se_, "loglik": cal.loglik_, "bic": cal.bic_,
+                             "oof_log_score": float(np.mean(ll[-1]))})
         tab = pd.DataFrame(rows)
-        delta = tab["bic"] - tab["bic"].min()
-        w = np.exp(-delta / 2)
-        tab["weight"] = w / w.sum()
-        self.bma_table_ = tab
-        self.weights_ = tab["weight"].to_numpy()
+        L = np.column_stack(ll)
+        n_events = int(event.sum())
+
+        def bic_fn(g):
+            if g is None:
+                return tab["bic"].to_numpy()
+            return np.array([-2 * _weighted_partial_loglik(e, event, time, g) + np.log(n_events) for e in etas])
+
+        self.weights_ = self._weights(L, bic_fn)
+        rng = np.random.default_rng([int(self.random_state or 0), 4099])
+        draws = np.array([self._weights(L, bic_fn, g) for g in _dirichlet(rng, len(L), self.n_bootstrap)])
+        self.weights_ci_ = np.percentile(draws, [2.5, 97.5], axis=0).T
+        tab["weight"] = self.weights_
+        tab["lower"], tab["upper"] = self.weights_ci_[:, 0], self.weights_ci_[:, 1]
+        tab["method"] = (f"{self.averaging} on out-of-fold predictions; 95% Bayesian-bootstrap interval "
+                         f"({self.n_bootstrap} draws)")
+        self.weights_table_ = tab
+        labels = [f"{a}/{b}" for a, b in zip(tab["feature_kind"], tab["learner"])]
+        self.collapsed_, self.fusion_note_ = _collapse(self.weights_, labels, tab["feature_kind"].to_numpy())
+        if self.collapsed_:
+            log.warning("PRIME-S: %s", self.fusion_note_)
         self.chosen_learners_ = {k: b.best_learner_ for k, b in self.bases_.items()}
         self.selected_features_ = _concat([
             feature_table(p).assign(feature_kind=key.split("/")[0], learner=key.split("/")[1])
@@ -293,18 +544,18 @@ class PrimeS(BaseEstimator):
     def _scores(self, X):
         risk = self.member_risk(X)
         return [(w, self.calibrations_[key], risk[key].to_numpy())
-                for w, key in zip(self.weights_, self.pipelines_)]
+                for w, key in zip(self.weights_, self.pipelines_) if w > 0]
 
     def predict(self, X):
-        """BMA risk score: posterior-mean Cox log hazard ratio (higher = shorter survival)."""
+        """Averaged risk score: weighted mean Cox log hazard ratio (higher = shorter survival)."""
         return sum(w * cal.linear_predictor(s) for w, cal, s in self._scores(X))
 
     def predict_survival_function(self, X, times):
-        """BMA S(t|x) at ``times`` -> array (n, len(times)), non-increasing in t, within [0, 1]."""
+        """Averaged S(t|x) at ``times`` -> array (n, len(times)), non-increasing in t, within [0, 1]."""
         return sum(w * cal.survival(s, times) for w, cal, s in self._scores(X))
 
     def score(self, X, y):
-        """Harrell's C-index of the BMA risk score."""
+        """Harrell's C-index of the averaged risk score."""
         return cindex_scorer(self, X, y)
 
 
@@ -317,7 +568,8 @@ def _mean_ci(values, level=0.95):
 
 
 def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
-                       fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None):
+                       fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None,
+                       recipe="stable", averaging="stacking", oof_repeats=3):
     """Nested-CV comparison of clinical only, radiomics only, early fusion and late fusion.
 
     Outer ``outer_cv``-fold stratified CV (on the response, or on the event indicator); inside each
@@ -327,21 +579,23 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
     estimate = mean over outer folds, interval = mean +/- t_{k-1} SE across folds (fold-to-fold SE,
     which understates the full variance; Bates, Hastie & Tibshirani 2023). With ``return_folds`` the
     per-fold values (fold, model, value) are returned too: ``(table, folds)``. ``progress``: a
-    callable given a message after each outer fold.
+    callable given a message after each outer fold. ``recipe``, ``averaging`` (PrimeS) and
+    ``oof_repeats`` (PrimeR) as in PrimeR / PrimeS.
     """
     survival = np.asarray(y).dtype.names is not None
     check_columns(X, list(clinical_features) + list(radiomics_features))
-    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs)
+    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs, recipe=recipe)
     if survival:
         endpoint, metric = "survival", "C-index"
         outer = survival_folds(y, outer_cv, random_state + 1)
-        late = PrimeS(clinical_features, radiomics_features, learners or SURVIVAL_LEARNERS, **kw)
+        late = PrimeS(clinical_features, radiomics_features, learners or SURVIVAL_LEARNERS, averaging=averaging, **kw)
         combine = "_average"
     else:
         y = np.asarray(y)
         endpoint, metric = "response", "AUC"
         outer = list(StratifiedKFold(outer_cv, shuffle=True, random_state=random_state + 1).split(X, y))
-        late = PrimeR(clinical_features, radiomics_features, learners or RESPONSE_LEARNERS, **kw)
+        late = PrimeR(clinical_features, radiomics_features, learners or RESPONSE_LEARNERS,
+                      oof_repeats=oof_repeats, **kw)
         combine = "_fuse"
     names = ["clinical", "radiomics", "early fusion", "late fusion"]
     rows = []

@@ -32,7 +32,7 @@ Images: per patient and phase a cropped CT volume (NIfTI, in-plane 0.7-0.9 mm, s
 of liver parenchyma with one lobulated tumour, hyper-enhancing in the arterial phase (AP) and
 washing out in the portal-venous phase (PVP), with a smooth random texture whose amplitude and
 necrotic core grow with ``heterogeneity``; its mask; and a second observer's mask that differs
-by a one-voxel boundary perturbation. Tumours are smaller than real unresectable HCC
+by a smooth ~1 mm boundary perturbation. Every mask is one face-connected component. Tumours are smaller than real unresectable HCC
 (``size_scale``) to keep radiomics extraction fast; clinical diameter is the imaged one.
 
 Expression: for ``n_expression`` centre-A patients an RNA-seq count matrix (Hallmark genes x
@@ -234,10 +234,25 @@ def _tumour_volume(seed: int, diameter: float, irregularity: float, heterogeneit
     blurred = ndimage.gaussian_filter(mask.astype(float), sigma=(0.4, 1.2, 1.2))
     wobble = ndimage.gaussian_filter(rng.normal(size=shape), sigma=(1.0, 5.0, 5.0))
     wobble *= 0.15 / (wobble.std() + 1e-9)
-    mask2 = (blurred + wobble > rng.uniform(0.45, 0.55)).astype(np.uint8)
+    mask2 = _one_component(blurred + wobble > rng.uniform(0.45, 0.55))
     if mask2.sum() == 0:
         mask2 = mask.copy()
-    return vols[0], vols[1], mask, mask2, (in_plane, in_plane, slice_mm)
+    return vols[0], vols[1], _one_component(mask), mask2, (in_plane, in_plane, slice_mm)
+
+
+def _one_component(mask) -> np.ndarray:
+    """The largest face-connected (6-neighbour) component of a binary mask, holes filled (uint8);
+    face connectivity is the strictest, so the mask is one component under any connectivity.
+
+    The re-drawn boundary of the second observer is a threshold of a blurred mask plus a smooth noise
+    field, which crosses the threshold in isolated specks away from the tumour; an observer draws one
+    closed contour, so only the tumour's own component is kept (a speck would, e.g., double
+    Maximum3DDiameter)."""
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return np.zeros(mask.shape, np.uint8)
+    sizes = np.bincount(lab.ravel())[1:]
+    return ndimage.binary_fill_holes(lab == 1 + int(np.argmax(sizes))).astype(np.uint8)
 
 
 def _write_patient_images(args) -> list[dict]:

@@ -161,11 +161,14 @@ def test_survival_target_validation():
 def test_selection_report_covers_every_selector(bc):
     X, y = bc
     clin = ["mean radius", "mean texture", "mean smoothness", "mean symmetry"]
-    pipe = make_response_pipeline("stochastic_gb", "clinical", random_state=0).fit(X[clin], y)
-    rep = selection_report(pipe)
-    assert set(rep["step"]) == {"MissingnessFilter", "UnivariateLogisticScreen", "ElasticNetLogisticSelector"}
-    final = rep[rep.step == "ElasticNetLogisticSelector"]
-    assert list(final.loc[final.kept, "feature"]) == list(pipe[:-1].get_feature_names_out())
+    for recipe, last in (("paper", "ElasticNetLogisticSelector"), ("stable", "StabilitySelector")):
+        pipe = make_response_pipeline("stochastic_gb", "clinical", random_state=0, recipe=recipe).fit(X[clin], y)
+        rep = selection_report(pipe)
+        steps = {"MissingnessFilter", "UnivariateLogisticScreen"} if recipe == "paper" else {"MissingnessFilter",
+                                                                                             "VarianceFilter"}
+        assert set(rep["step"]) == steps | {last}
+        final = rep[rep.step == last]
+        assert list(final.loc[final.kept, "feature"]) == list(pipe[:-1].get_feature_names_out())
 
 
 def test_elastic_net_cv_deviance_matches_logistic_regression_cv(bc):
@@ -209,3 +212,54 @@ def test_coxnet_cv_deviance_is_verweij_van_houwelingen():
         vals.append(cox_partial_loglik(Xa @ b, event, time) - cox_partial_loglik(Xa[tr] @ b, event[tr], time[tr]))
     assert s.cv_scores_[j] == pytest.approx(np.mean(vals), rel=1e-10)
     assert s.alpha_ == s.alphas_[int(np.nanargmax(s.cv_scores_))]
+
+
+def _with_noise(X, n_noise, seed):
+    """Real columns plus ``n_noise`` row-permuted copies of them (same marginals, no signal)."""
+    rng = np.random.default_rng(seed)
+    cols = rng.choice(X.columns, n_noise)
+    noise = pd.DataFrame({f"noise_{j}": rng.permutation(X[c].to_numpy()) for j, c in enumerate(cols)},
+                         index=X.index)
+    return pd.concat([X, noise], axis=1)
+
+
+def test_stability_selection_keeps_signal_not_noise_logistic(bc):
+    """Real breast-cancer features plus 60 permuted copies, n = 120: the kept features are real,
+    the strongest real predictors are selected in every subsample, no permuted copy reaches the
+    threshold, and the feature with the largest logistic score statistic is always selected."""
+    from prime_stats.features import StabilitySelector
+    X, y = bc
+    rows = np.random.default_rng(0).choice(len(y), 120, replace=False)
+    Xn = _with_noise(X.iloc[rows], 60, 1)
+    Z = pd.DataFrame(StandardScaler().fit_transform(Xn), columns=Xn.columns)
+    sel = StabilitySelector(random_state=0).set_output(transform="pandas").fit(Z, y[rows])
+    kept = list(sel.get_feature_names_out())
+    assert kept and not [c for c in kept if c.startswith("noise")]
+    prob = pd.Series(sel.selection_probability_, index=Z.columns)
+    noise = prob[prob.index.str.startswith("noise")]
+    assert noise.max() < 0.6 and noise.mean() < 0.1
+    assert prob.max() == 1.0 and prob.idxmax() in {"worst perimeter", "worst radius", "worst area",
+                                                   "worst concave points", "mean concave points"}
+    # score statistic of a one-covariate logistic model at beta = 0 on z-scored data: |x'(y - ybar)|
+    score = np.abs(Z.T @ (y[rows] - y[rows].mean()))
+    assert prob[score.idxmax()] == 1.0
+    rep = sel.report_
+    assert (rep.statistic == "selection_probability").all() and rep.kept.sum() == len(kept)
+
+
+def test_stability_selection_cox_and_fallback():
+    """Cox family on planted Cox data: x0, x1, x2 kept with probability ~1; on pure noise with a
+    threshold of 1 the fallback keeps the ``min_features`` most stable and says so."""
+    from prime_stats.features import StabilitySelector
+    X, y = _cox_data(n=200, p=40, seed=3)
+    sel = StabilitySelector(random_state=0).fit(X, y)
+    prob = pd.Series(sel.selection_probability_, index=X.columns)
+    assert (prob[["x0", "x1", "x2"]] >= 0.9).all()
+    assert set(X.columns[sel.support_]) >= {"x0", "x1", "x2"} and sel.support_.sum() <= 6
+    rng = np.random.default_rng(5)
+    noise = pd.DataFrame(rng.normal(size=(200, 30)))
+    fb = StabilitySelector(threshold=1.0, min_features=2, random_state=0).fit(noise, y)
+    assert fb.support_.sum() == 2
+    assert fb.report_.reason.str.startswith("fallback").sum() >= 1
+    with pytest.raises(ValueError, match="threshold"):
+        StabilitySelector(threshold=0.4).fit(X, y)

@@ -45,22 +45,68 @@ def prime_s(gbsg_split):
                   cv=3, fast=True).fit(Xtr, ytr)
 
 
-def test_meta_classifier_is_trained_on_out_of_fold_probabilities(prime_r, bc_split):
+def test_meta_classifier_is_trained_on_repeated_cv_out_of_fold_probabilities(prime_r, bc_split):
+    """The stacker's rows are the chosen pipelines' out-of-fold probabilities from 3 repeats of
+    3-fold CV on splits other than the tuning split (cross_val_predict with the same folds), and the
+    stacker is the L2-penalised logistic regression on their logits (sklearn, C = 1 / (penalty *
+    sum of row weights)) when no weight sits on its bound."""
+    from prime_stats.models.selection import repeated_oof
     Xtr, Xte, ytr, yte, clin, rad = bc_split
-    folds = StratifiedKFold(3, shuffle=True, random_state=0)
-    for kind, base in prime_r.bases_.items():
-        oof = cross_val_predict(clone(base.best_estimator_), Xtr[base.columns_], ytr, cv=folds,
-                                method="predict_proba")[:, 1]
-        np.testing.assert_allclose(prime_r.oof_proba_[kind], oof)
-        apparent = base.predict_proba(Xtr)[:, 1]
-        assert not np.allclose(oof, apparent)              # not the in-sample (refitted) probabilities
-    # both modalities carry signal here, so no weight sits on its bound and the stacker is the
-    # unpenalised logistic regression on the trimmed logits of the OOF probabilities
-    P = np.clip(prime_r.oof_proba_.to_numpy(), 1e-3, 1 - 1e-3)
-    ref = LogisticRegression(C=np.inf, max_iter=5000, tol=1e-10).fit(np.log(P / (1 - P)), ytr)
+    R = prime_r.oof_repeats
+    assert prime_r.oof_repeats_.shape == (R, len(ytr), 2)
+    tuning = prime_r.bases_["clinical"].results_[prime_r.chosen_learners_["clinical"]].folds_
+    for j, (kind, base) in enumerate(prime_r.bases_.items()):
+        for r in range(R):
+            seed = int(np.random.SeedSequence([0, 7919, r]).generate_state(1)[0])
+            folds = StratifiedKFold(3, shuffle=True, random_state=seed)
+            oof = cross_val_predict(clone(base.best_estimator_), Xtr[base.columns_], ytr, cv=folds,
+                                    method="predict_proba")[:, 1]
+            np.testing.assert_allclose(prime_r.oof_repeats_[r, :, j], oof)
+            assert not all(np.array_equal(np.sort(a[1]), np.sort(b[1]))
+                           for a, b in zip(folds.split(Xtr, ytr), tuning))   # not the tuning folds
+        np.testing.assert_allclose(prime_r.oof_proba_[kind], prime_r.oof_repeats_[:, :, j].mean(axis=0))
+        assert not np.allclose(prime_r.oof_proba_[kind], base.predict_proba(Xtr)[:, 1])
+    P = np.clip(prime_r.oof_repeats_.reshape(R * len(ytr), 2), 1e-3, 1 - 1e-3)
+    lam = prime_r.meta_.penalty_
+    assert lam in (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 0.0)
+    C = np.inf if lam == 0 else 1 / (lam * len(ytr))      # row weights 1/R over R*n rows sum to n
+    ref = LogisticRegression(C=C, max_iter=10000, tol=1e-12).fit(np.log(P / (1 - P)), np.tile(ytr, R),
+                                                                  sample_weight=np.full(len(P), 1 / R))
     assert (ref.coef_ > 0).all()
-    np.testing.assert_allclose(prime_r.fusion_weights_.coefficient,
-                               np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-4)
+    tab = prime_r.fusion_weights_
+    np.testing.assert_allclose(tab.coefficient, np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-4, atol=1e-6)
+    assert (tab.lower <= tab.coefficient).all() and (tab.coefficient <= tab.upper).all()
+    np.testing.assert_allclose(prime_r.weights_ci_, tab[["lower", "upper"]].to_numpy()[1:])
+    assert prime_r.collapsed_ is False and tab.share.iloc[1:].sum() == pytest.approx(1.0)
+
+
+def test_collapsed_fusion_is_flagged(prime_s, gbsg_split, caplog):
+    """A base whose out-of-fold probabilities are worse than noise gets weight 0 from the ridge
+    non-negative stacker, so the other modality carries all the weight: flagged as collapsed. A
+    modality holding >= 0.95 of the summed weight is flagged too; PRIME-S logs a warning exactly when
+    it collapses."""
+    import logging
+
+    from prime_stats.fusion import NonNegativeStacker, _collapse
+    rng = np.random.default_rng(4)
+    n = 80
+    lp = rng.normal(size=n)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-1.5 * lp))).astype(int)
+    good = 1 / (1 + np.exp(-(lp + rng.normal(scale=0.8, size=n))))
+    bad = 1 / (1 + np.exp(-(-0.6 * (y - 0.5) + rng.normal(size=n))))
+    m = NonNegativeStacker(penalty="cv").fit(np.column_stack([good, bad]), y)
+    assert m.coef_[0, 1] == 0.0 and m.coef_[0, 0] > 0 and m.penalty_ in (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+    collapsed, note = _collapse(m.coef_.ravel(), ["clinical", "radiomics"], ["clinical", "radiomics"])
+    assert collapsed and "clinical carries 1.000" in note
+    assert _collapse([0.5, 0.3, 0.2], ["a/x", "a/y", "b/x"], ["a", "a", "b"]) == (False, "")
+    collapsed, note = _collapse([0.6, 0.36, 0.04], ["a/x", "a/y", "b/x"], ["a", "a", "b"])
+    assert collapsed and "onto the a modality (0.960" in note
+    Xtr, _, ytr, _ = gbsg_split
+    with caplog.at_level(logging.WARNING, logger="prime_stats.fusion"):
+        bic = clone(prime_s).set_params(averaging="bic_softmax")._average(Xtr, ytr, prime_s.bases_)
+    assert bic.collapsed_ == ("PRIME-S: fusion collapsed" in caplog.text)
+    assert bic.collapsed_ == (bic.weights_.max() >= 0.95 or
+                              bic.weights_table_.groupby("feature_kind").weight.sum().max() >= 0.95)
 
 
 def test_stacker_gives_an_uninformative_base_zero_weight():
@@ -160,8 +206,11 @@ def test_cox_calibration_matches_r_coxph_breslow(gbsg_split, r_engine):
     assert cal.cumhaz_[-1] == pytest.approx(res[3], rel=1e-6)
 
 
-def test_bma_weights_are_bic_posterior_probabilities(prime_s):
-    tab = prime_s.bma_table_
+def test_bic_softmax_weights_are_exp_minus_half_bic(prime_s, gbsg_split):
+    """The former "BMA" under its true name: exp(-BIC/2) of each member's one-slope Cox calibration."""
+    Xtr, _, ytr, _ = gbsg_split
+    bic = clone(prime_s).set_params(averaging="bic_softmax")._average(Xtr, ytr, prime_s.bases_)
+    tab = bic.bma_table_
     assert len(tab) == 4 and tab.weight.sum() == pytest.approx(1.0)
     w = np.exp(-(tab.bic - tab.bic.min()) / 2)
     np.testing.assert_allclose(tab.weight, w / w.sum())
@@ -172,6 +221,50 @@ def test_bma_weights_are_bic_posterior_probabilities(prime_s):
         # the calibration is fitted on the member's out-of-fold risk, not on in-sample predictions
         oof = prime_s.bases_[kind].results_[learner].oof_
         assert cal.mean_ == pytest.approx(oof.mean())
+    assert (tab.lower <= tab.weight + 1e-12).all() and (tab.weight <= tab.upper + 1e-12).all()
+
+
+def test_survival_log_score_is_the_breslow_predictive_density(prime_s, gbsg_split):
+    """Each member's pointwise log score: log[S(t-) - S(t)] for an event, log S(t) if censored, with
+    S(t|s) = exp(-H0(t) exp(lp)) the calibration's own survival function (evaluated just before and
+    at each time)."""
+    from prime_stats.fusion import survival_log_score
+    _, _, ytr, _ = gbsg_split
+    event, time = survival_arrays(ytr)
+    key = next(iter(prime_s.calibrations_))
+    cal = prime_s.calibrations_[key]
+    kind, learner = key.split("/")
+    oof = prime_s.bases_[kind].results_[learner].oof_
+    ll = survival_log_score(cal, oof, ytr)
+    S_at = np.array([cal.survival(oof[[i]], [time[i]])[0, 0] for i in range(len(time))])
+    S_before = np.array([cal.survival(oof[[i]], [time[i] - 1e-9])[0, 0] for i in range(len(time))])
+    with np.errstate(divide="ignore"):     # np.where evaluates both branches
+        ref = np.where(event, np.log(S_before - S_at), np.log(S_at))
+    np.testing.assert_allclose(ll, ref, rtol=1e-6)
+    assert prime_s.weights_table_.oof_log_score.iloc[0] == pytest.approx(ll.mean())
+
+
+def test_stacking_weights_solve_the_yao_objective(prime_s, gbsg_split):
+    """Stacking of predictive distributions (Yao et al. 2018): the EM solution equals scipy's SLSQP
+    on the simplex (the same concave objective), on the real GBSG2 members' out-of-fold log scores."""
+    from scipy.optimize import minimize
+
+    from prime_stats.fusion import pseudo_bma_plus_weights, stacking_weights, survival_log_score
+    _, _, ytr, _ = gbsg_split
+    L = np.column_stack([survival_log_score(cal, prime_s.bases_[k.split("/")[0]].results_[k.split("/")[1]].oof_, ytr)
+                         for k, cal in prime_s.calibrations_.items()])
+    w = stacking_weights(L)
+    np.testing.assert_allclose(w, prime_s.weights_, atol=1e-8)
+    K = L.shape[1]
+    obj = lambda v: -np.sum(np.log(np.exp(L) @ v))                         # noqa: E731
+    ref = minimize(obj, np.full(K, 1 / K), method="SLSQP", bounds=[(0, 1)] * K,
+                   constraints=[{"type": "eq", "fun": lambda v: v.sum() - 1}], options={"ftol": 1e-14})
+    assert obj(w) <= ref.fun * (1 + 1e-9)
+    np.testing.assert_allclose(w, ref.x, atol=2e-3)
+    pb, draws = pseudo_bma_plus_weights(L, n_draws=500)
+    assert pb.sum() == pytest.approx(1.0) and draws.shape == (500, K)
+    best = np.argmax(L.sum(axis=0))
+    assert np.argmax(pb) == best                                       # pseudo-BMA+ favours the best elpd
 
 
 def test_bma_risk_and_survival_function(prime_s, gbsg_split):
@@ -248,7 +341,12 @@ def simulated():
 
 def test_prime_r_finds_tumour_size_on_simulated_study(simulated):
     x, feats = simulated
-    m = PrimeR(feats, (), learners=("stochastic_gb",), cv=3, fast=True).fit(x, x.response_3m)
+    stable = PrimeR(feats, (), learners=("stochastic_gb",), cv=3, fast=True, oof_repeats=1,
+                    n_bootstrap=20).fit(x, x.response_3m)
+    prob = stable.selected_features_.set_index("feature").selection_probability
+    assert prob.idxmax() == "tumour_diameter_mm" and prob.max() == 1.0, prob
+    m = PrimeR(feats, (), learners=("stochastic_gb",), cv=3, fast=True, recipe="paper", oof_repeats=1,
+               n_bootstrap=20).fit(x, x.response_3m)
     sel = m.selected_features_.set_index("feature")
     top = sel.selection_coefficient.abs().idxmax()
     assert top == "tumour_diameter_mm", sel
@@ -259,7 +357,10 @@ def test_prime_r_finds_tumour_size_on_simulated_study(simulated):
 def test_prime_s_finds_the_planted_systemic_drivers(simulated):
     x, feats = simulated
     y = Surv.from_arrays(x.os_event.astype(bool), x.os_days)
-    m = PrimeS(feats, (), learners=("fast_svm",), cv=3, fast=True).fit(x, y)
+    stable = PrimeS(feats, (), learners=("ridge_cox",), cv=3, fast=True, n_bootstrap=20).fit(x, y)
+    prob = stable.selected_features_.set_index("feature").selection_probability
+    assert {"d_monocytes", "albi_score"} <= set(prob.index[prob >= 0.9]), prob
+    m = PrimeS(feats, (), learners=("fast_svm",), cv=3, fast=True, recipe="paper", n_bootstrap=20).fit(x, y)
     sel = m.selected_features_.set_index("feature").selection_coefficient.abs().sort_values(ascending=False)
     # the two strongest planted effects (0.55 each on the log-hazard scale) lead
     assert set(sel.index[:2]) == {"d_monocytes", "albi_score"}, sel

@@ -166,3 +166,30 @@ def test_workers_are_recycled_without_deadlock(study, tmp_path, monkeypatch):
     res = extract_manifest(study, tmp_path / "r" / "f.parquet", settings, workers=2, progress=False)
     assert len(res.log) == 18 and (res.log["status"] == "ok").all()
     assert res.timing["pid"].nunique() > 2  # fresh workers for every batch of 2 x 2 cases
+
+
+def test_mask_components_logged_per_case_and_warned(study, tmp_path):
+    """A real mask with an added island: the log counts each case's components, ``keep`` warns
+    naming the case, ``largest`` gives the features of the real mask."""
+    path = tmp_path / "data" / "P2" / "AP" / "mask.nii.gz"
+    clean = extract_manifest(study, tmp_path / "clean" / "f.parquet", FAST, progress=False)
+    mask = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(mask)
+    arr[1:4, 1:4, 1:4] = 1
+    island = sitk.GetImageFromArray(arr)
+    island.CopyInformation(mask)
+    sitk.WriteImage(island, str(path))
+    with pytest.warns(UserWarning, match=r"P2/AP/observer1 \(2\).*mask_components: keep"):
+        kept = extract_manifest(study, tmp_path / "keep" / "f.parquet", FAST, progress=False)
+    counts = kept.log.set_index(["patient_id", "phase"])["mask_components"]
+    assert counts[("P2", "AP")] == 2 and (counts.drop(("P2", "AP")) == 1).all()
+    assert pd.read_csv(kept.paths["log"])["mask_components"].tolist() == counts.tolist()
+    with pytest.warns(UserWarning, match="only the largest component"):
+        largest = extract_manifest(study, tmp_path / "largest" / "f.parquet",
+                                   {**FAST, "mask_components": "largest"}, progress=False)
+    col = "AP_original_shape_Maximum3DDiameter"
+    assert kept.features.loc["P2", col] > clean.features.loc["P2", col] + 20
+    pd.testing.assert_frame_equal(largest.features, clean.features)
+    with pytest.warns(UserWarning, match="P2/AP/observer1"):                  # from the cache
+        again = extract_manifest(study, tmp_path / "keep" / "f.parquet", FAST, progress=False)
+    assert (again.log["status"] == "cached").all() and again.log["mask_components"].tolist() == counts.tolist()

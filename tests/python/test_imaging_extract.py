@@ -182,3 +182,41 @@ def test_mask_interpolator_setting(shared_data):
         assert lin[f"original_shape_{name}"] == pytest.approx(nn[f"original_shape_{name}"], rel=0.03), name
     # the linear mask is smoother: less surface per volume than the staircase of nearest neighbour
     assert lin["original_shape_SurfaceVolumeRatio"] < nn["original_shape_SurfaceVolumeRatio"]
+
+
+def _with_island(mask: sitk.Image) -> sitk.Image:
+    """The real mask plus a 3x3x3-voxel island in a corner of the field of view, far from the tumour."""
+    arr = sitk.GetArrayFromImage(mask)
+    arr[1:4, 1:4, 1:4] = 1
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(mask)
+    return out
+
+
+def test_mask_components_are_counted_and_the_largest_kept(shared_data):
+    """Mask QC: a real sarcoma GTV (one component) plus an added island has two components
+    (SimpleITK and scipy.ndimage agree, 26-connectivity); ``mask_components: largest`` extracts
+    exactly the real mask's features, ``keep`` lets the island inflate the diameter. STS_044's
+    own GTV has two components."""
+    from scipy import ndimage
+
+    from prime_stats.imaging import count_components, largest_component
+
+    root = shared_data / "ibsi" / "sts_ct"
+    case = load_case(root / "STS_002" / "CT_image.nii.gz", root / "STS_002" / "CT_mask.nii.gz")
+    island = _with_island(case.mask)
+    assert count_components(case.mask) == 1 and count_components(island) == 2
+    ref = ndimage.label(sitk.GetArrayFromImage(island), structure=np.ones((3, 3, 3)))[1]
+    assert ref == 2
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(largest_component(island)),
+                                  sitk.GetArrayFromImage(case.mask))
+    real = sitk.ReadImage(str(root / "STS_044" / "CT_mask.nii.gz"))
+    assert count_components(real) == ndimage.label(sitk.GetArrayFromImage(real) > 0, np.ones((3, 3, 3)))[1] == 2
+    whole = extract_case(case.image, case.mask, SHAPE_ONLY)
+    keep = extract_case(case.image, island, SHAPE_ONLY)
+    largest = extract_case(case.image, island, {**SHAPE_ONLY, "mask_components": "largest"})
+    assert largest == whole
+    d = "original_shape_Maximum3DDiameter"
+    assert keep[d] > whole[d] + 20
+    with pytest.raises(ValueError, match="mask_components"):
+        RadiomicsSettings.from_dict({"mask_components": "biggest"})

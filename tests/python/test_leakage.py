@@ -146,23 +146,25 @@ class _Spy:
 
 
 SELECTORS = (F.MissingnessFilter, F.VarianceFilter, F.UnivariateLogisticScreen,
-             F.ElasticNetLogisticSelector, F.CoxnetSelector)
+             F.ElasticNetLogisticSelector, F.CoxnetSelector, F.StabilitySelector)
 
 
 def test_selectors_in_cross_val_score_never_see_held_out_rows(monkeypatch):
     X, y = load_breast_cancer(return_X_y=True, as_frame=True)
     X, y = X.iloc[:240], y.to_numpy()[:240]
     spy = _Spy(monkeypatch, SELECTORS)
-    pipe = make_response_pipeline("stochastic_gb", "radiomics", 0).set_params(model__n_estimators=20)
     folds = list(StratifiedKFold(4, shuffle=True, random_state=0).split(X, y))
-    for tr, te in folds:
-        spy.seen.clear()
-        clone(pipe).fit(X.iloc[tr], y[tr])
-        assert {name for name, _ in spy.seen} == {"MissingnessFilter", "VarianceFilter",
-                                                  "ElasticNetLogisticSelector"}
-        for _, rows in spy.seen:
-            assert rows == frozenset(X.index[tr])            # exactly the training rows
-            assert not rows & frozenset(X.index[te])
+    for recipe, steps in (("paper", {"MissingnessFilter", "VarianceFilter", "ElasticNetLogisticSelector"}),
+                          ("stable", {"MissingnessFilter", "VarianceFilter", "StabilitySelector"})):
+        pipe = make_response_pipeline("stochastic_gb", "radiomics", 0, recipe=recipe).set_params(
+            model__n_estimators=20)
+        for tr, te in folds:
+            spy.seen.clear()
+            clone(pipe).fit(X.iloc[tr], y[tr])
+            assert {name for name, _ in spy.seen} == steps
+            for _, rows in spy.seen:
+                assert rows == frozenset(X.index[tr])            # exactly the training rows
+                assert not rows & frozenset(X.index[te])
 
 
 def test_prime_models_fit_selectors_on_training_rows_only(monkeypatch, gbsg_perm):
@@ -180,7 +182,7 @@ def test_prime_models_fit_selectors_on_training_rows_only(monkeypatch, gbsg_perm
     spy.seen.clear()
     PrimeS(["age", "tsize", "pnodes"], ["progrec", "estrec"], learners=("fast_svm",), cv=3,
            fast=True).fit(Xs, ys)
-    assert any(name == "CoxnetSelector" for name, _ in spy.seen)
+    assert any(name == "StabilitySelector" for name, _ in spy.seen)
     assert all(r <= frozenset(Xs.index) for _, r in spy.seen)
     assert not any(r & frozenset(Xext.index) for _, r in spy.seen)
 

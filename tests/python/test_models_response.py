@@ -8,7 +8,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from prime_stats.features import MissingnessFilter, VarianceFilter
+from prime_stats.features import MissingnessFilter, StabilitySelector, VarianceFilter
 from prime_stats.models import (RESPONSE_LEARNERS, ModalityClassifier, RotationForestClassifier,
                                 default_grid, feature_table, make_response_pipeline, tune)
 
@@ -20,7 +20,7 @@ def bc():
 
 
 @parametrize_with_checks([RotationForestClassifier(n_estimators=3, random_state=0), MissingnessFilter(),
-                          VarianceFilter(0.0)])
+                          VarianceFilter(0.0), StabilitySelector(n_resamples=6, random_state=0)])
 def test_sklearn_estimator_contract(estimator, check):
     check(estimator)
 
@@ -89,7 +89,7 @@ def test_each_learner_pipeline_fits_and_keeps_names(bc, learner):
     assert roc_auc_score(yte, pipe.predict_proba(Xte)[:, 1]) > 0.9
     tab = feature_table(pipe)
     assert set(tab.feature) <= set(rad) and len(tab) >= 1
-    assert tab.selection_coefficient.notna().all()
+    assert (tab.selection_coefficient.notna() | tab.selection_probability.notna()).all()
 
 
 def test_tune_selects_the_best_grid_point_by_cv_auc(bc):

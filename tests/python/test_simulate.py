@@ -115,6 +115,23 @@ def test_images_dual_phase(study):
     assert 0.75 < np.median(dice) < 0.99  # second observer differs slightly
 
 
+def test_every_mask_is_one_connected_component(study):
+    """Both observers, both phases: one face-connected component (scipy.ndimage.label) and one
+    fully connected component (SimpleITK ConnectedComponent), i.e. no stray islands."""
+    from scipy import ndimage
+
+    man = pd.read_csv(study / "manifest.csv")
+    counts = []
+    for _, r in man.iterrows():
+        for kind in ("mask", "mask_observer2"):
+            img = sitk.ReadImage(str(study / r[kind]))
+            n_face = ndimage.label(sitk.GetArrayFromImage(img))[1]
+            n_full = int(sitk.GetArrayFromImage(sitk.ConnectedComponent(img, True)).max())
+            counts.append((r.patient_id, r.phase, kind, n_face, n_full))
+    bad = [c for c in counts if c[3:] != (1, 1)]
+    assert len(counts) == 96 and not bad, bad
+
+
 def test_truth_and_expression(study, shared_data):
     truth = json.loads((study / "truth.json").read_text())
     assert truth["response_model"]["effects"]["pni"] > 0

@@ -5,7 +5,8 @@ Entry points: :func:`extract_manifest` (manifest -> feature table + log + settin
 :func:`icc_filter` (two observers' tables -> reproducible features).
 """
 from .batch import PHASES, ExtractionResult, extract_manifest, read_manifest
-from .extract import FEATURE_CLASSES, RadiomicsSettings, extract_case, extract_files
+from .extract import (FEATURE_CLASSES, RadiomicsSettings, count_components, extract_case, extract_files,
+                      largest_component)
 from .io import (
     EmptyMaskError,
     GeometryMismatchError,
@@ -24,7 +25,8 @@ from .reproducibility import ICCFilterResult, icc_filter, icc_table, perturb_mas
 
 __all__ = [
     "PHASES", "ExtractionResult", "extract_manifest", "read_manifest",
-    "FEATURE_CLASSES", "RadiomicsSettings", "extract_case", "extract_files",
+    "FEATURE_CLASSES", "RadiomicsSettings", "count_components", "extract_case", "extract_files",
+    "largest_component",
     "EmptyMaskError", "GeometryMismatchError", "ImagingInputError", "LabelNotFoundError",
     "MaskOutsideImageError", "check_geometry", "deidentify_dataset", "dicom_series_to_nifti",
     "load_case", "read_image", "read_mask",

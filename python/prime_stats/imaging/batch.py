@@ -25,6 +25,7 @@ import multiprocessing as mp
 import os
 import re
 import time
+import warnings
 import zlib
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -34,13 +35,14 @@ from typing import Any
 import pandas as pd
 
 from ..cohort import PHASES, resolve_manifest_paths
-from .extract import RadiomicsSettings, extract_case
+from .extract import RadiomicsSettings, count_components, extract_case
 from .io import load_case
 
 __all__ = ["PHASES", "ExtractionResult", "read_manifest", "extract_manifest"]
 
 MAX_TASKS_PER_CHILD = 25
-_LOG_COLUMNS = ["patient_id", "phase", "observer", "status", "seconds", "error", "image", "mask"]
+_LOG_COLUMNS = ["patient_id", "phase", "observer", "status", "mask_components", "seconds", "error", "image",
+                "mask"]
 SEGMENTATIONS = {"observer1": "mask", "observer2": "mask_observer2", "repeat": "mask_repeat"}
 
 
@@ -153,6 +155,7 @@ def _run_case(task: dict[str, Any]) -> dict[str, Any]:
         if task["perturbation"] is not None:
             p = task["perturbation"]
             mask = perturb_mask(mask, p["method"], p["radius_mm"], p["seed"])
+        out["mask_components"] = count_components(mask)
         features, timing = extract_case(case.image, mask, settings, return_timing=True)
         cache = Path(task["cache_file"])
         tmp = cache.with_suffix(f".tmp{os.getpid()}")
@@ -205,7 +208,8 @@ def _from_cache(task: dict[str, Any]) -> dict[str, Any] | None:
     except (json.JSONDecodeError, OSError):
         return None  # a damaged cache file is recomputed
     out = {k: task[k] for k in ("patient_id", "phase", "observer", "image", "mask")}
-    out.update(status="cached", error="", seconds=0.0, features=data["features"], timing=data["timing"])
+    out.update(status="cached", error="", seconds=0.0, features=data["features"], timing=data["timing"],
+               mask_components=data["task"].get("mask_components"))
     return out
 
 
@@ -263,6 +267,21 @@ def _run_dask(tasks, scheduler, bar):
             bar.update()
 
 
+def _warn_components(log: pd.DataFrame, s: RadiomicsSettings) -> None:
+    """Warn, naming the cases, when masks hold more than one connected component."""
+    multi = log[log["mask_components"].fillna(0) > 1]
+    if multi.empty:
+        return
+    cases = [f"{r.patient_id}/{r.phase}/{r.observer} ({r.mask_components})" for r in multi.itertuples()]
+    if s.mask_components == "keep":
+        action = "every component was extracted (radiomics setting mask_components: keep; set it to largest to keep the largest component only)"
+    else:
+        action = "only the largest component was extracted (mask_components: largest)"
+    warnings.warn(f"{len(cases)} mask(s) have more than one connected component (26-connectivity; "
+                  f"count in brackets): {', '.join(cases[:20])}{' ...' if len(cases) > 20 else ''}; {action}",
+                  UserWarning, stacklevel=3)
+
+
 def _wide(records: list[dict[str, Any]], observer: str, patients: list[str], phases: dict[str, list[str]]):
     recs = [r for r in records if r["observer"] == observer]
     if not recs:
@@ -289,7 +308,9 @@ def extract_manifest(manifest: str | Path | pd.DataFrame, out: str | Path,
     """Extract radiomic features for every case of a manifest and write them beside ``out``.
 
     Writes ``out`` (parquet, index patient_id), ``<out stem>_log.csv`` (one row per case: patient_id,
-    phase, observer, status ok/cached/failed, seconds, error), ``<out stem>_settings.yaml`` and, when
+    phase, observer, status ok/cached/failed, mask_components (connected components of the mask
+    as read, before ``mask_components: largest`` applies), seconds, error; a UserWarning names the
+    cases with more than one component), ``<out stem>_settings.yaml`` and, when
     other segmentations exist, ``<out stem>_observer2.parquet`` / ``<out stem>_repeat.parquet``. The per-case cache defaults to
     ``<out stem>_cache/`` beside ``out``; with a Dask ``scheduler`` it must be on a file system the
     workers share, as must the image paths.
@@ -319,6 +340,8 @@ def extract_manifest(manifest: str | Path | pd.DataFrame, out: str | Path,
     order = {(t["patient_id"], t["phase"], t["observer"]): i for i, t in enumerate(tasks)}
     records.sort(key=lambda r: order[(r["patient_id"], r["phase"], r["observer"])])
     log = pd.DataFrame([{k: r.get(k) for k in _LOG_COLUMNS} for r in records], columns=_LOG_COLUMNS)
+    log["mask_components"] = log["mask_components"].astype("Int64")
+    _warn_components(log, s)
     timing = pd.DataFrame([{"patient_id": r["patient_id"], "phase": r["phase"], "observer": r["observer"],
                             "status": r["status"], "peak_rss_mb": r.get("peak_rss_mb"), "pid": r.get("pid"),
                             **r["timing"]} for r in records])

@@ -16,6 +16,11 @@ _GRIDS = {
     "rsf": {"model__min_samples_leaf": [5, 15], "model__max_features": ["sqrt", None]},
     "gbsa": {"model__learning_rate": [0.05, 0.1], "model__max_depth": [1, 2]},
     "fast_svm": {"model__alpha": [0.01, 0.1, 1.0]},
+    # penalised learners: penalty on z-scored inputs, from strong to weak
+    "ridge_logistic": {"model__C": [0.01, 0.03, 0.1, 0.3, 1.0]},
+    "enet_logistic": {"model__C": [0.03, 0.1, 0.3, 1.0]},
+    "coxnet": {"model__alphas": [[0.2], [0.1], [0.05], [0.02]]},
+    "ridge_cox": {"model__alpha": [100.0, 30.0, 10.0, 3.0, 1.0]},
 }
 
 _FAST = {
@@ -27,6 +32,10 @@ _FAST = {
     "rsf": {"model__n_estimators": [50], "model__min_samples_leaf": [5, 15]},
     "gbsa": {"model__n_estimators": [50], "model__learning_rate": [0.05, 0.1]},
     "fast_svm": {"model__alpha": [0.1, 1.0]},
+    "ridge_logistic": {"model__C": [0.03, 0.3]},
+    "enet_logistic": {"model__C": [0.1, 1.0]},
+    "coxnet": {"model__alphas": [[0.1], [0.03]]},
+    "ridge_cox": {"model__alpha": [30.0, 3.0]},
 }
 
 

@@ -1,9 +1,13 @@
-"""PRIME-R base learners (Bagging, AdaBoost, Stacking, Rotation Forest, stochastic gradient boosting)
-and the per-modality Pipeline
+"""PRIME-R base learners (the paper's Bagging, AdaBoost, Stacking, Rotation Forest, stochastic
+gradient boosting, and ridge / elastic-net logistic regression) and the per-modality Pipeline.
 
-[clinical: one-hot encoding of text columns (training levels)] -> missingness filter ->
-median imputation -> [radiomics: variance < 0.01 removed] -> z-score ->
-[clinical: univariate logistic p < 0.05] -> elastic-net logistic selection -> learner.
+recipe="stable" (default): [clinical: one-hot encoding of text columns (training levels)] ->
+missingness filter -> median imputation -> constant features removed -> z-score -> stability
+selection of the elastic-net logistic path -> learner.
+
+recipe="paper": [clinical: one-hot encoding] -> missingness filter -> median imputation ->
+[radiomics: variance < 0.01 removed] -> z-score -> [clinical: univariate logistic p < 0.05] ->
+elastic-net logistic selection -> learner.
 """
 from __future__ import annotations
 
@@ -19,13 +23,18 @@ from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
 from ..clinical import ClinicalEncoder
-from ..features import (ElasticNetLogisticSelector, MissingnessFilter, UnivariateLogisticScreen,
-                        VarianceFilter)
+from ..features import (ElasticNetLogisticSelector, MissingnessFilter, StabilitySelector,
+                        UnivariateLogisticScreen, VarianceFilter)
 from .rotation_forest import RotationForestClassifier
 
-__all__ = ["RESPONSE_LEARNERS", "make_response_learner", "make_response_pipeline"]
+__all__ = ["RESPONSE_LEARNERS", "PAPER_RESPONSE_LEARNERS", "RECIPES", "make_response_learner",
+           "make_response_pipeline"]
 
-RESPONSE_LEARNERS = ("bagging", "adaboost", "stacking", "rotation_forest", "stochastic_gb")
+PAPER_RESPONSE_LEARNERS = ("bagging", "adaboost", "stacking", "rotation_forest", "stochastic_gb")
+RESPONSE_LEARNERS = PAPER_RESPONSE_LEARNERS + ("ridge_logistic", "enet_logistic")
+RECIPES = ("stable", "paper")
+#: constant-feature threshold of the stable recipe (variance on the feature's own scale)
+CONSTANT = 1e-12
 
 
 def make_response_learner(learner, random_state=None):
@@ -34,6 +43,9 @@ def make_response_learner(learner, random_state=None):
     stacking: logistic regression, random forest and RBF-SVM base learners; a logistic
     meta-learner fitted on their 5-fold out-of-fold predictions (scikit-learn StackingClassifier).
     stochastic_gb: Friedman's stochastic gradient boosting (row subsample 0.8).
+    ridge_logistic / enet_logistic: penalised logistic regression (L2, or elastic net with
+    ``l1_ratio`` 0.5, saga), penalty C tuned in the grid (R ``glmnet(family = "binomial", alpha = 0 /
+    0.5)``; sklearn penalises sum(loss) + ||w||^2 / (2C)).
     """
     rs = random_state
     if learner == "bagging":
@@ -55,12 +67,24 @@ def make_response_learner(learner, random_state=None):
     if learner == "stochastic_gb":
         return GradientBoostingClassifier(n_estimators=100, learning_rate=0.1, max_depth=2,
                                           subsample=0.8, random_state=rs)
+    if learner == "ridge_logistic":
+        return LogisticRegression(C=0.1, l1_ratio=0.0, max_iter=5000)
+    if learner == "enet_logistic":
+        return LogisticRegression(C=0.1, l1_ratio=0.5, solver="saga", max_iter=5000, tol=1e-4,
+                                  random_state=rs)
     raise ValueError(f"unknown response learner {learner!r}; choose from {RESPONSE_LEARNERS}")
 
 
-def _response_preprocess(kind, variance_threshold, alpha):
+def check_recipe(recipe):
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {list(RECIPES)}; got {recipe!r}")
+
+
+def _response_preprocess(kind, variance_threshold, alpha, recipe="stable"):
     steps = [("encode", ClinicalEncoder())] if kind == "clinical" else []
     steps += [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
+    if recipe == "stable":
+        return steps + [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
     if kind == "radiomics":
         steps.append(("variance", VarianceFilter(variance_threshold)))
     steps.append(("scale", StandardScaler()))
@@ -71,24 +95,30 @@ def _response_preprocess(kind, variance_threshold, alpha):
 
 def make_response_pipeline(learner, feature_kind, random_state=None, clinical_features=None,
                            radiomics_features=None, variance_threshold=0.01, screen_alpha=0.05,
-                           l1_ratio=0.5, cv=5):
+                           l1_ratio=0.5, cv=5, recipe="stable"):
     """impute -> scale -> select -> model Pipeline for PRIME-R (pandas output, names preserved).
 
     feature_kind: "clinical", "radiomics", or "early" (early fusion: each modality's columns pass
-    through its own preprocessing in a ColumnTransformer, then the shared elastic-net selection and
-    learner; needs ``clinical_features`` and ``radiomics_features``).
+    through its own preprocessing in a ColumnTransformer, then the shared selection and learner;
+    needs ``clinical_features`` and ``radiomics_features``). ``recipe``: "stable" (stability
+    selection, no p-value screen) or "paper" (the paper's screen + elastic net); see the module
+    docstring. ``variance_threshold`` and ``screen_alpha`` apply to the paper's recipe only.
     """
-    select = [("enet", ElasticNetLogisticSelector(l1_ratio=l1_ratio, cv=cv, random_state=random_state))]
+    check_recipe(recipe)
+    if recipe == "stable":
+        select = [("stability", StabilitySelector("logistic", l1_ratio=l1_ratio, random_state=random_state))]
+    else:
+        select = [("enet", ElasticNetLogisticSelector(l1_ratio=l1_ratio, cv=cv, random_state=random_state))]
     model = [("model", make_response_learner(learner, random_state))]
     if feature_kind in ("clinical", "radiomics"):
-        pre = _response_preprocess(feature_kind, variance_threshold, screen_alpha)
+        pre = _response_preprocess(feature_kind, variance_threshold, screen_alpha, recipe)
     elif feature_kind == "early":
         if not clinical_features or not radiomics_features:
             raise ValueError("early fusion needs both clinical_features and radiomics_features")
         ct = ColumnTransformer(
-            [("clinical", Pipeline(_response_preprocess("clinical", variance_threshold, screen_alpha)),
+            [("clinical", Pipeline(_response_preprocess("clinical", variance_threshold, screen_alpha, recipe)),
               list(clinical_features)),
-             ("radiomics", Pipeline(_response_preprocess("radiomics", variance_threshold, screen_alpha)),
+             ("radiomics", Pipeline(_response_preprocess("radiomics", variance_threshold, screen_alpha, recipe)),
               list(radiomics_features))],
             verbose_feature_names_out=False)
         pre = [("preprocess", ct)]

@@ -1,5 +1,6 @@
-"""Model selection: grid search by stratified K-fold CV AUC / CV C-index, and the per-modality
-estimators that pick the best learner on the training data.
+"""Model selection: grid search by stratified K-fold CV AUC / CV C-index, the per-modality
+estimators that pick the best learner on the training data, and repeated-CV out-of-fold
+predictions of a chosen pipeline on splits other than the tuning split (for late fusion).
 
 ``tune_learners`` fits a modality's preprocessing and selection steps once per training fold (they
 do not depend on the learner or its hyper-parameters) and scores every learner setting on the
@@ -21,11 +22,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..features import TableAttr, selection_report, survival_arrays, survival_folds
 from .grids import default_grid
-from .response import RESPONSE_LEARNERS, make_response_pipeline
+from .response import RESPONSE_LEARNERS, check_recipe, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline, survival_function_at
 
 __all__ = ["tune", "tune_learners", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
-           "check_columns"]
+           "check_columns", "repeated_oof"]
 
 
 def check_columns(X, columns, what="features"):
@@ -136,6 +137,33 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
     return results
 
 
+def _oof_split(pipeline, X, y, tr, va):
+    m = clone(pipeline).fit(_rows(X, tr), y[tr])
+    return _predict(m, _rows(X, va))
+
+
+def repeated_oof(pipeline, X, y, n_repeats=3, cv=5, random_state=0, n_jobs=1):
+    """Out-of-fold predictions of ``pipeline`` (hyper-parameters fixed, every step refitted in each
+    fold) from ``n_repeats`` repetitions of ``cv``-fold CV -> array (n_repeats, n): P(class 1) for a
+    classifier, the risk score for a survival model. Repetition r uses the shuffled split seeded
+    ``(random_state, 7919, r)`` (stratified on the class, or on the event indicator), so the splits
+    differ from the tuning split of :func:`tune_learners` (seed ``random_state``) and from each other."""
+    y = np.asarray(y)
+    splits = []
+    for r in range(n_repeats):
+        seed = int(np.random.SeedSequence([int(random_state or 0), 7919, r]).generate_state(1)[0])
+        if y.dtype.names is None:
+            folds = StratifiedKFold(cv, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        else:
+            folds = survival_folds(y, cv, seed)
+        splits += [(r, tr, va) for tr, va in folds]
+    preds = Parallel(n_jobs=n_jobs)(delayed(_oof_split)(pipeline, X, y, tr, va) for _, tr, va in splits)
+    out = np.full((n_repeats, len(y)), np.nan)
+    for (r, _, va), p in zip(splits, preds):
+        out[r, va] = p
+    return out
+
+
 def tune(pipeline, grid, X, y, cv=5, scoring=None, n_jobs=1, random_state=None):
     """Grid search of one ``pipeline`` (last step named "model") over ``grid`` by ``cv``-fold CV,
     with the selection steps fitted once per fold (same numbers as GridSearchCV on the whole
@@ -159,6 +187,8 @@ def _model_importance(model, names):
             imp = -np.asarray(model.svm_.coef_, dtype=float).ravel()
         elif hasattr(model, "named_estimators_"):  # Stacking: the logistic base learner's coefs
             imp = model.named_estimators_["lr"].coef_.ravel()
+        elif hasattr(model, "coef_"):  # penalised logistic / Cox: coefficient on the z scale
+            imp = np.asarray(model.coef_, dtype=float).ravel()
         else:
             imp = np.asarray(model.feature_importances_, dtype=float)
     except (AttributeError, NotImplementedError, ValueError):
@@ -167,13 +197,21 @@ def _model_importance(model, names):
 
 
 def feature_table(pipeline):
-    """Selected features of a fitted Pipeline with the last selector's coefficient (elastic-net
-    logistic or Cox) and the learner's importance (impurity importance, or coefficient)."""
+    """Selected features of a fitted Pipeline with the last selector's statistic (elastic-net
+    logistic or Cox coefficient in ``selection_coefficient``, stability-selection probability in
+    ``selection_probability``; NaN where the recipe has none) and the learner's importance
+    (impurity importance, or coefficient)."""
     pipe = getattr(pipeline, "best_estimator_", pipeline)
     names = list(pipe[:-1].get_feature_names_out())
-    sel = [s for _, s in pipe.steps[:-1] if hasattr(s, "coef_") and hasattr(s, "support_")][-1]
-    coef = pd.Series(sel.coef_, index=sel.feature_names_in_)
-    return pd.DataFrame({"feature": names, "selection_coefficient": coef.reindex(names).to_numpy(),
+
+    def last(attr):
+        sel = [s for _, s in pipe.steps[:-1] if hasattr(s, attr) and hasattr(s, "support_")]
+        if not sel:
+            return np.full(len(names), np.nan)
+        return pd.Series(getattr(sel[-1], attr), index=sel[-1].feature_names_in_).reindex(names).to_numpy()
+
+    return pd.DataFrame({"feature": names, "selection_coefficient": last("coef_"),
+                         "selection_probability": last("selection_probability_"),
                          "importance": _model_importance(pipe[-1], names)})
 
 
@@ -200,16 +238,17 @@ class _ModalityBase(BaseEstimator):
     def _fit_learners(self, X, y, make):
         cols = self._columns()
         check_columns(X, cols)
+        check_recipe(self.recipe)
         learners, pre = {}, None
         for learner in self.learners:
             pipe = make(learner, self.feature_kind, self.random_state,
                         clinical_features=list(self.clinical_features),
-                        radiomics_features=list(self.radiomics_features))
+                        radiomics_features=list(self.radiomics_features), recipe=self.recipe)
             pre = pipe[:-1] if pre is None else pre        # identical for every learner
             learners[learner] = (pipe[-1], (self.grids or {}).get(learner) or default_grid(learner, self.fast))
         self.results_ = tune_learners(pre, learners, X[cols], y, cv=self.cv, n_jobs=self.n_jobs,
                                       random_state=self.random_state, refit=self._refit)
-        rows = [{"feature_kind": self.feature_kind, "learner": name, "cv_score": r.best_score_,
+        rows = [{"feature_kind": self.feature_kind, "recipe": self.recipe, "learner": name, "cv_score": r.best_score_,
                  "cv_sd": r.cv_results_["std_test_score"][r.best_index_], "params": r.best_params_}
                 for name, r in self.results_.items()]
         tab = pd.DataFrame(rows)
@@ -235,14 +274,16 @@ class _ModalityBase(BaseEstimator):
 class ModalityClassifier(ClassifierMixin, _ModalityBase):
     """Best PRIME-R pipeline for one modality ("clinical", "radiomics", or "early" = concatenated
     early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data, the
-    learner with the highest CV AUC is kept (refitted on all training rows). ``results_`` holds
+    learner with the highest CV AUC is kept (refitted on all training rows). ``recipe``: the
+    selection recipe, "stable" (default) or "paper" (see prime_stats.features). ``results_`` holds
     every learner's TuneResult (only the chosen one refitted), ``oof_`` the chosen one's
     out-of-fold probabilities."""
 
     _refit = "best"
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
-                 learners=RESPONSE_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1):
+                 learners=RESPONSE_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1,
+                 recipe="stable"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.feature_kind = feature_kind
@@ -252,6 +293,7 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
         self.grids = grids
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.recipe = recipe
 
     def fit(self, X, y):
         y = np.asarray(y)
@@ -270,11 +312,13 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
 class ModalitySurvival(_ModalityBase):
     """Best PRIME-S pipeline for one modality (or "early" fusion): each learner tuned by
     event-stratified ``cv``-fold CV Harrell's C-index on the training data, the best kept (refitted on
-    all training rows). ``results_`` holds every learner's TuneResult (with out-of-fold risk scores,
-    used by PrimeS for the BMA weights)."""
+    all training rows). ``recipe``: "stable" (default) or "paper" (see prime_stats.features).
+    ``results_`` holds every learner's TuneResult (with out-of-fold risk scores, used by PrimeS for
+    the averaging weights)."""
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
-                 learners=SURVIVAL_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1):
+                 learners=SURVIVAL_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1,
+                 recipe="stable"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.feature_kind = feature_kind
@@ -284,6 +328,7 @@ class ModalitySurvival(_ModalityBase):
         self.grids = grids
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.recipe = recipe
 
     def fit(self, X, y):
         survival_arrays(y)

@@ -1,10 +1,13 @@
-"""PRIME-S base learners: Random Survival Forest, Gradient Boosting Survival Analysis and a
-FastSurvivalSVM given a survival function by a Cox/Breslow calibration of its score.
+"""PRIME-S base learners: the paper's Random Survival Forest, Gradient Boosting Survival Analysis and
+FastSurvivalSVM (given a survival function by a Cox/Breslow calibration of its score), and the
+penalised Cox models CoxNet (elastic net) and ridge Cox, each with S(t|x) from its Breslow baseline.
 
-``make_survival_pipeline`` builds the per-modality chain
-[clinical: one-hot encoding of text columns] -> missingness filter -> median imputation ->
-[radiomics: variance < 0.1 removed] -> z-score ->
-Cox-lasso screen -> elastic-net Cox top-10 -> learner, as one scikit-survival-compatible Pipeline.
+``make_survival_pipeline`` builds the per-modality chain, as one scikit-survival-compatible Pipeline:
+recipe="stable" (default): [clinical: one-hot encoding of text columns] -> missingness filter ->
+median imputation -> constant features removed -> z-score -> stability selection of the
+elastic-net Cox path -> learner;
+recipe="paper": [clinical: one-hot encoding] -> missingness filter -> median imputation ->
+[radiomics: variance < 0.1 removed] -> z-score -> Cox-lasso screen -> elastic-net Cox top-10 -> learner.
 """
 from __future__ import annotations
 
@@ -17,15 +20,18 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted, validate_data
 from sksurv.base import SurvivalAnalysisMixin
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
-from sksurv.linear_model import CoxPHSurvivalAnalysis
+from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.svm import FastSurvivalSVM
 
 from ..clinical import ClinicalEncoder
-from ..features import CoxnetSelector, MissingnessFilter, VarianceFilter, survival_arrays
+from ..features import (CoxnetSelector, MissingnessFilter, StabilitySelector, VarianceFilter,
+                        survival_arrays)
+from .response import CONSTANT, check_recipe
 
 __all__ = [
     "SURVIVAL_LEARNERS",
+    "PAPER_SURVIVAL_LEARNERS",
     "CoxCalibratedSurvivalSVM",
     "make_survival_learner",
     "make_survival_pipeline",
@@ -33,7 +39,8 @@ __all__ = [
     "cindex_scorer",
 ]
 
-SURVIVAL_LEARNERS = ("rsf", "gbsa", "fast_svm")
+PAPER_SURVIVAL_LEARNERS = ("rsf", "gbsa", "fast_svm")
+SURVIVAL_LEARNERS = PAPER_SURVIVAL_LEARNERS + ("coxnet", "ridge_cox")
 
 
 class CoxCalibratedSurvivalSVM(SurvivalAnalysisMixin, BaseEstimator):
@@ -78,7 +85,10 @@ class CoxCalibratedSurvivalSVM(SurvivalAnalysisMixin, BaseEstimator):
 
 
 def make_survival_learner(learner, random_state=None):
-    """A fresh survival learner by name: "rsf", "gbsa" (Cox loss, subsample 0.8) or "fast_svm"."""
+    """A fresh survival learner by name: "rsf", "gbsa" (Cox loss, subsample 0.8), "fast_svm",
+    "coxnet" (elastic-net Cox, ``l1_ratio`` 0.5, one penalty ``alphas=[a]`` tuned in the grid, Breslow
+    baseline for S(t|x); R ``glmnet(family = "cox", alpha = 0.5)``) or "ridge_cox" (Cox with penalty
+    alpha/2 ||b||^2, Efron ties; R ``coxph(Surv(t, d) ~ ridge(x, theta = alpha))``)."""
     if learner == "rsf":
         return RandomSurvivalForest(n_estimators=100, min_samples_leaf=10, max_features="sqrt",
                                     random_state=random_state, n_jobs=1)
@@ -87,12 +97,18 @@ def make_survival_learner(learner, random_state=None):
                                                 subsample=0.8, random_state=random_state)
     if learner == "fast_svm":
         return CoxCalibratedSurvivalSVM(alpha=1.0, random_state=random_state)
+    if learner == "coxnet":
+        return CoxnetSurvivalAnalysis(l1_ratio=0.5, alphas=[0.05], fit_baseline_model=True)
+    if learner == "ridge_cox":
+        return CoxPHSurvivalAnalysis(alpha=10.0, ties="efron")
     raise ValueError(f"unknown survival learner {learner!r}; choose from {SURVIVAL_LEARNERS}")
 
 
-def _survival_preprocess(kind, variance_threshold):
+def _survival_preprocess(kind, variance_threshold, recipe="stable"):
     steps = [("encode", ClinicalEncoder())] if kind == "clinical" else []
     steps += [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
+    if recipe == "stable":
+        return steps + [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
     if kind == "radiomics":
         steps.append(("variance", VarianceFilter(variance_threshold)))
     steps.append(("scale", StandardScaler()))
@@ -100,24 +116,32 @@ def _survival_preprocess(kind, variance_threshold):
 
 
 def make_survival_pipeline(learner, feature_kind, random_state=None, clinical_features=None,
-                           radiomics_features=None, top_k=10, variance_threshold=0.1, cv=5):
+                           radiomics_features=None, top_k=10, variance_threshold=0.1, cv=5, recipe="stable"):
     """impute -> scale -> select -> model Pipeline for PRIME-S.
 
     feature_kind: "clinical", "radiomics", or "early" (early fusion: each modality's columns go
     through its own preprocessing in a ColumnTransformer, then shared Cox selection and learner;
-    needs ``clinical_features`` and ``radiomics_features``).
+    needs ``clinical_features`` and ``radiomics_features``). ``recipe``: "stable" (stability
+    selection of the elastic-net Cox path) or "paper" (Cox-lasso screen, elastic-net Cox top
+    ``top_k``); ``variance_threshold`` and ``top_k`` apply to the paper's recipe only.
     """
-    select = [("cox_l1", CoxnetSelector(l1_ratio=1.0, cv=cv, random_state=random_state)),
-              ("cox_enet", CoxnetSelector(l1_ratio=0.5, cv=cv, top_k=top_k, random_state=random_state))]
+    check_recipe(recipe)
+    if recipe == "stable":
+        select = [("stability", StabilitySelector("cox", l1_ratio=0.5, random_state=random_state))]
+    else:
+        select = [("cox_l1", CoxnetSelector(l1_ratio=1.0, cv=cv, random_state=random_state)),
+                  ("cox_enet", CoxnetSelector(l1_ratio=0.5, cv=cv, top_k=top_k, random_state=random_state))]
     model = [("model", make_survival_learner(learner, random_state))]
     if feature_kind in ("clinical", "radiomics"):
-        pre = _survival_preprocess(feature_kind, variance_threshold)
+        pre = _survival_preprocess(feature_kind, variance_threshold, recipe)
     elif feature_kind == "early":
         if not clinical_features or not radiomics_features:
             raise ValueError("early fusion needs both clinical_features and radiomics_features")
         ct = ColumnTransformer(
-            [("clinical", Pipeline(_survival_preprocess("clinical", variance_threshold)), list(clinical_features)),
-             ("radiomics", Pipeline(_survival_preprocess("radiomics", variance_threshold)), list(radiomics_features))],
+            [("clinical", Pipeline(_survival_preprocess("clinical", variance_threshold, recipe)),
+              list(clinical_features)),
+             ("radiomics", Pipeline(_survival_preprocess("radiomics", variance_threshold, recipe)),
+              list(radiomics_features))],
             verbose_feature_names_out=False)
         pre = [("preprocess", ct)]
     else:
