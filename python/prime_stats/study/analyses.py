@@ -116,6 +116,18 @@ def optimism_rows(optimism: pd.DataFrame, n: int) -> pd.DataFrame:
                          "method": optimism["method"], "engine": optimism["engine"]})
 
 
+def note_collapse(metrics: pd.DataFrame, models: dict) -> pd.DataFrame:
+    """PRIME-R/PRIME-S rows say when the fusion collapsed onto one member or modality (>= 0.95 of the
+    weight), so nobody reads them as a multimodal model."""
+    m = metrics.assign(note=metrics["note"] if "note" in metrics else np.nan)
+    for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
+        fitted = models.get(endpoint, {}).get(key)
+        if fitted is not None and getattr(fitted, "collapsed_", False):
+            rows = (m["model"] == key) & m["note"].isna()
+            m.loc[rows, "note"] = fitted.fusion_note_
+    return m
+
+
 def order_metrics(m: pd.DataFrame) -> pd.DataFrame:
     """The tidy metrics table with its columns in the documented order (``note`` always present:
     why a statistic is NaN)."""
@@ -322,9 +334,14 @@ def model_tables(art: Artefacts, models: dict):
         art.table("hyperparameters", pd.DataFrame(hp))
     fw = []
     if PRIME_R in models.get("response", {}):
-        fw.append(models["response"][PRIME_R].fusion_weights_.assign(model="PRIME-R (non-negative logistic stacker)"))
+        fw.append(models["response"][PRIME_R].fusion_weights_.assign(model="PRIME-R (ridge non-negative stacker)"))
     if PRIME_S in models.get("survival", {}):
-        fw.append(models["survival"][PRIME_S].bma_table_.assign(model="PRIME-S (BMA)"))
+        m = models["survival"][PRIME_S]
+        fw.append(m.weights_table_.assign(model=f"PRIME-S ({m.averaging})"))
+    for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
+        m = models.get(endpoint, {}).get(key)
+        if m is not None and getattr(m, "collapsed_", False):
+            art.notes[f"fusion_collapse_{endpoint}"] = m.fusion_note_
     if fw:
         art.table("fusion_weights", pd.concat(fw, ignore_index=True))
 

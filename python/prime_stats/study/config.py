@@ -45,6 +45,8 @@ class FeatureConfig:
 @dataclass
 class ModelConfig:
     family: str = "prime"          # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
+    recipe: str = "stable"         # feature selection: "stable" (stability selection) or "paper" (p < 0.05 screen)
+    averaging: str = "stacking"    # PRIME-S: "stacking" (Yao 2018), "pseudo_bma_plus" or "bic_softmax"
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
     cache: bool = True             # reuse fitted models, nested CV and SHAP from <output>/cache when
@@ -150,6 +152,10 @@ class StudyConfig:
             raise ConfigError("config key 'features.max_missing' must be in (0, 1]")
         if self.models.family not in ("prime", "baseline"):
             raise ConfigError("config key 'models.family' must be 'prime' or 'baseline'")
+        if self.models.recipe not in ("stable", "paper"):
+            raise ConfigError("config key 'models.recipe' must be 'stable' or 'paper'")
+        if self.models.averaging not in ("stacking", "pseudo_bma_plus", "bic_softmax"):
+            raise ConfigError("config key 'models.averaging' must be stacking, pseudo_bma_plus or bic_softmax")
         if self.evaluation.engine not in ("auto", "python", "R"):
             raise ConfigError("config key 'evaluation.engine' must be auto, python or R")
         if any((not isinstance(t, (int, float))) or t <= 0 for t in self.evaluation.times):

@@ -46,23 +46,25 @@ def fit_prime(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, log) 
     from ..fusion import PrimeR, PrimeS
     from ..models.selection import ModalityClassifier, ModalitySurvival
 
-    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs, recipe=cfg.models.recipe)
     Xtr = fs.X.loc[train_ids]
     early = bool(fs.radiomics and fs.clinical)
     models: dict = {"response": {}, "survival": {}}
     if y_resp is not None:
         t0 = time.time()
         prime_r = PrimeR(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_resp.to_numpy())
-        log(f"PRIME-R fitted in {time.time() - t0:.0f}s: learners {prime_r.chosen_learners_}")
+        log(f"PRIME-R fitted in {time.time() - t0:.0f}s: learners {prime_r.chosen_learners_}"
+            + (f"; {prime_r.fusion_note_}" if prime_r.collapsed_ else ""))
         models["response"][PRIME_R] = prime_r
         if early:
             models["response"]["early fusion"] = ModalityClassifier(
                 fs.clinical, fs.radiomics, "early", **kw).fit(Xtr, y_resp.to_numpy())
     if y_surv is not None:
         t0 = time.time()
-        prime_s = PrimeS(fs.clinical, fs.radiomics, **kw).fit(Xtr, y_surv)
-        log(f"PRIME-S fitted in {time.time() - t0:.0f}s: BMA weights "
-            + ", ".join(f"{r.feature_kind}/{r.learner}={r.weight:.2f}" for r in prime_s.bma_table_.itertuples()))
+        prime_s = PrimeS(fs.clinical, fs.radiomics, averaging=cfg.models.averaging, **kw).fit(Xtr, y_surv)
+        log(f"PRIME-S fitted in {time.time() - t0:.0f}s: {cfg.models.averaging} weights "
+            + ", ".join(f"{r.feature_kind}/{r.learner}={r.weight:.2f}" for r in prime_s.weights_table_.itertuples())
+            + (f"; {prime_s.fusion_note_}" if prime_s.collapsed_ else ""))
         models["survival"][PRIME_S] = prime_s
         if early:
             models["survival"]["early fusion"] = ModalitySurvival(
@@ -79,7 +81,7 @@ def nested_cv_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig,
         return None
     Xtr = fs.X.loc[train_ids]
     kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
-              progress=log)
+              progress=log, recipe=cfg.models.recipe, averaging=cfg.models.averaging)
     t0 = time.time()
     tabs = [compare_modalities(Xtr, y, fs.clinical, fs.radiomics, **kw)
             for y in (None if y_resp is None else y_resp.to_numpy(), y_surv) if y is not None]
@@ -104,7 +106,7 @@ def optimism_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, 
     from ..evaluation.resampling import BINARY_METRICS, SURVIVAL_METRICS, bootstrap_optimism
     from ..fusion import PrimeR, PrimeS
 
-    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=1)
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=1, recipe=cfg.models.recipe)
     Xtr = fs.X.loc[train_ids]
     common = dict(B=cfg.evaluation.bootstrap, n_jobs=cfg.models.n_jobs, random_state=cfg.seed,
                   progress=log.enabled, warn_seconds=300.0)
@@ -115,7 +117,7 @@ def optimism_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, 
                                  scoring=BINARY_OPTIMISM, stratify=True, folder=folder / "response", **common)
         frames.append(tab.assign(endpoint="response", model=PRIME_R, metric=tab["metric"].map(BINARY_METRICS)))
     if y_surv is not None:
-        tab = bootstrap_optimism(PrimeS(fs.clinical, fs.radiomics, **kw), Xtr, y_surv,
+        tab = bootstrap_optimism(PrimeS(fs.clinical, fs.radiomics, averaging=cfg.models.averaging, **kw), Xtr, y_surv,
                                  scoring=SURVIVAL_OPTIMISM, folder=folder / "survival", **common)
         method = {k: v[2] for k, v in SURVIVAL_METRICS.items()}
         frames.append(tab.assign(endpoint="survival", model=PRIME_S,
@@ -154,7 +156,9 @@ def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyCo
         clin_used = [f for f in used if f in fs.clinical]
         rad_used = [f for f in used if f in fs.radiomics]
         klass = PrimeR if endpoint == "response" else PrimeS
-        est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs)
+        est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
+                    recipe=cfg.models.recipe, **({"oof_repeats": 1} if klass is PrimeR else
+                                                 {"averaging": cfg.models.averaging}))
         res[endpoint] = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv,
                                         random_state=cfg.seed)
     if cfg.explain.survshap and y_surv is not None:

@@ -106,7 +106,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         if optimism is not None:
             art.table("optimism", optimism)
             metrics = pd.concat([metrics, analyses.optimism_rows(optimism, len(train))], ignore_index=True)
-    metrics = analyses.order_metrics(metrics)
+    metrics = analyses.order_metrics(analyses.note_collapse(metrics, models))
     metrics.to_csv(out / "metrics.csv", index=False)
     art.table("metrics", metrics)
     art.guarded("decision_curves", analyses.decision_tables, art, pred)
