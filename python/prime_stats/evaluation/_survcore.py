@@ -161,7 +161,7 @@ class CoxModel:
         self.d = np.bincount(np.searchsorted(self.etimes, self.ts[self.dead]), minlength=self.etimes.size)
         self.starts = np.concatenate([[0], np.cumsum(self.d)[:-1]])
         self.slot_j = np.repeat(np.arange(self.etimes.size), self.d)  # one slot per death
-        self.slot_f = (np.concatenate([np.arange(k) / k for k in self.d]) if ties == "efron"
+        self.slot_f = (np.concatenate([np.zeros(0)] + [np.arange(k) / k for k in self.d]) if ties == "efron"
                        else np.zeros(self.slot_j.size))                # Efron weights k/d; Breslow 0
 
     def evaluate(self, beta: np.ndarray):
@@ -203,7 +203,11 @@ class CoxModel:
         ll0, U, I = self.evaluate(beta)
         ll, ll_null = ll0, ll0
         for _ in range(max_iter):
-            step = np.linalg.solve(I.sum(0), U.sum(0))
+            try:
+                step = np.linalg.solve(I.sum(0), U.sum(0))
+            except np.linalg.LinAlgError as exc:
+                raise RuntimeError("information matrix is singular (a coefficient may be infinite: monotone "
+                                   "likelihood; or collinear covariates)") from exc
             new = beta + step
             ll_new, U_new, I_new = self.evaluate(new)
             halvings = 0
@@ -269,7 +273,7 @@ def baseline_cumhaz(time: np.ndarray, event: np.ndarray, eta: np.ndarray, ties: 
     if ties == "breslow":
         return ut, np.cumsum(d / S0)
     D0 = np.bincount(pos, weights=ws[es], minlength=ut.size)
-    k = np.concatenate([np.arange(m) for m in d])
+    k = np.concatenate([np.zeros(0)] + [np.arange(m) for m in d])
     j = np.repeat(np.arange(ut.size), d)
     inc = np.bincount(j, weights=1.0 / (S0[j] - k / d[j] * D0[j]), minlength=ut.size)
     return ut, np.cumsum(inc)
