@@ -296,3 +296,15 @@ def test_risk_stratification_one_call(rossi):
     assert res.km.at_times["n_risk"].sum() > 0 and res.logrank["df"].iloc[0] == 1
     with pytest.raises(ValueError, match="risk has 3 scores"):
         sv.risk_stratification([0.1, 0.2, 0.3], test, [1.0, 2.0, 3.0], "week", "arrest", engine="python")
+
+
+def test_result_objects_print_short_and_give_tidy_tables(lung):
+    km = sv.kaplan_meier(lung, "time", "status", "sexc", times=[180, 365], engine="python")
+    text = repr(km)
+    assert len(text.splitlines()) == 4 and "0.95LCL" in text and "270.0" in text   # print.survfit-sized
+    s = km.summary()
+    assert s.statistic.tolist() == ["median"] * 2 + ["survival"] * 4
+    np.testing.assert_array_equal(s.loc[s.statistic == "survival", "estimate"], km.at_times.surv)
+    tidy = km.to_frame()
+    assert {"estimate", "se", "lower", "upper", "method", "engine"} <= set(tidy.columns)
+    assert len(tidy) == len(km.curve)
