@@ -122,7 +122,8 @@ def validate_survival(name: str, spec: dict) -> None:
     add("Brier(t) se (IF)", name, bs[bs.metric == "Brier"].se, sc.brier_se, "riskRegression::Score")
     add("IPA(t)", name, bs[bs.metric == "IPA"].estimate, sc.ipa, "riskRegression::Score")
     ibs_ref = rbridge.run_r(f"ps_r_ibs(vd$time, vd$event, {Rm}, {tv})$estimate")
-    add("IBS (left Riemann)", name, ov.integrated_brier_score(t, e, R, times, engine="python").estimate.iloc[0], ibs_ref, "pec::crps")
+    add("IBS (left Riemann)", name, ov.integrated_brier_score(t, e, R, times, engine="python").estimate.iloc[0],
+        ibs_ref, "pec::crps")
     Rc = np.clip(R, 1e-9, 1 - 1e-9)
     to_r("vc", pd.DataFrame({"time": t, "event": e, **{f"R{k}": Rc[:, k] for k in range(R.shape[1])}}))
     r_ties = ", ties = 'breslow'" if rbridge.r_function_has_argument("ps_r_calibration_survival", "ties") else ""
@@ -222,7 +223,8 @@ def validate_decision() -> None:
         float((m.net_benefit.isna() != m.net_benefit_ref.isna()).sum()), 0.0, "dcurves.dca", tol=0)
     to_r("vs", s.assign(cancer=s.cancer.astype(int))[["ttcancer", "cancer", "cancerpredmarker"]])
     rn = r_df("ps_r_net_benefit(vs$cancer, vs$cancerpredmarker, seq(0, 0.5, 0.05), time = vs$ttcancer, horizon = 1.5)")
-    mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), s.cancerpredmarker, 1.5, np.arange(0, 0.55, 0.05), engine="python")
+    mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), s.cancerpredmarker, 1.5,
+                                    np.arange(0, 0.55, 0.05), engine="python")
     mm = rn.merge(mine.assign(threshold=mine.threshold.round(2)).rename(columns={"net_benefit": "nb"}),
                   on=["model", "threshold"])
     add("survival net benefit vs R-native (max abs diff)", "dcurves df_surv",

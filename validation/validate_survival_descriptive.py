@@ -52,7 +52,8 @@ def published():
     add("KM median and 95% CI (sex)", "lung", km[["median", "lower", "upper"]].to_numpy().ravel(),
         [270, 212, 310, 426, 348, 550], "print(survfit) printed output", tol=0)
     rossi = load_rossi()
-    cox = sv.cox_hazard_ratios(rossi, "week", "arrest", ["fin", "age", "race", "wexp", "mar", "paro", "prio"], engine="python")
+    cox = sv.cox_hazard_ratios(rossi, "week", "arrest", ["fin", "age", "race", "wexp", "mar", "paro", "prio"],
+                               engine="python")
     add("Cox coefficients", "Rossi", cox["coef"],
         [-0.37942, -0.05744, 0.31390, -0.14980, -0.43370, -0.08487, 0.09150],
         "Fox & Weisberg appendix (5 dp)", tol=5e-6)

@@ -156,7 +156,8 @@ def test_rmst_by_hand():
 def test_km_curve_matches_survfit_pbc(r_engine, conf_type):
     pbc = _r_frame(r_engine, "survival::pbc[!is.na(survival::pbc$trt), c('time','status','trt')]")
     pbc["dead"] = (pbc["status"] == 2).astype(int)
-    km = sv.kaplan_meier(pbc, "time", "dead", group="trt", times=[365, 1825, 3650], conf_type=conf_type, engine="python")
+    km = sv.kaplan_meier(pbc, "time", "dead", group="trt", times=[365, 1825, 3650], conf_type=conf_type,
+                         engine="python")
     ref = r_engine.run_r(f"""local({{d <- survival::pbc[!is.na(survival::pbc$trt), ];
         f <- survival::survfit(survival::Surv(time, status == 2) ~ trt, data = d, conf.type = '{conf_type}');
         s <- summary(f, times = c(365, 1825, 3650));

@@ -60,8 +60,8 @@ def _finish(rows: list[dict], harm: Mapping[str, float] | None) -> pd.DataFrame:
 
 
 def _r_rows(models, th, harm, engine, **kw) -> pd.DataFrame | None:
-    """Net benefit from the R twin ``ps_r_net_benefit`` (one call per model; its rates are NaN), or None
-    when Python computes it."""
+    """Net benefit from the R twin ``ps_r_net_benefit`` (one call per model), or None when Python computes
+    it (no R, ``harm``, or under "auto" an R build whose table lacks the rates)."""
     if harm:
         if str(engine).lower() == "r":
             raise ValueError("harm= is computed in Python only: use engine='python' or 'auto'")
@@ -74,9 +74,11 @@ def _r_rows(models, th, harm, engine, **kw) -> pd.DataFrame | None:
         out = out if k == 0 else out[out.model == "model"]
         frames.append(out.assign(model=out.model.replace({"model": name})))
     df = pd.concat(frames, ignore_index=True)
-    for c in ("test_pos_rate", "tp_rate", "fp_rate"):
-        if c not in df:
-            df[c] = np.nan
+    missing = [c for c in ("test_pos_rate", "tp_rate", "fp_rate") if c not in df]
+    if missing and str(engine).lower() == "auto":
+        return None      # this R build returns net benefit only: "auto" keeps the full table from Python
+    for c in missing:
+        df[c] = np.nan
     df["engine"] = "R"
     order = {m: i for i, m in enumerate([*models, "all", "none"])}
     df = df.sort_values(["model", "threshold"], key=lambda c: c.map(order) if c.name == "model" else c,

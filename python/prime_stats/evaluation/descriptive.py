@@ -317,7 +317,9 @@ class CorrelationResult:
         return self.long.copy()
 
     def summary(self) -> pd.DataFrame:
-        cell = lambda r, p: "" if not np.isfinite(r) else f"{r:.2f} ({'<0.001' if p < 0.001 else f'{p:.3f}'})"  # noqa: E731
+        def cell(r, p):
+            return "" if not np.isfinite(r) else f"{r:.2f} ({'<0.001' if p < 0.001 else f'{p:.3f}'})"
+
         return pd.DataFrame([[cell(self.r.iat[i, j], self.p_adj.iat[i, j]) if i != j else "1"
                               for j in range(len(self.r))] for i in range(len(self.r))],
                             index=self.r.index, columns=self.r.columns)

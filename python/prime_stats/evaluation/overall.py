@@ -19,8 +19,7 @@ from scipy import stats
 
 from ._survcore import kaplan_meier_curve
 from .discrimination import CensoringKM, _call_r, _r_engine, _tidy
-from .inputs import (as_binary, as_probability, as_risk_matrix, as_survival, check_horizon, check_times, column,
-                     outcome_and, same_length)
+from .inputs import as_binary, as_probability, as_risk_matrix, check_horizon, check_times, column, outcome_and
 
 
 def brier_binary(y, prob, conf_level: float = 0.95, *, data: pd.DataFrame | None = None,
