@@ -80,9 +80,13 @@ def _r_rows(models, th, harm, engine, **kw) -> pd.DataFrame | None:
     for c in missing:
         df[c] = np.nan
     df["engine"] = "R"
-    order = {m: i for i, m in enumerate([*models, "all", "none"])}
-    df = df.sort_values(["model", "threshold"], key=lambda c: c.map(order) if c.name == "model" else c,
-                        kind="stable")
+    # Python's row order: each model over the thresholds, then treat-all and treat-none per threshold
+    rank = {m: i for i, m in enumerate(models)}
+    ref = df.model.isin(["all", "none"])
+    df["_k1"] = np.where(ref, len(rank), df.model.map(rank).fillna(0))
+    df["_k2"] = np.where(ref, df.threshold, 0.0)
+    df["_k3"] = np.where(ref, (df.model == "none").astype(float), df.threshold)
+    df = df.sort_values(["_k1", "_k2", "_k3"], kind="stable")
     return df[_COLUMNS].reset_index(drop=True)
 
 

@@ -89,7 +89,7 @@ def brier_survival(time, event=None, risk=None, times: Iterable[float] = (), con
     if _r_engine(engine, ("survival", "riskRegression")):
         out = _call_r("ps_r_score_survival", time=time, event=event, risks={"m": pd.DataFrame(rm)},
                       times=np.asarray(times), metrics="brier", conf_level=conf_level)
-        out = out.drop(columns="model")
+        out = out.drop(columns="model").sort_values(["time", "metric"], kind="stable")   # Brier, IPA per time
         return _tidy((out if null_model else out[out.metric == "Brier"]).to_dict("records"))
     km = CensoringKM(time, event)
     n = len(time)
