@@ -167,7 +167,8 @@ def score_survival(time, event=None, risks: Mapping[str, object] | None = None,
     if bootstrap:
         metrics = ["harrell", "uno", "auc", "brier", "ipa"] + (["ibs"] if ibs else []) + \
             (["oe", "slope"] if calibration else [])
-        boot = bootstrap_survival(time, event, rm, times, scores, B=bootstrap, seed=seed, metrics=metrics)
+        boot = bootstrap_survival(time, event, rm, times, scores, B=bootstrap, seed=seed, metrics=metrics,
+                                  ties=ties)
         frames.append(boot.table(conf_level))
         if compare and len(rm) > 1:
             frames.append(boot.contrasts(conf_level))
