@@ -4,6 +4,9 @@ A. DeLong AUC + 95% CI on n = 10,000 (binormal marker) vs a 2,000-replicate perc
    scikit-learn's roc_auc_score, and vs pROC::ci.auc(method = "delong") timed inside R.
 B. One full ``score_survival`` table (Harrell + Uno C, AUC(t), Brier(t), IPA, IBS, calibration at 4 times)
    on gbsg (n = 686, Cox model developed on rotterdam): Python engine vs R engine.
+D. 1 - KM(t) at 50 horizons on n = 20,000 (the null model of the Brier score/IPA and of net benefit):
+   the former ``overall.km_risk`` loop (O(n * event times) per horizon, kept here as the baseline) vs
+   one ``_survcore.kaplan_meier_curve`` evaluated at all horizons.
 C. Bootstrap CIs for Harrell's C, AUC(t) and Brier(t) at 4 times on gbsg with fixed predictions
    (B = 2,000 in Python) vs a loop of riskRegression::Score + survival::concordance on the same
    bootstrap samples (first ``B_R`` replicates, timed in R); per-replicate time ratio and the largest
@@ -24,6 +27,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from prime_stats import rbridge
+from prime_stats.evaluation._survcore import kaplan_meier_curve
 from prime_stats.evaluation.discrimination import (CensoringKM, _auc_t_single, _pair_counts, auc_delong)
 from prime_stats.evaluation.overall import _brier_t
 from prime_stats.evaluation.score import score_survival
@@ -58,7 +62,7 @@ def bench_delong(rows):
     n = 10_000
     y = rng.binomial(1, 0.4, n)
     x = rng.normal(size=n) + 1.0 * y
-    res, t_py = timed(lambda: auc_delong(y, x))
+    res, t_py = timed(lambda: auc_delong(y, x, engine="python"))
 
     def boot():
         aucs = np.empty(2000)
@@ -99,21 +103,46 @@ def gbsg_predictions():
 
 
 def bench_score(rows, t, e, lp, R):
-    kw = dict(time=t, event=e, risks={"cox": R}, times=TIMES, risk_scores={"cox": lp})
+    # Breslow slope ties: the ones the R twin of the calibration slope supports in every R build
+    kw = dict(time=t, event=e, risks={"cox": R}, times=TIMES, risk_scores={"cox": lp}, ties="breslow")
     a, t_py = timed(lambda: score_survival(**kw, engine="python"))
     rows.append(dict(task="score_survival, gbsg n = 686, 4 times", method="engine = python", seconds=t_py,
                      ratio="1", result=f"{len(a)} rows"))
     if r_engine_ok():
         b, t_r = timed(lambda: score_survival(**kw, engine="R"))
-        m = a.assign(method=a.method.str.replace(r"IPCW, step rule.*", "IBS", regex=True)).merge(
-            b.assign(method=b.method.str.replace(r"pec::crps.*", "IBS", regex=True)),
-            on=["model", "metric", "time", "method"])
+        norm = lambda d, ibs: d.assign(method=d.method.str.replace(ibs, "IBS", regex=True)  # noqa: E731
+                                       .str.replace(r", (Efron|Breslow) ties$", "", regex=True))
+        m = norm(a, r"IPCW, step rule.*").merge(norm(b, r"pec::crps.*"), on=["model", "metric", "time", "method"])
         rows.append(dict(task="score_survival, gbsg n = 686, 4 times", method="engine = R (rpy2)", seconds=t_r,
                          ratio=f"{t_r / t_py:.1f}x slower",
                          result=f"{len(b)} rows; max abs diff vs python {np.abs(m.estimate_x - m.estimate_y).max():.1e}"))
     else:
         rows.append(dict(task="score_survival, gbsg n = 686, 4 times", method="engine = R (rpy2)",
                          seconds=np.nan, ratio="-", result="R engine unavailable (rbridge.r_available False)"))
+
+
+def _km_risk_loop(time, event, t):
+    """The former overall.km_risk: a Python loop over event times with two O(n) scans each."""
+    ut = np.unique(time[(event == 1) & (time <= t)])
+    s = 1.0
+    for v in ut:
+        s *= 1 - np.sum((time == v) & (event == 1)) / np.sum(time >= v)
+    return 1.0 - s
+
+
+def bench_km(rows):
+    rng = np.random.default_rng(5)
+    n = 20_000
+    t = np.round(rng.exponential(1000, n))          # tied days, as in real follow-up data
+    c = np.round(rng.uniform(0, 3000, n))
+    time_, event = np.minimum(t, c), (t <= c).astype(int)
+    hz = np.linspace(30, 2500, 50)
+    old, t_old = timed(lambda: np.array([_km_risk_loop(time_, event, h) for h in hz]))
+    new, t_new = timed(lambda: 1 - kaplan_meier_curve(time_, event).at(hz))
+    rows.append(dict(task="1 - KM(t) at 50 horizons, n = 20,000", method="_survcore.kaplan_meier_curve",
+                     seconds=t_new, ratio="1", result=f"max abs diff vs loop {np.abs(old - new).max():.1e}"))
+    rows.append(dict(task="1 - KM(t) at 50 horizons, n = 20,000", method="former km_risk loop (baseline)",
+                     seconds=t_old, ratio=f"{t_old / t_new:.0f}x slower", result=""))
 
 
 def boot_python(t, e, lp, R, idx):
@@ -170,6 +199,7 @@ def main() -> int:
     B_R = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     rows: list[dict] = []
     bench_delong(rows)
+    bench_km(rows)
     if r_ok():
         t, e, lp, R = gbsg_predictions()
         bench_score(rows, t, e, lp, R)

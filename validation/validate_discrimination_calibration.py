@@ -104,7 +104,7 @@ def validate_survival(name: str, spec: dict) -> None:
     to_r("vd", pd.DataFrame({"time": t, "event": e, "lp": lp, **{f"R{k}": R[:, k] for k in range(R.shape[1])}}))
     tv = "c(" + ", ".join(f"{x:g}" for x in times) + ")"
     for tw, label in (("n", "Harrell C"), ("n/G2", "Uno C")):
-        mine = disc.concordance_index(t, e, lp, tw).iloc[0]
+        mine = disc.concordance_index(t, e, lp, tw, engine="python").iloc[0]
         ref = r_df(f'local({{cc <- survival::concordance(survival::Surv(time, event) ~ lp, data = vd, '
                    f'reverse = TRUE, timewt = "{tw}"); c(cc$concordance, sqrt(cc$var))}})')
         add(label, name, mine.estimate, ref[0], "survival::concordance")
@@ -114,24 +114,39 @@ def validate_survival(name: str, spec: dict) -> None:
                  times = {tv}, metrics = c("auc", "brier"), summary = "ipa", cens.model = "km")
                  b <- as.data.frame(s$Brier$score); b <- b[b$model == "m", ]; a <- as.data.frame(s$AUC$score)
                  data.frame(auc = a$AUC, auc_se = a$se, brier = b$Brier, brier_se = b$se, ipa = b$IPA)}})""")
-    auc = disc.time_dependent_auc(t, e, R, times)
+    auc = disc.time_dependent_auc(t, e, R, times, engine="python")
     add("AUC(t)", name, auc.estimate, sc.auc, "riskRegression::Score")
     add("AUC(t) se (IF)", name, auc.se, sc.auc_se, "riskRegression::Score")
-    bs = ov.brier_survival(t, e, R, times)
+    bs = ov.brier_survival(t, e, R, times, engine="python")
     add("Brier(t)", name, bs[bs.metric == "Brier"].estimate, sc.brier, "riskRegression::Score")
     add("Brier(t) se (IF)", name, bs[bs.metric == "Brier"].se, sc.brier_se, "riskRegression::Score")
     add("IPA(t)", name, bs[bs.metric == "IPA"].estimate, sc.ipa, "riskRegression::Score")
     ibs_ref = rbridge.run_r(f"ps_r_ibs(vd$time, vd$event, {Rm}, {tv})$estimate")
-    add("IBS (left Riemann)", name, ov.integrated_brier_score(t, e, R, times).estimate.iloc[0], ibs_ref, "pec::crps")
+    add("IBS (left Riemann)", name, ov.integrated_brier_score(t, e, R, times, engine="python").estimate.iloc[0],
+        ibs_ref, "pec::crps")
     Rc = np.clip(R, 1e-9, 1 - 1e-9)
     to_r("vc", pd.DataFrame({"time": t, "event": e, **{f"R{k}": Rc[:, k] for k in range(R.shape[1])}}))
+    r_ties = ", ties = 'breslow'" if rbridge.r_function_has_argument("ps_r_calibration_survival", "ties") else ""
     for k, h in enumerate(times):
-        mine = cal.calibration_survival(t, e, Rc[:, k], h).set_index("metric")
-        ref = r_df(f"ps_r_calibration_survival(vc$time, vc$event, vc$R{k}, {h:g})").set_index("metric")
+        mine = cal.calibration_survival(t, e, Rc[:, k], h, ties="breslow", engine="python").set_index("metric")
+        ref = r_df(f"ps_r_calibration_survival(vc$time, vc$event, vc$R{k}, {h:g}{r_ties})").set_index("metric")
         for m in ("O/E", "slope", "ICI", "E50", "E90"):
-            add(f"calibration {m} at t={h:g}", name, mine.loc[m, "estimate"], ref.loc[m, "estimate"],
+            add(f"calibration {m} at t={h:g}" + (" (Breslow ties)" if m == "slope" else ""), name,
+                mine.loc[m, "estimate"], ref.loc[m, "estimate"],
                 "survival::coxph/basehaz + Hmisc::rcspline.eval" if m not in ("O/E",) else "survival::survfit",
                 note="risks clipped to [1e-9, 1-1e-9]" if (R != Rc).any() else "")
+        # the slope's tie method (issue 13 item 6): Efron is the default, as survival::coxph's
+        efron = cal.calibration_survival(t, e, Rc[:, k], h, engine="python").set_index("metric").loc["slope"]
+        cox = r_df(f"""local({{cll <- log(-log1p(-vc$R{k})); f <- survival::coxph(survival::Surv(vc$time, vc$event) ~
+                   cll); c(coef(f), sqrt(vcov(f)))}})""")
+        cox = np.asarray(cox, dtype=float)
+        add(f"calibration slope at t={h:g} (Efron ties, default)", name, efron.estimate, cox[0],
+            "survival::coxph(ties = 'efron')", tol=1e-7, note="coxph stops at eps = 1e-9")
+        add(f"calibration slope se at t={h:g} (Efron ties)", name, efron.se, cox[1],
+            "survival::coxph(ties = 'efron')", tol=1e-7)
+        add(f"|slope Efron - slope Breslow| at t={h:g}", name, abs(efron.estimate - mine.loc["slope", "estimate"]),
+            abs(cox[0] - ref.loc["slope", "estimate"]), "coxph Efron vs Breslow", tol=1e-7,
+            note="size of the tie correction on these data")
 
 
 def validate_binary() -> None:
@@ -152,15 +167,15 @@ def validate_binary() -> None:
     name = "breast cancer (even -> odd rows)"
     to_r("vb", pd.DataFrame({"y": yt, "p1": preds[list(feats)[0]], "p2": preds[list(feats)[1]]}))
     for i, (k, p) in enumerate(preds.items(), start=1):
-        mine = disc.auc_delong(yt, p).iloc[0]
+        mine = disc.auc_delong(yt, p, engine="python").iloc[0]
         ref = r_df(f"ps_r_auc(vb$y, vb$p{i})")
         for col in ("estimate", "se", "lower", "upper"):
             add(f"AUC {col} ({k})", name, mine[col], ref[col].iloc[0], "pROC::ci.auc (DeLong)")
-        b = ov.brier_binary(yt, p).set_index("metric")
+        b = ov.brier_binary(yt, p, engine="python").set_index("metric")
         refb = r_df(f"ps_r_score_binary(vb$y, list(m = vb$p{i}))").set_index("metric")
         add(f"Brier ({k})", name, b.loc["Brier", "estimate"], refb.loc["Brier", "estimate"], "riskRegression::Score")
         add(f"IPA ({k})", name, b.loc["IPA", "estimate"], refb.loc["IPA", "estimate"], "riskRegression::Score")
-        c = cal.calibration_binary(yt, p).set_index("metric")
+        c = cal.calibration_binary(yt, p, engine="python").set_index("metric")
         refc = r_df(f"ps_r_val_prob(vb$y, vb$p{i})").set_index("metric")
         for m in ("CITL", "intercept", "slope"):
             add(f"{m} ({k})", name, c.loc[m, "estimate"], refc.loc[m, "estimate"],
@@ -169,7 +184,7 @@ def validate_binary() -> None:
         for m in ("Eavg", "E90", "Emax"):
             add(f"{m} ({k})", name, c.loc[m, "estimate"], refc.loc[m, "estimate"], "rms::val.prob",
                 note="lowess: statsmodels vs R's clowess")
-    t1 = disc.delong_test(yt, *preds.values()).iloc[0]
+    t1 = disc.delong_test(yt, *preds.values(), engine="python").iloc[0]
     ref = r_df("ps_r_roc_test(vb$y, vb$p1, vb$p2)")
     add("DeLong test z", name, t1.statistic, ref.statistic.iloc[0], "pROC::roc.test")
     add("DeLong test p", name, t1.p_value, ref.p_value.iloc[0], "pROC::roc.test")
@@ -188,7 +203,7 @@ def validate_decision() -> None:
     b = b.assign(marker_prob=fit.predict(sm.add_constant(b.marker)).to_numpy())
     models = ["cancerpredmarker", "marker_prob", "famhistory"]
     ref = dcurves.dca(data=b, outcome="cancer", modelnames=models, thresholds=th)
-    mine = dec.net_benefit(b.cancer.astype(int), {k: b[k].astype(float) for k in models}, th)
+    mine = dec.net_benefit(b.cancer.astype(int), {k: b[k].astype(float) for k in models}, th, engine="python")
     m = ref.merge(mine, on=["model", "threshold"], suffixes=("_ref", ""))
     add("net benefit, 100 thresholds x 5 strategies (max abs diff)", "dcurves df_binary",
         np.nanmax(np.abs(m.net_benefit - m.net_benefit_ref.astype(float))), 0.0, "dcurves.dca", tol=1e-12)
@@ -200,7 +215,7 @@ def validate_decision() -> None:
     ref = dcurves.dca(data=s, outcome="cancer", modelnames=["cancerpredmarker"], thresholds=th, time=1.5,
                       time_to_outcome_col="ttcancer")
     mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), {"cancerpredmarker": s.cancerpredmarker},
-                                    1.5, th)
+                                    1.5, th, engine="python")
     m = ref.merge(mine, on=["model", "threshold"], suffixes=("_ref", ""))
     add("survival net benefit at t=1.5 (max abs diff)", "dcurves df_surv",
         np.nanmax(np.abs(m.net_benefit - m.net_benefit_ref.astype(float))), 0.0, "dcurves.dca", tol=1e-12)
@@ -208,7 +223,8 @@ def validate_decision() -> None:
         float((m.net_benefit.isna() != m.net_benefit_ref.isna()).sum()), 0.0, "dcurves.dca", tol=0)
     to_r("vs", s.assign(cancer=s.cancer.astype(int))[["ttcancer", "cancer", "cancerpredmarker"]])
     rn = r_df("ps_r_net_benefit(vs$cancer, vs$cancerpredmarker, seq(0, 0.5, 0.05), time = vs$ttcancer, horizon = 1.5)")
-    mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), s.cancerpredmarker, 1.5, np.arange(0, 0.55, 0.05))
+    mine = dec.net_benefit_survival(s.ttcancer, s.cancer.astype(int), s.cancerpredmarker, 1.5,
+                                    np.arange(0, 0.55, 0.05), engine="python")
     mm = rn.merge(mine.assign(threshold=mine.threshold.round(2)).rename(columns={"net_benefit": "nb"}),
                   on=["model", "threshold"])
     add("survival net benefit vs R-native (max abs diff)", "dcurves df_surv",

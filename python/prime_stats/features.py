@@ -293,12 +293,10 @@ class ElasticNetLogisticSelector(_Reporting):
 
 def cox_partial_loglik(eta, event, time):
     """Cox log partial likelihood with Breslow ties: sum over events of
-    eta_i - log sum_{j: t_j >= t_i} exp(eta_j)."""
-    order = np.argsort(-time, kind="stable")
-    e, t, ev = eta[order], time[order], event[order]
-    cum = np.logaddexp.accumulate(e)
-    last = np.searchsorted(-t, -t, side="right") - 1      # whole tied group is in the risk set
-    return float(np.sum((e - cum[last])[ev]))
+    eta_i - log sum_{j: t_j >= t_i} exp(eta_j) (the package's one Cox, ``_survcore.cox_loglik``)."""
+    from .evaluation._survcore import cox_loglik
+
+    return cox_loglik(eta, time, event)
 
 
 class CoxnetSelector(_Reporting):

@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from sksurv.metrics import concordance_index_censored
 
-from .features import TableAttr, cox_partial_loglik, survival_arrays, survival_folds
+from .features import TableAttr, survival_arrays, survival_folds
 from .models.response import RESPONSE_LEARNERS
 from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table, repeated_oof
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer
@@ -291,45 +291,44 @@ class PrimeR(ClassifierMixin, BaseEstimator):
 class CoxCalibration(BaseEstimator):
     """Cox model of one z-scored risk score (Breslow ties), h(t|s) = h0(t) exp(beta z(s)).
 
-    ``beta_``, ``se_`` and ``loglik_`` from statsmodels PHReg; the Breslow baseline cumulative hazard
-    H0(t) = sum_{t_i <= t} d_i / sum_{j in R(t_i)} exp(beta z_j) (R ``basehaz(fit, centered=FALSE)``
-    on the z scale); ``bic_`` = -2 loglik + log(number of events) (Volinsky & Raftery 2000).
+    ``beta_``, ``se_`` and ``loglik_`` from the package's one Cox model
+    (:func:`prime_stats.evaluation._survcore.fit_cox`, ``survival::coxph(ties = "breslow")``); the
+    Breslow baseline cumulative hazard H0(t) = sum_{t_i <= t} d_i / sum_{j in R(t_i)} exp(beta z_j)
+    (``_survcore.baseline_cumhaz``, R ``basehaz(fit, centered=FALSE)`` on the z scale);
+    ``bic_`` = -2 loglik + log(number of events) (Volinsky & Raftery 2000).
     A constant score gets the null model (beta 0, the null partial likelihood)."""
 
     def fit(self, score, y):
-        from statsmodels.duration.hazard_regression import PHReg
+        from .evaluation._survcore import baseline_cumhaz, cox_loglik, fit_cox
+
         event, time = survival_arrays(y)
         score = np.asarray(score, dtype=float).ravel()
         self.mean_, self.sd_ = float(score.mean()), float(score.std()) or 1.0
         z = (score - self.mean_) / self.sd_
         if np.ptp(score) == 0:  # a constant score carries no information: the null Cox model
             self.beta_, self.se_ = 0.0, np.nan
-            self.loglik_ = cox_partial_loglik(np.zeros(len(z)), event, time)
+            self.loglik_ = cox_loglik(np.zeros(len(z)), time, event)
         else:
-            res = PHReg(time, z[:, None], status=event.astype(int), ties="breslow").fit(disp=0)
-            self.beta_, self.se_ = float(res.params[0]), float(res.bse[0])
-            self.loglik_ = float(res.llf)
-            if not np.isfinite([self.beta_, self.loglik_]).all():
+            try:
+                fit = fit_cox(z, time, event, ties="breslow")
+            except (RuntimeError, np.linalg.LinAlgError) as exc:
                 raise ArithmeticError("Cox calibration of the risk score did not converge (a score that "
-                                      "separates events perfectly gives a monotone likelihood)")
+                                      f"separates events perfectly gives a monotone likelihood): {exc}") from exc
+            self.beta_, self.se_, self.loglik_ = float(fit.coef[0]), float(fit.se[0]), float(fit.loglik)
         self.n_events_ = int(event.sum())
         self.bic_ = -2 * self.loglik_ + np.log(self.n_events_)
-        eta = np.exp(self.beta_ * z)
-        ut = np.unique(time[event])
-        d = np.array([np.sum(event & (time == t)) for t in ut])
-        at_risk = np.array([eta[time >= t].sum() for t in ut])
-        self.times_, self.cumhaz_ = ut, np.cumsum(d / at_risk)
+        self.times_, self.cumhaz_ = baseline_cumhaz(time, event, self.beta_ * z, ties="breslow")
         return self
 
     def linear_predictor(self, score):
         return self.beta_ * (np.asarray(score, dtype=float).ravel() - self.mean_) / self.sd_
 
     def survival(self, score, times):
-        """S(t|s) at ``times`` -> array (n, len(times)); S = 1 before the first event time."""
-        times = np.atleast_1d(np.asarray(times, dtype=float))
-        idx = np.searchsorted(self.times_, times, side="right") - 1
-        H0 = np.where(idx < 0, 0.0, self.cumhaz_[np.clip(idx, 0, None)])
-        return np.exp(-np.outer(np.exp(self.linear_predictor(score)), H0))
+        """S(t|s) at ``times`` -> array (n, len(times)); S = 1 before the first event time, the value at
+        the last event time carried beyond it (``_survcore.cox_survival``)."""
+        from .evaluation._survcore import cox_survival
+
+        return cox_survival(self.times_, self.cumhaz_, self.linear_predictor(score), times)
 
 
 def survival_log_score(calibration, score, y):

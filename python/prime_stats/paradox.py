@@ -129,7 +129,7 @@ def responder_paradox(probability, risk, response, os_days, os_event, *,
 
     km = surv.kaplan_meier(data.assign(quadrant=data["quadrant"].astype(str)), "os_days", "os_event",
                            group="quadrant", times=km_times, conf_level=conf_level, engine=engine)
-    km_summary = km.summary.set_index("group")
+    km_summary = km.medians.set_index("group")
     rows = []
     for q in QUADRANTS:
         d = data[data["quadrant"] == q]

@@ -99,6 +99,28 @@ def resolve_engine(engine: str, packages: Iterable[str] = ()) -> str:
     return "R" if ok else "python"
 
 
+def r_function_has_argument(function: str, argument: str) -> bool:
+    """True when the primestats R function ``function`` has a formal argument ``argument``."""
+    try:
+        with _LOCK:
+            env = _primestats_env()
+            ro = _robjects()
+            fn = ro.r["get"](function, envir=env)
+            return argument in list(ro.r["names"](ro.r["formals"](fn)))
+    except RUnavailableError:
+        return False
+
+
+def python_only(engine: str, statistic: str) -> str:
+    """Resolve ``engine`` for a statistic that has no R twin: "auto"/"python" -> "python", "R" raises."""
+    e = str(engine).lower()
+    if e not in ("auto", "python", "r"):
+        raise ValueError(f"engine must be 'auto', 'python' or 'R', got {engine!r}")
+    if e == "r":
+        raise ValueError(f"{statistic} has no R implementation: use engine='python' or 'auto'")
+    return "python"
+
+
 def r_version() -> str | None:
     try:
         return str(_robjects().r("R.version.string")[0])

@@ -44,15 +44,15 @@ def _per_replicate(t, e, F, s):
     """The per-replicate functions of the evaluation modules on one resampled data set."""
     ref = {}
     for tw, name in (("n", "Harrell"), ("n/G2", "Uno (n/G2)")):
-        ref[("C-index", name, np.nan)] = concordance_index(t, e, s, tw).estimate[0]
+        ref[("C-index", name, np.nan)] = concordance_index(t, e, s, tw, engine="python").estimate[0]
     for k, tt in enumerate(TIMES):
-        ref[("AUC(t)", AUC_M, tt)] = time_dependent_auc(t, e, F, TIMES).estimate[k]
-    for _, row in brier_survival(t, e, F, TIMES).iterrows():
+        ref[("AUC(t)", AUC_M, tt)] = time_dependent_auc(t, e, F, TIMES, engine="python").estimate[k]
+    for _, row in brier_survival(t, e, F, TIMES, engine="python").iterrows():
         ref[(row.metric, row.method, row.time)] = row.estimate
-    ib = integrated_brier_score(t, e, F, TIMES)
+    ib = integrated_brier_score(t, e, F, TIMES, engine="python")
     ref[("IBS", ib.method[0], ib.time[0])] = ib.estimate[0]
     for k, tt in enumerate(TIMES):
-        c = calibration_survival(t, e, F[:, k], tt).set_index("metric").estimate
+        c = calibration_survival(t, e, F[:, k], tt, ties="breslow", engine="python").set_index("metric").estimate
         ref[("O/E", "1-KM(t) / mean predicted risk", tt)] = c["O/E"]
         ref[("slope", "Cox on cloglog(F), Breslow ties", tt)] = c["slope"]
     return ref
@@ -135,11 +135,11 @@ def test_binary_replicates_equal_per_replicate_functions():
     got = {(k[0], k[3]): v for k, v in ev.evaluate(bs.resample_counts(idx, len(y))).items()}
     for b, i in enumerate(idx):
         yy, pp = y[i], p[i]
-        ref = {("AUC", np.nan): auc_delong(yy, pp).estimate[0]}
-        br = brier_binary(yy, pp).set_index("metric").estimate
-        cal = calibration_binary(yy, pp).set_index("metric").estimate
+        ref = {("AUC", np.nan): auc_delong(yy, pp, engine="python").estimate[0]}
+        br = brier_binary(yy, pp, engine="python").set_index("metric").estimate
+        cal = calibration_binary(yy, pp, engine="python").set_index("metric").estimate
         ref.update({("Brier", np.nan): br["Brier"], ("IPA", np.nan): br["IPA"], ("O/E", np.nan): cal["O/E"]})
-        nb = net_benefit(yy, pp, th).query("model == 'model'").set_index("threshold").net_benefit
+        nb = net_benefit(yy, pp, th, engine="python").query("model == 'model'").set_index("threshold").net_benefit
         ref.update({("net benefit", t): nb[t] for t in th})
         for k, v in ref.items():
             kk = next(g for g in got if g[0] == k[0] and (g[1] == k[1] or (np.isnan(g[1]) and np.isnan(k[1]))))
@@ -234,7 +234,7 @@ def test_score_binary_bootstrap_net_benefit_and_contrasts():
     assert "threshold" in out
     nb = out[(out.metric == "net benefit") & out.method.str.contains("percentile")]
     assert sorted(nb.threshold.unique()) == [0.2, 0.5] and len(nb) == 4
-    ref = net_benefit(y, {"two": preds["two"]}, [0.2]).query("model == 'two'").net_benefit.iloc[0]
+    ref = net_benefit(y, {"two": preds["two"]}, [0.2], engine="python").query("model == 'two'").net_benefit.iloc[0]
     assert nb[(nb.model == "two") & (nb.threshold == 0.2)].estimate.iloc[0] == pytest.approx(ref, abs=1e-14)
     auc = out[(out.metric == "AUC") & (out.method == "DeLong")].set_index("model").estimate
     diff = out[(out.metric == "AUC difference") & out.method.str.contains("bootstrap")].iloc[0]

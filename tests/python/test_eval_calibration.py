@@ -67,11 +67,30 @@ def test_rcs_basis_matches_hmisc(r_engine, bc):
 
 def test_survival_calibration_live(r_engine, pbc_external):
     t, e, R = pbc_external
+    kw = {"ties": "breslow"} if r_engine.r_function_has_argument("ps_r_calibration_survival", "ties") else {}
     for k, horizon in enumerate((1095.0, 1825.0)):
-        ref = r_engine.call_r("ps_r_calibration_survival", time=t, event=e, risk=R[:, k], t=horizon)
-        mine = calibration_survival(t, e, R[:, k], horizon)
+        ref = r_engine.call_r("ps_r_calibration_survival", time=t, event=e, risk=R[:, k], t=horizon, **kw)
+        mine = calibration_survival(t, e, R[:, k], horizon, ties="breslow", engine="python")
         np.testing.assert_allclose(mine.estimate, ref.estimate, atol=1e-8)
         np.testing.assert_allclose(mine.se.to_numpy(float)[:2], ref.se.to_numpy(float)[:2], atol=1e-8)
+    both = calibration_survival(t, e, R, [1095.0, 1825.0], ties="breslow", engine="python")
+    assert both.time.unique().tolist() == [1095.0, 1825.0] and len(both) == 12
+
+
+def test_survival_calibration_slope_ties_match_coxph(r_engine):
+    """gbsg (real, tied event times): the slope equals coxph's with each tie method; Efron is the default."""
+    d = r_engine.run_r("""local({d <- survival::gbsg; f <- survival::coxph(survival::Surv(rfstime, status) ~
+        pgr + nodes + age, data = d); F <- 1 - exp(-survival::basehaz(f)$hazard[max(which(
+        survival::basehaz(f)$time <= 1825))] * exp(predict(f)));
+        cll <- log(-log1p(-F)); e <- survival::coxph(survival::Surv(d$rfstime, d$status) ~ cll);
+        b <- survival::coxph(survival::Surv(d$rfstime, d$status) ~ cll, ties = 'breslow');
+        list(t = d$rfstime, e = d$status, F = F, ref = c(coef(e), sqrt(vcov(e)), coef(b), sqrt(vcov(b))))})""")
+    t, e, F, ref = np.asarray(d["t"], float), np.asarray(d["e"], int), np.asarray(d["F"], float), d["ref"]
+    ef = calibration_survival(t, e, F, 1825.0, engine="python").set_index("metric").loc["slope"]
+    br = calibration_survival(t, e, F, 1825.0, ties="breslow", engine="python").set_index("metric").loc["slope"]
+    np.testing.assert_allclose([ef.estimate, ef.se, br.estimate, br.se], ref, rtol=1e-7)  # coxph eps 1e-9
+    assert ef.method.endswith("Efron ties") and br.method.endswith("Breslow ties")
+    assert abs(ef.estimate - br.estimate) > 1e-5        # the tie method matters on these data
 
 
 def test_perfectly_calibrated_simulation_is_close_to_ideal():

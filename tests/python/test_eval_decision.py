@@ -82,7 +82,7 @@ def test_harm_and_errors(df_binary):
         net_benefit(y, df_binary.cancerpredmarker, [1.0])
     with pytest.raises(ValueError, match="reserved"):
         net_benefit(y, {"all": df_binary.cancerpredmarker})
-    with pytest.raises(ValueError, match=r"predictions\['m'\]"):
+    with pytest.raises(ValueError, match=r"prob\['m'\] has 1 missing"):
         net_benefit(y, {"m": np.r_[np.nan, df_binary.cancerpredmarker[1:]]})
     with pytest.raises(ValueError, match="beyond the last follow-up"):
         net_benefit_survival([1.0, 2, 3], [1, 0, 1], [0.1, 0.5, 0.9], 10.0)

@@ -150,3 +150,15 @@ def test_correlation_matrix_matches_r(r_engine, method):
     assert cr.r.loc["bili", "chol"] == cr.r.loc["chol", "bili"] == cr.long.query("var1 == 'bili' and var2 == 'chol'")[
         "estimate"].iloc[0]
     assert cr.long.loc[(cr.long.var1 == "age") & (cr.long.var2 == "chol"), "n"].iloc[0] == pbc["chol"].notna().sum()
+
+
+def test_table_one_and_correlation_objects():
+    d = pd.DataFrame({"g": ["a", "b"] * 30, "x": np.arange(60.0) % 7, "k": ["u", "v", "w"] * 20})
+    t1 = ds.table_one(d, "g")
+    assert t1.summary().equals(t1.formatted()) and repr(t1).startswith("Table 1 by group (a, b), 2 variables")
+    tidy = t1.to_frame()
+    assert {"variable", "group", "p", "test", "smd", "engine"} <= set(tidy.columns) and len(tidy) == len(t1.cells)
+    c = ds.correlation_matrix(d.assign(y=np.arange(60.0) ** 0.5), ["x", "y"])
+    assert c.to_frame().equals(c.long) and c.summary().shape == (2, 2)
+    with pytest.raises(ValueError, match="no R implementation"):
+        ds.table_one(d, "g", engine="R")

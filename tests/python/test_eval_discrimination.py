@@ -151,11 +151,13 @@ def test_constant_marker_gives_half(bc):
 
 def test_time_beyond_follow_up_and_bad_survival_inputs(gbsg2):
     t, e, risk = gbsg2
-    with pytest.raises(ValueError, match="no controls"):
+    with pytest.raises(ValueError, match="beyond the last follow-up"):
         time_dependent_auc(t, e, risk, [t.max() + 1])
+    with pytest.raises(ValueError, match="no cases"):
+        time_dependent_auc(t, e, risk, [t.min() / 2], engine="python")
     with pytest.raises(ValueError, match="event"):
         concordance_index(t, np.zeros_like(e), risk)
-    with pytest.raises(ValueError, match="time contains 1 missing"):
+    with pytest.raises(ValueError, match="time has 1 missing"):
         concordance_index(np.r_[np.nan, t[1:]], e, risk)
     with pytest.raises(ValueError, match=r"risk must have shape"):
         time_dependent_auc(t, e, np.ones((len(t), 3)), [365, 730])

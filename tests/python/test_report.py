@@ -151,7 +151,7 @@ def study_dir(tmp_path_factory):
     put("calibration_response", calibration.calibration_binary(yb[mt], pb[mt]))
     put("decision_curve_test", decision.net_benefit(yb[mt], {"logistic": pb[mt]}))
     ext = gb[gb["split"] == "external"]
-    put("km_groups", sv.kaplan_meier(ext, "time", "event", "risk_group").summary)
+    put("km_groups", sv.kaplan_meier(ext, "time", "event", "risk_group").medians)
     put("logrank", sv.logrank_test(ext, "time", "event", "risk_group"))
     put("cox_hr", sv.cox_hazard_ratios(ext, "time", "event", ["risk_group"]))
     sub = sv.subgroup_hazard_ratios(ext, "time", "event", "risk_group", ["menostat", "horTh"])

@@ -12,14 +12,18 @@ References
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 from statsmodels.nonparametric.smoothers_lowess import lowess
 
-from .discrimination import _same_length, _tidy, as_binary, as_float_array, as_survival
-from .overall import _check_prob, km_risk
+from .. import rbridge
+from ._survcore import TIES, baseline_cumhaz, fit_cox, kaplan_meier_curve, step_at
+from .discrimination import _call_r, _r_engine, _tidy
+from .inputs import as_binary, as_probability, check_horizon, check_times, column, outcome_and
 
 _KNOT_QUANTILES = {3: (0.10, 0.5, 0.90), 4: (0.05, 0.35, 0.65, 0.95), 5: (0.05, 0.275, 0.5, 0.725, 0.95),
                    6: (0.05, 0.23, 0.41, 0.59, 0.77, 0.95), 7: (0.025, 0.1833, 0.3417, 0.5, 0.6583, 0.8167,
@@ -58,10 +62,16 @@ def _abs_error_summary(err: np.ndarray) -> dict:
                 Emax=float(np.max(err)))
 
 
-def _binary_inputs(y, prob):
-    y = as_binary(y)
-    p = _check_prob(as_float_array(prob, "prob"), "prob")
-    _same_length(len(y), prob=p)
+def _glm(y, X, offset=None):
+    """Logistic GLM (statsmodels; numerical RuntimeWarnings of its IRLS are not passed on)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return sm.GLM(y, X, family=sm.families.Binomial(), offset=offset).fit()
+
+
+def _binary_inputs(y, prob, data=None):
+    y = as_binary(column(y, data, "y"), what="calibration")
+    p = as_probability(column(prob, data, "prob"), "prob", len(y))
     if np.unique(p).size == 1:
         raise ValueError("prob is constant: calibration slope and flexible curves are undefined")
     if ((p <= 0) | (p >= 1)).any():
@@ -77,19 +87,22 @@ def lowess_calibration(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return fit
 
 
-def calibration_binary(y, prob, conf_level: float = 0.95) -> pd.DataFrame:
+def calibration_binary(y, prob, conf_level: float = 0.95, *, data: pd.DataFrame | None = None,
+                       engine: str = "auto") -> pd.DataFrame:
     """Calibration statistics for predicted probabilities of a binary outcome.
 
     Rows: ``CITL`` (intercept with logit(p) as offset), ``intercept`` and ``slope`` of the logistic
     recalibration model y ~ logit(p) (both as ``rms::val.prob``), Wald CIs; ``Eavg`` (ICI), ``E50``,
     ``E90``, ``Emax``: absolute differences between p and the lowess-calibrated probability
-    (``rms::val.prob``: Eavg, E90, Emax), and ``O/E`` = mean(y)/mean(p).
+    (``rms::val.prob``: Eavg, E90, Emax), and ``O/E`` = mean(y)/mean(p). R twin: ``ps_r_val_prob``.
     """
-    y, p = _binary_inputs(y, prob)
+    y, p = _binary_inputs(y, prob, data)
+    if _r_engine(engine, ("rms",)):
+        return _tidy(_call_r("ps_r_val_prob", y=y, prob=p, conf_level=conf_level).to_dict("records"))
     z = float(stats.norm.ppf(0.5 + conf_level / 2))
     lp = _logit(p)
-    citl = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Binomial(), offset=lp).fit()
-    recal = sm.GLM(y, sm.add_constant(lp), family=sm.families.Binomial()).fit()
+    citl = _glm(y, np.ones((len(y), 1)), offset=lp)
+    recal = _glm(y, sm.add_constant(lp))
     rows = []
     for name, est, se in (("CITL", citl.params[0], citl.bse[0]),
                           ("intercept", recal.params[0], recal.bse[0]),
@@ -106,21 +119,23 @@ def calibration_binary(y, prob, conf_level: float = 0.95) -> pd.DataFrame:
 
 def calibration_curve_binary(y, prob, method: str = "loess", n_points: int = 50, nk: int = 4,
                              n_boot: int = 200, conf_level: float = 0.95,
-                             random_state: int | None = 0) -> pd.DataFrame:
+                             random_state: int | None = 0, *, data: pd.DataFrame | None = None,
+                             engine: str = "auto") -> pd.DataFrame:
     """Flexible calibration curve on a grid of predicted probabilities, with pointwise CI.
 
     ``method="loess"``: lowess (``iter=0``, span 2/3) with percentile-bootstrap CI (``n_boot`` resamples);
     ``method="rcs"``: logistic regression of y on a restricted cubic spline of logit(p) (``nk`` knots)
     with a Wald CI on the logit scale (delta method).  Returns columns
-    ``predicted, observed, lower, upper, method``.
+    ``predicted, observed, lower, upper, method``. Python only (the figure's curve; no R twin).
     """
-    y, p = _binary_inputs(y, prob)
+    rbridge.python_only(engine, "calibration_curve_binary")
+    y, p = _binary_inputs(y, prob, data)
     grid = np.linspace(np.quantile(p, 0.01), np.quantile(p, 0.99), n_points)
     a = (1 - conf_level) / 2
     if method == "rcs":
         knots = rcs_knots(_logit(p), nk)
         X = sm.add_constant(rcs_basis(_logit(p), knots), has_constant="add")
-        fit = sm.GLM(y, X, family=sm.families.Binomial()).fit()
+        fit = _glm(y, X)
         G = sm.add_constant(rcs_basis(_logit(grid), knots), has_constant="add")
         eta = G @ fit.params
         se = np.sqrt(np.einsum("ij,jk,ik->i", G, fit.cov_params(), G))
@@ -149,87 +164,113 @@ def calibration_curve_binary(y, prob, method: str = "loess", n_points: int = 50,
 
 
 # ----------------------------------------------------------------------------------------- survival
-def _cox_breslow(time, event, X):
-    """Cox model (Breslow ties) and the Breslow baseline cumulative hazard function."""
-    fit = sm.PHReg(time, X, status=event, ties="breslow").fit(disp=False)
-    beta = np.asarray(fit.params)
-    eta = X @ beta
-    order = np.argsort(time)
-    ts, es, ws = time[order], event[order], np.exp(eta[order])
-    risk_sum = np.cumsum(ws[::-1])[::-1]
-    ut = np.unique(ts[es == 1])
-    first = np.searchsorted(ts, ut, side="left")
-    d = np.array([np.sum((ts == u) & (es == 1)) for u in ut])
-    H = np.cumsum(d / risk_sum[first])
-
-    def H0(t):
-        i = np.searchsorted(ut, t, side="right") - 1
-        return 0.0 if i < 0 else float(H[i])
-    return fit, beta, H0
-
-
-def _survival_inputs(time, event, risk, t):
-    time, event = as_survival(time, event)
-    F = _check_prob(as_float_array(risk, "risk"), "risk")
-    _same_length(len(time), risk=F)
-    if t >= time.max():
-        raise ValueError(f"horizon t={t} is at or beyond the last follow-up time ({time.max()})")
-    if np.unique(F).size < 3:
-        raise ValueError("risk has fewer than 3 distinct values: flexible calibration is undefined")
-    if ((F <= 0) | (F >= 1)).any():
-        raise ValueError("risk contains 0 or 1: cloglog calibration needs risks strictly inside (0, 1)")
-    return time, event, F
+def _survival_inputs(time, event, risk, times, data):
+    y, risk = outcome_and(time, event, risk, data=data, what="survival calibration")
+    times = check_times(times)
+    check_horizon(times, y.time, what="calibration")
+    R = np.asarray(risk, dtype=float)
+    if R.ndim == 1 and times.size == 1:
+        R = R[:, None]
+    if R.ndim != 2 or R.shape != (len(y), times.size):
+        raise ValueError(f"risk must have shape (n_patients={len(y)},) for one time or "
+                         f"(n_patients, n_times={times.size}); got {R.shape}")
+    for k in range(times.size):
+        F = as_probability(R[:, k], f"risk[:, {k}] (time {times[k]:g})" if times.size > 1 else "risk")
+        if np.unique(F).size < 3:
+            raise ValueError("risk has fewer than 3 distinct values: flexible calibration is undefined")
+        if ((F <= 0) | (F >= 1)).any():
+            raise ValueError("risk contains 0 or 1: cloglog calibration needs risks strictly inside (0, 1)")
+    return y.time, y.event, R, times
 
 
 def _surv_observed(time, event, F, t, nk):
+    """Observed risk by t as a function of F: Cox (Breslow) on RCS(cloglog F), Breslow baseline."""
     cll = np.log(-np.log1p(-F))
     knots = rcs_knots(cll, nk)
-    _, beta, H0 = _cox_breslow(time, event, rcs_basis(cll, knots))
+    X = rcs_basis(cll, knots)
+    beta = fit_cox(X, time, event, ties="breslow").coef
+    ut, H = baseline_cumhaz(time, event, X @ beta, ties="breslow")
+    H0 = float(step_at(ut, H, t, 0.0))
 
     def observed(Fnew):
         c = np.log(-np.log1p(-Fnew))
-        return 1 - np.exp(-H0(t) * np.exp(rcs_basis(c, knots) @ beta))
+        return 1 - np.exp(-H0 * np.exp(rcs_basis(c, knots) @ beta))
     return observed
 
 
-def calibration_survival(time, event, risk, t: float, nk: int = 3, conf_level: float = 0.95) -> pd.DataFrame:
-    """Calibration of predicted risks F(t|x) = 1 - S(t|x) at horizon ``t``.
+def _calibration_survival_r(time, event, F, t, nk, conf_level, ties, engine):
+    """The R twin's rows, or None when Python must run (R lacks the requested ``ties``)."""
+    if not _r_engine(engine, ("survival", "Hmisc")):
+        return None
+    kw = dict(time=time, event=event, risk=F, t=float(t), nk=nk, conf_level=conf_level)
+    if rbridge.r_function_has_argument("ps_r_calibration_survival", "ties"):
+        kw["ties"] = ties
+    elif ties != "breslow":   # this R build fits the slope with Breslow ties only
+        if str(engine).lower() == "r":
+            raise ValueError(f"the installed R function ps_r_calibration_survival has no ties argument "
+                             f"(Breslow only); ties={ties!r} needs engine='python'")
+        return None
+    return _call_r("ps_r_calibration_survival", **kw)
 
-    Rows: ``O/E`` = (1 - KM(t)) / mean(F) with CI from the Greenwood variance on the log scale;
-    ``slope``: Cox regression coefficient of cloglog(F) (Breslow ties) with Wald CI; ``ICI``, ``E50``,
-    ``E90``, ``Emax``: |F - observed| where observed risk comes from a Cox model on a restricted cubic
-    spline (``nk`` knots) of cloglog(F) (Austin, Harrell & van Klaveren 2020).
+
+def calibration_survival(time, event=None, risk=None, times=None, nk: int = 3, conf_level: float = 0.95,
+                         ties: str = "efron", *, data: pd.DataFrame | None = None,
+                         engine: str = "auto") -> pd.DataFrame:
+    """Calibration of predicted risks F(t|x) = 1 - S(t|x) at each horizon in ``times``.
+
+    ``risk``: shape (n,) for one horizon or (n, len(times)). Rows per horizon: ``O/E`` =
+    (1 - KM(t)) / mean(F) with CI from the Greenwood variance on the log scale; ``slope``: Cox regression
+    coefficient of cloglog(F) with Wald CI, ties handled by ``ties`` ("efron", the default of
+    ``survival::coxph``, or "breslow"; the two differ only when event times tie, e.g. by 2.2e-4 on
+    gbsg); ``ICI``, ``E50``, ``E90``, ``Emax``: |F - observed| where observed risk comes from a Breslow
+    Cox model on a restricted cubic spline (``nk`` knots) of cloglog(F) (Austin, Harrell & van Klaveren
+    2020). R twin: ``ps_r_calibration_survival`` (survival::coxph, survfit, Hmisc::rcspline.eval).
     """
-    time, event, F = _survival_inputs(time, event, risk, t)
+    if ties not in TIES:
+        raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
+    time, event, R, times = _survival_inputs(time, event, risk, times, data)
+    frames = []
+    for k, t in enumerate(times):
+        F = R[:, k]
+        out = _calibration_survival_r(time, event, F, t, nk, conf_level, ties, engine)
+        frames.append(out if out is not None else _calibration_survival_py(time, event, F, float(t), nk,
+                                                                           conf_level, ties))
+    return _tidy(pd.concat(frames, ignore_index=True).to_dict("records"))
+
+
+def _calibration_survival_py(time, event, F, t, nk, conf_level, ties) -> pd.DataFrame:
     z = float(stats.norm.ppf(0.5 + conf_level / 2))
-    O = km_risk(time, event, t)
+    km = kaplan_meier_curve(time, event)
+    S = float(km.at(t))
+    O = 1.0 - S
     E = float(F.mean())
-    # Greenwood variance of KM(t)
-    ut = np.unique(time[(event == 1) & (time <= t)])
-    d = np.array([np.sum((time == u) & (event == 1)) for u in ut])
-    r = np.array([np.sum(time >= u) for u in ut])
-    var_S = (1 - O) ** 2 * np.sum(d / (r * (r - d)))
-    se_log_O = np.sqrt(var_S) / O
+    se_log_O = np.sqrt(S ** 2 * float(km.var_log_at(t))) / O      # Greenwood SE of 1 - KM(t), log scale
     rows = [dict(metric="O/E", time=t, estimate=O / E, se=se_log_O, lower=O / E * np.exp(-z * se_log_O),
                  upper=O / E * np.exp(z * se_log_O), method="1-KM(t) / mean predicted risk", engine="python")]
     cll = np.log(-np.log1p(-F))
-    fit, beta, _ = _cox_breslow(time, event, cll[:, None])
-    se = float(fit.bse[0])
-    rows.append(dict(metric="slope", time=t, estimate=float(beta[0]), se=se, lower=float(beta[0] - z * se),
-                     upper=float(beta[0] + z * se), method="Cox on cloglog(F)", engine="python"))
+    fit = fit_cox(cll, time, event, ties=ties)
+    b, se = float(fit.coef[0]), float(fit.se[0])
+    rows.append(dict(metric="slope", time=t, estimate=b, se=se, lower=b - z * se, upper=b + z * se,
+                     method=f"Cox on cloglog(F), {ties.capitalize()} ties",
+                     engine="python"))
     err = np.abs(F - _surv_observed(time, event, F, t, nk)(F))
     for name, val in _abs_error_summary(err).items():
         rows.append(dict(metric="ICI" if name == "Eavg" else name, time=t, estimate=val,
                          method=f"Cox on RCS({nk}) of cloglog(F)", engine="python"))
-    return _tidy(rows)
+    return pd.DataFrame(rows)
 
 
-def calibration_curve_survival(time, event, risk, t: float, nk: int = 3, n_points: int = 50,
-                               n_boot: int = 0, conf_level: float = 0.95,
-                               random_state: int | None = 0) -> pd.DataFrame:
-    """Flexible calibration curve at horizon t (Austin et al. 2020) on a grid of predicted risks,
-    with optional percentile-bootstrap pointwise CI.  Columns ``predicted, observed, lower, upper, method``."""
-    time, event, F = _survival_inputs(time, event, risk, t)
+def calibration_curve_survival(time, event=None, risk=None, times=None, nk: int = 3, n_points: int = 50,
+                               n_boot: int = 0, conf_level: float = 0.95, random_state: int | None = 0, *,
+                               data: pd.DataFrame | None = None, engine: str = "auto") -> pd.DataFrame:
+    """Flexible calibration curve at one horizon ``times`` (Austin et al. 2020) on a grid of predicted
+    risks, with optional percentile-bootstrap pointwise CI.  Columns ``predicted, observed, lower, upper,
+    method``. Python only (the figure's curve; no R twin)."""
+    rbridge.python_only(engine, "calibration_curve_survival")
+    time, event, R, times = _survival_inputs(time, event, risk, times, data)
+    if times.size != 1:
+        raise ValueError(f"calibration_curve_survival draws one horizon; got times={times.tolist()}")
+    t, F = float(times[0]), R[:, 0]
     grid = np.linspace(np.quantile(F, 0.01), np.quantile(F, 0.99), n_points)
     obs = _surv_observed(time, event, F, t, nk)(grid)
     lo = hi = np.full(n_points, np.nan)
@@ -240,7 +281,7 @@ def calibration_curve_survival(time, event, risk, t: float, nk: int = 3, n_point
             i = rng.integers(0, len(F), len(F))
             try:
                 boots[b] = _surv_observed(time[i], event[i], F[i], t, nk)(grid)
-            except (ValueError, np.linalg.LinAlgError):
+            except (ValueError, RuntimeError, np.linalg.LinAlgError):
                 continue
         a = (1 - conf_level) / 2
         lo, hi = np.nanquantile(boots, a, axis=0), np.nanquantile(boots, 1 - a, axis=0)

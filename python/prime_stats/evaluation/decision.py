@@ -17,10 +17,14 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .discrimination import _same_length, as_binary, as_float_array, as_survival
-from .overall import _check_prob, km_risk
+from .. import rbridge
+from .discrimination import _r_engine
+from .inputs import as_binary, as_float_array, as_probability, check_horizon, column, outcome_and
+from .overall import km_risk
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)
+_COLUMNS = ["threshold", "model", "test_pos_rate", "tp_rate", "fp_rate", "net_benefit",
+            "interventions_avoided", "engine"]
 
 
 def _thresholds(thresholds) -> np.ndarray:
@@ -30,16 +34,15 @@ def _thresholds(thresholds) -> np.ndarray:
     return th
 
 
-def _models(predictions, n: int) -> dict[str, np.ndarray]:
-    if not isinstance(predictions, Mapping):
-        predictions = {"model": predictions}
+def _models(prob, n: int, data=None) -> dict[str, np.ndarray]:
+    if not isinstance(prob, Mapping):
+        prob = {"model": prob}
     out = {}
-    for name, p in predictions.items():
+    for name, p in prob.items():
+        p = column(p, data, f"prob[{name!r}]")
         if name in ("all", "none"):
             raise ValueError(f"model name {name!r} is reserved for the treat-all/treat-none strategies")
-        arr = _check_prob(as_float_array(p, f"predictions[{name!r}]"), f"predictions[{name!r}]")
-        _same_length(n, **{f"predictions[{name!r}]": arr})
-        out[str(name)] = arr
+        out[str(name)] = as_probability(p, f"prob[{name!r}]", n)
     return out
 
 
@@ -53,21 +56,55 @@ def _finish(rows: list[dict], harm: Mapping[str, float] | None) -> pd.DataFrame:
         ia = (df.net_benefit - df.threshold.map(nb_all)) / odds
     df["interventions_avoided"] = np.where(df.threshold > 0, ia, np.nan)
     df["engine"] = "python"
-    return df[["threshold", "model", "test_pos_rate", "tp_rate", "fp_rate", "net_benefit",
-               "interventions_avoided", "engine"]]
+    return df[_COLUMNS]
 
 
-def net_benefit(y, predictions, thresholds=DEFAULT_THRESHOLDS,
-                harm: Mapping[str, float] | None = None) -> pd.DataFrame:
+def _r_rows(models, th, harm, engine, **kw) -> pd.DataFrame | None:
+    """Net benefit from the R twin ``ps_r_net_benefit`` (one call per model), or None when Python computes
+    it (no R, ``harm``, or under "auto" an R build whose table lacks the rates)."""
+    if harm:
+        if str(engine).lower() == "r":
+            raise ValueError("harm= is computed in Python only: use engine='python' or 'auto'")
+        return None
+    if not _r_engine(engine, ("survival",)):
+        return None
+    frames = []
+    for k, (name, p) in enumerate(models.items()):
+        out = rbridge.call_r("ps_r_net_benefit", prob=p, thresholds=th, **kw)
+        out = out if k == 0 else out[out.model == "model"]
+        frames.append(out.assign(model=out.model.replace({"model": name})))
+    df = pd.concat(frames, ignore_index=True)
+    missing = [c for c in ("test_pos_rate", "tp_rate", "fp_rate") if c not in df]
+    if missing and str(engine).lower() == "auto":
+        return None      # this R build returns net benefit only: "auto" keeps the full table from Python
+    for c in missing:
+        df[c] = np.nan
+    df["engine"] = "R"
+    # Python's row order: each model over the thresholds, then treat-all and treat-none per threshold
+    rank = {m: i for i, m in enumerate(models)}
+    ref = df.model.isin(["all", "none"])
+    df["_k1"] = np.where(ref, len(rank), df.model.map(rank).fillna(0))
+    df["_k2"] = np.where(ref, df.threshold, 0.0)
+    df["_k3"] = np.where(ref, (df.model == "none").astype(float), df.threshold)
+    df = df.sort_values(["_k1", "_k2", "_k3"], kind="stable")
+    return df[_COLUMNS].reset_index(drop=True)
+
+
+def net_benefit(y, prob, thresholds=DEFAULT_THRESHOLDS, harm: Mapping[str, float] | None = None, *,
+                data: pd.DataFrame | None = None, engine: str = "auto") -> pd.DataFrame:
     """Net benefit of each model, treat-all and treat-none at each threshold (binary outcome).
 
-    ``predictions``: array of predicted probabilities or ``{name: array}``.  ``harm``: optional
+    ``prob``: array of predicted probabilities or ``{name: array}``.  ``harm``: optional
     per-model harm subtracted from its net benefit.  Long DataFrame with ``threshold, model,
     test_pos_rate, tp_rate, fp_rate, net_benefit, interventions_avoided`` (per patient).
+    R twin: ``ps_r_net_benefit`` (net benefit and interventions avoided).
     """
-    y = as_binary(y)
+    y = as_binary(column(y, data, "y"), what="net benefit")
     th = _thresholds(thresholds)
-    models = _models(predictions, len(y))
+    models = _models(prob, len(y), data)
+    r = _r_rows(models, th, harm, engine, y=y)
+    if r is not None:
+        return r
     prev = y.mean()
     rows = []
     for name, p in models.items():
@@ -81,19 +118,28 @@ def net_benefit(y, predictions, thresholds=DEFAULT_THRESHOLDS,
     return _finish(rows, harm)
 
 
-def net_benefit_survival(time, event, predictions, t: float, thresholds=DEFAULT_THRESHOLDS,
-                         harm: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """Net benefit at horizon ``t`` for predicted risks of an event by ``t`` (Vickers et al. 2008).
+def net_benefit_survival(time, event=None, risk=None, times=None, thresholds=DEFAULT_THRESHOLDS,
+                         harm: Mapping[str, float] | None = None, *, data: pd.DataFrame | None = None,
+                         engine: str = "auto") -> pd.DataFrame:
+    """Net benefit at horizon ``times`` (one time) for predicted risks of an event by then
+    (Vickers et al. 2008).
 
-    Among test-positives (risk >= pt) the event risk by t is 1 - KM(t); TP/n = that risk x P(test+),
-    FP/n = KM(t) x P(test+).  When a test-positive group's follow-up ends before t the values are NaN
-    (as ``dcurves``).
+    ``risk``: array or ``{name: array}``. Among test-positives (risk >= pt) the event risk by t is
+    1 - KM(t); TP/n = that risk x P(test+), FP/n = KM(t) x P(test+).  When a test-positive group's
+    follow-up ends before t the values are NaN (as ``dcurves``). Python only for now: the R twin
+    ``ps_r_net_benefit(time=, horizon=)`` extends the Kaplan-Meier curve past the group's follow-up
+    instead of giving NA there, so ``engine="R"`` raises until it follows the same rule.
     """
-    time, event = as_survival(time, event)
+    rbridge.python_only(engine, "net_benefit_survival")
+    y, risk = outcome_and(time, event, risk, data=data, what="net benefit")
+    time, event = y
+    t = np.atleast_1d(np.asarray(times, dtype=float)) if times is not None else np.array([])
+    if t.size != 1:
+        raise ValueError(f"net_benefit_survival needs one horizon in times; got {t.tolist()}")
+    t = float(t[0])
+    check_horizon([t], time, what="net benefit", inclusive=True)
     th = _thresholds(thresholds)
-    models = _models(predictions, len(time))
-    if t > time.max():
-        raise ValueError(f"horizon t={t} is beyond the last follow-up time ({time.max()})")
+    models = _models(risk, len(time), data)
 
     def risk_among(sel):
         if not sel.any():

@@ -123,18 +123,31 @@ def _looks_normal(groups: list[np.ndarray], normality: str, alpha: float, skew_t
 
 @dataclass
 class TableOne:
-    """Table 1: tidy ``summary`` (one row per variable/level and group), ``tests`` (one row per
-    variable) and :meth:`formatted` for the publication table."""
+    """Table 1: ``cells`` (one row per variable/level and group) and ``tests`` (one row per variable).
 
-    summary: pd.DataFrame
+    ``repr`` prints the publication table, :meth:`summary` returns it (wide: Variable, Level, Overall,
+    one column per group, p, test, SMD, Missing) and :meth:`to_frame` the tidy long table (cells with
+    each variable's test, p and SMD)."""
+
+    cells: pd.DataFrame
     tests: pd.DataFrame
     groups: list
     digits: int
 
-    def formatted(self, overall: bool = True) -> pd.DataFrame:
+    def __repr__(self) -> str:
+        return (f"Table 1 by group ({', '.join(map(str, self.groups))}), {len(self.tests)} variables\n"
+                + self.summary().to_string(index=False))
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy long Table 1: one row per variable, level and group, with the variable's test, p, SMD."""
+        t = self.tests[["variable", "test", "statistic", "p", "smd", "engine"]].rename(
+            columns={"statistic": "test_statistic"})
+        return self.cells.merge(t, on="variable", how="left")
+
+    def summary(self, overall: bool = True) -> pd.DataFrame:
         """Wide Table 1: Variable, Level, [Overall], one column per group, p, test, SMD, Missing."""
         d = self.digits
-        s = self.summary.copy()
+        s = self.cells.copy()
 
         def fmt(r):
             if r["type"] == "categorical":
@@ -163,15 +176,21 @@ class TableOne:
         wide.columns.name = None
         return wide
 
+    formatted = summary   # the study's table-writing call (analysis.descriptive_tables)
+
 
 def table_one(data: pd.DataFrame, group: str, variables: Sequence[str] | None = None,
               categorical: Sequence[str] = (), nonnormal: Sequence[str] = (), normality: str = "shapiro",
               alpha: float = 0.05, skew_threshold: float = 1.0, fisher_min_expected: float = 5.0,
-              digits: int = 1, random_state=0) -> TableOne:
+              digits: int = 1, random_state=0, engine: str = "auto") -> TableOne:
     """Table 1 by ``group`` (e.g. centre or cohort) with tests chosen per variable (module docstring).
 
-    ``random_state`` seeds the Monte-Carlo Fisher test of tables larger than 2x2.
+    ``random_state`` seeds the Monte-Carlo Fisher test of tables larger than 2x2. Python only (each test
+    is checked against its R function in tests/validation; ``engine="R"`` raises).
     """
+    from .. import rbridge
+
+    rbridge.python_only(engine, "table_one")
     if group not in data.columns:
         raise KeyError(f"group column {group!r} not found in data")
     g = data[group]
@@ -281,19 +300,40 @@ def table_one(data: pd.DataFrame, group: str, variables: Sequence[str] | None = 
 # --------------------------------------------------------------------------------------------
 @dataclass
 class CorrelationResult:
-    """``long`` (one row per distinct pair: var1, var2, n, estimate, p, p_adj) and wide ``r``/``p``/``p_adj``."""
+    """``long`` (one row per distinct pair: var1, var2, n, estimate, p, p_adj) and wide ``r``/``p``/``p_adj``.
+
+    :meth:`to_frame` returns ``long``; :meth:`summary` the wide matrix of "r (adjusted p)" cells."""
 
     long: pd.DataFrame
     r: pd.DataFrame
     p: pd.DataFrame
     p_adj: pd.DataFrame
 
+    def __repr__(self) -> str:
+        return (f"{self.long['method'].iloc[0]}, {len(self.r)} variables\n"
+                + self.summary().to_string())
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.long.copy()
+
+    def summary(self) -> pd.DataFrame:
+        def cell(r, p):
+            return "" if not np.isfinite(r) else f"{r:.2f} ({'<0.001' if p < 0.001 else f'{p:.3f}'})"
+
+        return pd.DataFrame([[cell(self.r.iat[i, j], self.p_adj.iat[i, j]) if i != j else "1"
+                              for j in range(len(self.r))] for i in range(len(self.r))],
+                            index=self.r.index, columns=self.r.columns)
+
 
 def correlation_matrix(data: pd.DataFrame, columns: Sequence[str] | None = None, method: str = "spearman",
-                       adjust: str = "fdr_bh") -> CorrelationResult:
-    """Pairwise Spearman/Pearson correlations (pairwise-complete) with p and BH-adjusted p values."""
+                       adjust: str = "fdr_bh", engine: str = "auto") -> CorrelationResult:
+    """Pairwise Spearman/Pearson correlations (pairwise-complete) with p and BH-adjusted p values
+    (R: ``cor.test`` and ``p.adjust``; Python only, ``engine="R"`` raises)."""
     from statsmodels.stats.multitest import multipletests
 
+    from .. import rbridge
+
+    rbridge.python_only(engine, "correlation_matrix")
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
     columns = list(data.columns) if columns is None else list(columns)

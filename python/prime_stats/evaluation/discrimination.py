@@ -1,7 +1,11 @@
 """Discrimination: AUC (DeLong), correlated-AUC test, Harrell's/Uno's C and time-dependent AUC.
 
 Every function returns a tidy :class:`pandas.DataFrame` with ``metric, estimate, se, lower, upper,
-method, engine`` (plus ``time`` for time-dependent statistics).
+method, engine`` (plus ``time`` for time-dependent statistics). Arguments follow one convention:
+binary ``(y, score)``, survival ``(time, event, risk)`` with horizons ``times`` (a scikit-survival
+structured array or :class:`~prime_stats.evaluation.inputs.SurvivalOutcome` may replace ``time, event``;
+column names work with ``data=``), and ``engine="auto"`` (R when available, resolved by
+``rbridge.resolve_engine``) on every statistic; the ``engine`` column says which one ran.
 
 References
 ----------
@@ -16,65 +20,32 @@ References
 """
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._survcore import reverse_kaplan_meier
+from .inputs import (as_binary, as_float_array, as_risk_matrix, check_horizon, check_times, column, outcome_and,
+                     same_length)
+
 Z975 = float(stats.norm.ppf(0.975))
 
 
-# ----------------------------------------------------------------------------------------- input checks
-def as_float_array(x, name: str, *, allow_nan: bool = False) -> np.ndarray:
-    """1-d float array; NaN/inf raise a ValueError naming the argument and the first bad position."""
-    arr = np.asarray(x, dtype=float)
-    if arr.ndim == 2 and 1 in arr.shape:
-        arr = arr.reshape(-1)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {np.shape(x)}")
-    bad = ~np.isfinite(arr)
-    if bad.any() and not allow_nan:
-        raise ValueError(f"{name} contains {int(bad.sum())} missing/non-finite value(s) "
-                         f"(first at position {int(np.flatnonzero(bad)[0])})")
-    return arr
+def _r_engine(engine: str, packages: tuple) -> bool:
+    """True when ``engine`` resolves to R (``rbridge.resolve_engine``, the one resolver)."""
+    from .. import rbridge
+
+    return rbridge.resolve_engine(engine, packages) == "R"
 
 
-def as_binary(y, name: str = "y") -> np.ndarray:
-    """0/1 integer outcome; raises naming ``name`` for NaN, non-binary or single-class input."""
-    arr = np.asarray(y)
-    if arr.dtype == bool:
-        arr = arr.astype(int)
-    arr = as_float_array(arr, name)
-    if not np.isin(arr, (0.0, 1.0)).all():
-        raise ValueError(f"{name} must be coded 0/1; found values {np.unique(arr)[:5].tolist()}")
-    if arr.min() == arr.max():
-        raise ValueError(f"{name} has only one class ({int(arr[0])}); discrimination needs both 0 and 1")
-    return arr.astype(int)
+def _call_r(function: str, **kwargs) -> pd.DataFrame:
+    from .. import rbridge
 
-
-def as_survival(time, event, name_time: str = "time", name_event: str = "event"):
-    """Validated (time, event) float/int arrays; time > 0, event 0/1, at least one event."""
-    t = as_float_array(time, name_time)
-    e = np.asarray(event)
-    if e.dtype == bool:
-        e = e.astype(int)
-    e = as_float_array(e, name_event)
-    if t.shape != e.shape:
-        raise ValueError(f"{name_time} and {name_event} differ in length ({t.size} vs {e.size})")
-    if (t < 0).any():
-        raise ValueError(f"{name_time} has negative values (first at position {int(np.flatnonzero(t < 0)[0])})")
-    if not np.isin(e, (0.0, 1.0)).all():
-        raise ValueError(f"{name_event} must be coded 0/1 (competing risks are not supported here)")
-    if e.sum() == 0:
-        raise ValueError(f"{name_event} has no events; survival discrimination is undefined")
-    return t, e.astype(int)
-
-
-def _same_length(n: int, **arrays) -> None:
-    for name, arr in arrays.items():
-        if len(arr) != n:
-            raise ValueError(f"{name} has length {len(arr)} but the outcome has length {n}")
+    out = rbridge.call_r(function, **kwargs)
+    out["engine"] = "R"
+    return out
 
 
 def _tidy(rows: list[dict]) -> pd.DataFrame:
@@ -107,24 +78,30 @@ def _delong_components(y: np.ndarray, scores: np.ndarray):
 
 def delong_cov(y, scores) -> tuple[np.ndarray, np.ndarray]:
     """AUC vector and DeLong covariance matrix for the columns of ``scores`` (higher = more likely 1)."""
-    y = as_binary(y)
+    y = as_binary(y, what="the AUC")
     s = np.asarray(scores, dtype=float)
     if s.ndim == 1:
         s = s[:, None]
     for k in range(s.shape[1]):
         as_float_array(s[:, k], f"scores[:, {k}]")
-    _same_length(len(y), scores=s)
+    same_length(len(y), ref="y", scores=s)
     aucs, v10, v01, m, n = _delong_components(y, s)
     cov = np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
     return aucs, cov
 
 
-def auc_delong(y, score, conf_level: float = 0.95) -> pd.DataFrame:
-    """ROC AUC with DeLong standard error and Wald CI truncated to [0, 1] (as ``pROC::ci.auc``).
+def auc_delong(y, score, conf_level: float = 0.95, *, data: pd.DataFrame | None = None,
+               engine: str = "auto") -> pd.DataFrame:
+    """ROC AUC with DeLong standard error and Wald CI truncated to [0, 1].
 
-    ``score``: higher values predict ``y == 1`` (pROC ``direction = "<"``).
+    ``score``: higher values predict ``y == 1`` (pROC ``direction = "<"``). ``y`` and ``score`` may be
+    column names of ``data``. R twin: ``pROC::ci.auc(method = "delong")`` (``ps_r_auc``).
     """
-    score = as_float_array(score, "score")
+    y = as_binary(column(y, data, "y"), what="the AUC")
+    score = as_float_array(column(score, data, "score"), "score")
+    same_length(len(y), ref="y", score=score)
+    if _r_engine(engine, ("pROC",)):
+        return _tidy(_call_r("ps_r_auc", y=y, score=score, conf_level=conf_level).to_dict("records"))
     aucs, cov = delong_cov(y, score)
     se = float(np.sqrt(cov[0, 0]))
     z = float(stats.norm.ppf(0.5 + conf_level / 2))
@@ -132,15 +109,18 @@ def auc_delong(y, score, conf_level: float = 0.95) -> pd.DataFrame:
                        upper=min(1.0, aucs[0] + z * se), method="DeLong", engine="python")])
 
 
-def delong_test(y, score1, score2) -> pd.DataFrame:
-    """DeLong test of two correlated AUCs on the same patients (as ``pROC::roc.test(paired)``).
+def delong_test(y, score1, score2, *, data: pd.DataFrame | None = None, engine: str = "auto") -> pd.DataFrame:
+    """DeLong test of two correlated AUCs on the same patients.
 
-    Returns one row: estimate = AUC1 - AUC2 with its CI, ``statistic`` (z) and ``p_value``.
+    Returns one row: estimate = AUC1 - AUC2 with its 95% CI, ``statistic`` (z) and ``p_value``.
+    R twin: ``pROC::roc.test(method = "delong", paired = TRUE)`` (``ps_r_roc_test``).
     """
-    s1 = as_float_array(score1, "score1")
-    s2 = as_float_array(score2, "score2")
-    if len(s1) != len(s2):
-        raise ValueError(f"score1 and score2 differ in length ({len(s1)} vs {len(s2)})")
+    y = as_binary(column(y, data, "y"), what="the AUC")
+    s1 = as_float_array(column(score1, data, "score1"), "score1")
+    s2 = as_float_array(column(score2, data, "score2"), "score2")
+    same_length(len(y), ref="y", score1=s1, score2=s2)
+    if _r_engine(engine, ("pROC",)):
+        return _tidy(_call_r("ps_r_roc_test", y=y, score1=s1, score2=s2).to_dict("records"))
     aucs, cov = delong_cov(y, np.column_stack([s1, s2]))
     diff = aucs[0] - aucs[1]
     var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
@@ -154,33 +134,25 @@ def delong_test(y, score1, score2) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------- censoring Kaplan-Meier
 class CensoringKM:
-    """Reverse Kaplan-Meier G(s) = P(C > s) of the censoring distribution (censorings are the events).
+    """IPCW weights from the reverse Kaplan-Meier G(s) = P(C > s) (``_survcore.reverse_kaplan_meier``,
+    deaths tied with a censoring leave its risk set first, as prodlim/riskRegression).
 
     ``G(s)`` is right-continuous; ``G_minus(s)`` = G(s-).  Also exposes what the Kaplan-Meier
-    influence function needs: unique censoring times ``u``, numbers at risk ``Y(u)`` and counts ``d(u)``.
+    influence function needs: the curve's times ``u``, numbers at risk ``Y(u)`` = #{T >= u} and
+    censoring counts ``d(u)``.
     """
 
     def __init__(self, time: np.ndarray, event: np.ndarray):
         self.time, self.event = time, event
-        cens = event == 0
-        self.u = np.unique(time[cens])
-        srt = np.sort(time)
-        # deaths at a censoring time are taken to happen first (survival/prodlim convention), so they
-        # leave the censoring risk set at that time
-        deaths_at_u = np.searchsorted(np.sort(time[~cens]), self.u, side="right") - \
-            np.searchsorted(np.sort(time[~cens]), self.u, side="left")
-        self.n_at_risk = len(time) - np.searchsorted(srt, self.u, side="left")
-        self.at_risk = self.n_at_risk - deaths_at_u
-        self.d = np.bincount(np.searchsorted(self.u, time[cens]), minlength=len(self.u))
-        self.surv = np.cumprod(1.0 - self.d / self.at_risk)
+        self.km = reverse_kaplan_meier(time, event, deaths_first=True)
+        self.u, self.d = self.km.time, self.km.n_event
+        self.n_at_risk = self.km.n_risk + self.km.n_censor   # deaths at u are back in Y(u)
 
     def G(self, s) -> np.ndarray:
-        idx = np.searchsorted(self.u, np.asarray(s, dtype=float), side="right") - 1
-        return np.where(idx >= 0, self.surv[np.maximum(idx, 0)], 1.0)
+        return self.km.at(s)
 
     def G_minus(self, s) -> np.ndarray:
-        idx = np.searchsorted(self.u, np.asarray(s, dtype=float), side="left") - 1
-        return np.where(idx >= 0, self.surv[np.maximum(idx, 0)], 1.0)
+        return self.km.at(s, left=True)
 
     def censoring_if_term(self, h_case: np.ndarray, h_ctrl_total: float, t: float) -> np.ndarray:
         """Influence of estimating G on an IPCW mean (1/n) sum psi_i (Kaplan-Meier censoring model).
@@ -242,26 +214,33 @@ def _pair_counts(time, event, risk, weight_at_event):
     return conc, disc, tied
 
 
-def concordance_index(time, event, risk, timewt: str = "n", conf_level: float = 0.95) -> pd.DataFrame:
+def concordance_index(time, event=None, risk=None, timewt: str = "n", conf_level: float = 0.95, *,
+                      data: pd.DataFrame | None = None, engine: str = "auto") -> pd.DataFrame:
     """Harrell's (``timewt="n"``) or Uno's (``timewt="n/G2"``) C with infinitesimal-jackknife SE.
 
     ``risk``: higher = shorter survival.  Tied risks count 1/2; pairs tied on event time are not
     comparable.  Uno's weight for a pair anchored at event time T_i is 1/G(T_i-)^2 (reverse KM),
-    exactly as ``survival::concordance(..., timewt="n/G2")``; CI is Wald on the C scale.
+    exactly as ``survival::concordance(..., timewt="n/G2")`` (R twin ``ps_r_concordance``); CI is Wald
+    on the C scale. The ``method`` column names the estimator: "Harrell" or "Uno (n/G2)".
     """
-    time, event = as_survival(time, event)
+    y, risk = outcome_and(time, event, risk, data=data, what="the concordance index")
+    time, event = y
     risk = as_float_array(risk, "risk")
-    _same_length(len(time), risk=risk)
+    same_length(len(time), ref=y.time_name, risk=risk)
+    if timewt not in ("n", "n/G2", "uno"):
+        raise ValueError(f"timewt must be 'n' (Harrell) or 'n/G2' (Uno), got {timewt!r}")
+    if _r_engine(engine, ("survival",)):
+        out = _call_r("ps_r_concordance", time=time, event=event, risk=risk,
+                      timewt="n" if timewt == "n" else "n/G2", conf_level=conf_level)
+        return _tidy(out.to_dict("records"))
     if timewt == "n":
         w = np.ones(len(time))
         method = "Harrell"
-    elif timewt in ("n/G2", "uno"):
+    else:
         km = CensoringKM(time, event)
         g = km.G_minus(time)
         w = np.where(event == 1, 1.0 / np.maximum(g, 1e-300) ** 2, 0.0)
         method = "Uno (n/G2)"
-    else:
-        raise ValueError(f"timewt must be 'n' or 'n/G2', got {timewt!r}")
     conc, disc, tied = _pair_counts(time, event, risk, w)
     C_, D_, T_ = conc.sum() / 2, disc.sum() / 2, tied.sum() / 2
     npair = C_ + D_ + T_
@@ -282,8 +261,8 @@ def _auc_t_single(time, event, risk, t, km: CensoringKM):
     cases = (time <= t) & (event == 1)
     ctrls = time > t
     if cases.sum() == 0 or ctrls.sum() == 0:
-        raise ValueError(f"AUC at time {t}: no {'cases' if cases.sum() == 0 else 'controls'} "
-                         f"(time is beyond follow-up or before the first event)")
+        raise ValueError(f"AUC at time {t:g}: no {'cases' if cases.sum() == 0 else 'controls'} "
+                         f"(the time is before the first event or beyond the follow-up)")
     W = np.zeros(n)
     W[cases] = 1.0 / km.G_minus(time[cases])
     Gt = float(km.G(t))
@@ -315,19 +294,8 @@ def _auc_t_single(time, event, risk, t, km: CensoringKM):
     return auc, se, IF
 
 
-def _risk_matrix(risk, n: int, times: Sequence[float], name: str) -> np.ndarray:
-    r = np.asarray(risk, dtype=float)
-    if r.ndim == 1:
-        r = np.repeat(r[:, None], len(times), axis=1)
-    if r.shape != (n, len(times)):
-        raise ValueError(f"{name} must have shape (n_patients={n},) or (n_patients, n_times={len(times)}); "
-                         f"got {r.shape}")
-    for k in range(r.shape[1]):
-        as_float_array(r[:, k], f"{name}[:, {k}] (time {times[k]})")
-    return r
-
-
-def time_dependent_auc(time, event, risk, times: Iterable[float], conf_level: float = 0.95) -> pd.DataFrame:
+def time_dependent_auc(time, event=None, risk=None, times: Iterable[float] = (), conf_level: float = 0.95, *,
+                       data: pd.DataFrame | None = None, engine: str = "auto") -> pd.DataFrame:
     """Cumulative/dynamic AUC(t) with IPCW (Kaplan-Meier censoring weights) and IF-based Wald CI.
 
     Cases: T <= t with an event, weight 1/G(T-); controls: T > t, weight 1/G(t); tied risks count 1/2.
@@ -335,10 +303,18 @@ def time_dependent_auc(time, event, risk, times: Iterable[float], conf_level: fl
     Identical to ``riskRegression::Score(metrics="auc", cens.model="km")`` (estimate and se).
     ``sksurv.metrics.cumulative_dynamic_auc`` weights cases by G(T) instead of G(T-), so it differs
     (by ~1e-5 on gbsg2) when censorings tie with event times and agrees exactly otherwise.
+    ``times`` must be strictly increasing and before the last follow-up time. R twin:
+    ``ps_r_score_survival(metrics = "auc")``.
     """
-    time, event = as_survival(time, event)
-    times = [float(t) for t in np.atleast_1d(np.asarray(list(times), dtype=float))]
-    rm = _risk_matrix(risk, len(time), times, "risk")
+    y, risk = outcome_and(time, event, risk, data=data, what="AUC(t)")
+    time, event = y
+    times = [float(t) for t in check_times(times)]
+    check_horizon(times, time, what="AUC(t)")
+    rm = as_risk_matrix(risk, len(time), times, "risk")
+    if _r_engine(engine, ("survival", "riskRegression")):
+        out = _call_r("ps_r_score_survival", time=time, event=event, risks={"m": pd.DataFrame(rm)},
+                      times=np.asarray(times), metrics="auc", conf_level=conf_level)
+        return _tidy(out.drop(columns="model").to_dict("records"))
     km = CensoringKM(time, event)
     z = float(stats.norm.ppf(0.5 + conf_level / 2))
     rows = []

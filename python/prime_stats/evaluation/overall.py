@@ -17,23 +17,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .discrimination import (CensoringKM, _risk_matrix, _same_length, _tidy, as_binary, as_float_array,
-                             as_survival)
+from ._survcore import kaplan_meier_curve
+from .discrimination import CensoringKM, _call_r, _r_engine, _tidy
+from .inputs import as_binary, as_probability, as_risk_matrix, check_horizon, check_times, column, outcome_and
 
 
-def _check_prob(p: np.ndarray, name: str) -> np.ndarray:
-    if ((p < 0) | (p > 1)).any():
-        bad = int(np.flatnonzero((p < 0) | (p > 1))[0])
-        raise ValueError(f"{name} must be probabilities in [0, 1]; position {bad} is {p[bad]!r}")
-    return p
-
-
-def brier_binary(y, prob, conf_level: float = 0.95) -> pd.DataFrame:
+def brier_binary(y, prob, conf_level: float = 0.95, *, data: pd.DataFrame | None = None,
+                 engine: str = "auto") -> pd.DataFrame:
     """Brier score mean((y - p)^2) with Wald CI (se = sd of squared residuals / sqrt(n)) and IPA
-    against the prevalence-only null model (as ``riskRegression::Score`` for a binary outcome)."""
-    y = as_binary(y)
-    p = _check_prob(as_float_array(prob, "prob"), "prob")
-    _same_length(len(y), prob=p)
+    against the prevalence-only null model with an influence-function CI.
+
+    R twin: ``riskRegression::Score(metrics = "brier", summary = "ipa")`` (``ps_r_score_binary``)."""
+    y = as_binary(column(y, data, "y"), what="the Brier score")
+    p = as_probability(column(prob, data, "prob"), "prob", len(y))
+    if _r_engine(engine, ("riskRegression",)):
+        out = _call_r("ps_r_score_binary", y=y, probs={"m": p}, conf_level=conf_level)
+        return _tidy(out[out.metric.isin(["Brier", "IPA"])].drop(columns="model").to_dict("records"))
     n = len(y)
     z = float(stats.norm.ppf(0.5 + conf_level / 2))
     res = (y - p) ** 2
@@ -52,12 +51,8 @@ def brier_binary(y, prob, conf_level: float = 0.95) -> pd.DataFrame:
 
 
 def km_risk(time: np.ndarray, event: np.ndarray, t: float) -> float:
-    """1 - Kaplan-Meier survival at t (the null model's predicted risk)."""
-    ut = np.unique(time[(event == 1) & (time <= t)])
-    s = 1.0
-    for v in ut:
-        s *= 1 - np.sum((time == v) & (event == 1)) / np.sum(time >= v)
-    return 1.0 - s
+    """1 - Kaplan-Meier survival at t (the null model's predicted risk; ``_survcore`` KM)."""
+    return 1.0 - float(kaplan_meier_curve(time, event).at(t))
 
 
 def _brier_t(time, event, risk, t, km: CensoringKM):
@@ -73,30 +68,36 @@ def _brier_t(time, event, risk, t, km: CensoringKM):
     return b, IF
 
 
-def brier_survival(time, event, risk, times: Iterable[float], conf_level: float = 0.95,
-                   null_model: bool = True) -> pd.DataFrame:
+def brier_survival(time, event=None, risk=None, times: Iterable[float] = (), conf_level: float = 0.95,
+                   null_model: bool = True, *, data: pd.DataFrame | None = None,
+                   engine: str = "auto") -> pd.DataFrame:
     """IPCW Brier score at each time with IF-based Wald CI; IPA against the Kaplan-Meier null model.
 
     ``risk``: predicted event probability F(t|x) = 1 - S(t|x), shape (n, len(times)).
     Residuals: (1-F)^2 / G(T-) for events by t, F^2 / G(t) for subjects still event-free at t, 0 for
-    subjects censored before t.  Matches ``riskRegression::Score(metrics="brier", summary="ipa")``.
-    IPA's CI uses the joint influence function of the two Brier scores (model and null).
+    subjects censored before t.  Matches ``riskRegression::Score(metrics="brier", summary="ipa")``
+    (R twin ``ps_r_score_survival(metrics = "brier")``). IPA's CI uses the joint influence function of
+    the two Brier scores (model and null). ``times``: strictly increasing, before the last follow-up.
     ``sksurv.metrics.brier_score`` weights events by G(T) instead of G(T-) and so differs slightly when
     censorings tie with event times.
     """
-    time, event = as_survival(time, event)
-    times = [float(t) for t in np.atleast_1d(np.asarray(list(times), dtype=float))]
-    rm = _risk_matrix(risk, len(time), times, "risk")
-    for k in range(rm.shape[1]):
-        _check_prob(rm[:, k], f"risk[:, {k}]")
-    tmax = time.max()
+    y, risk = outcome_and(time, event, risk, data=data, what="the Brier score")
+    time, event = y
+    times = [float(t) for t in check_times(times)]
+    check_horizon(times, time, what="the IPCW Brier score")
+    rm = as_risk_matrix(risk, len(time), times, "risk", probability=True)
+    if _r_engine(engine, ("survival", "riskRegression")):
+        out = _call_r("ps_r_score_survival", time=time, event=event, risks={"m": pd.DataFrame(rm)},
+                      times=np.asarray(times), metrics="brier", conf_level=conf_level)
+        out = out.drop(columns="model").sort_values(["time", "metric"], kind="stable")   # Brier, IPA per time
+        return _tidy((out if null_model else out[out.metric == "Brier"]).to_dict("records"))
     km = CensoringKM(time, event)
     n = len(time)
     z = float(stats.norm.ppf(0.5 + conf_level / 2))
     rows = []
     for k, t in enumerate(times):
-        if t >= tmax or float(km.G(t)) <= 0:
-            raise ValueError(f"time {t} is at or beyond the last follow-up time ({tmax}); "
+        if float(km.G(t)) <= 0:
+            raise ValueError(f"time {t:g}: every patient still at risk has been censored (G(t) = 0); "
                              "the IPCW Brier score is not estimable there")
         b, IF = _brier_t(time, event, rm[:, k], t, km)
         se = IF.std(ddof=1) / np.sqrt(n)
@@ -113,20 +114,31 @@ def brier_survival(time, event, risk, times: Iterable[float], conf_level: float 
     return _tidy(rows)
 
 
-def integrated_brier_score(time, event, risk, times: Iterable[float], rule: str = "step",
-                           null_model: bool = False) -> pd.DataFrame:
+def integrated_brier_score(time, event=None, risk=None, times: Iterable[float] = (), rule: str = "step",
+                           null_model: bool = False, *, data: pd.DataFrame | None = None,
+                           engine: str = "auto") -> pd.DataFrame:
     """Integrated Brier score over ``times`` (sorted), divided by the length of the range.
 
     ``rule="step"``: left Riemann sum sum_k B(t_k)(t_{k+1} - t_k) / (t_K - t_1) — ``pec::crps`` with
     ``start = t_1``; ``rule="trapezoid"``: trapezoid rule — ``sksurv.metrics.integrated_brier_score``.
     With ``null_model=True`` the Kaplan-Meier IBS and the integrated IPA (1 - IBS/IBS_null) are added.
+    R twin (``rule="step"``, no null model): ``pec::crps`` (``ps_r_ibs``); the other variants run in
+    Python (``engine="R"`` then raises).
     """
-    times = np.asarray(list(times), dtype=float)
-    if len(times) < 2 or np.any(np.diff(times) <= 0):
-        raise ValueError("times must be strictly increasing with at least two values")
+    y, risk = outcome_and(time, event, risk, data=data, what="the integrated Brier score")
+    times = check_times(times, min_size=2)
     if rule not in ("step", "trapezoid"):
         raise ValueError(f"rule must be 'step' or 'trapezoid', got {rule!r}")
-    bs = brier_survival(time, event, risk, times, null_model=null_model)
+    if rule == "step" and not null_model:
+        if _r_engine(engine, ("survival", "pec")):
+            check_horizon(times, y.time, what="the IPCW Brier score")
+            rm = as_risk_matrix(risk, len(y), list(times), "risk", probability=True)
+            return _tidy(_call_r("ps_r_ibs", time=y.time, event=y.event, risk=pd.DataFrame(rm),
+                                 times=times).to_dict("records"))
+    elif str(engine).lower() == "r":
+        raise ValueError(f"integrated_brier_score(rule={rule!r}, null_model={null_model}) has no R twin: "
+                         "use engine='python' or 'auto'")
+    bs = brier_survival(y, risk=risk, times=times, null_model=null_model, engine="python")
 
     def integrate(b):
         if rule == "step":
@@ -138,7 +150,7 @@ def integrated_brier_score(time, event, risk, times: Iterable[float], rule: str 
     rows = [dict(metric="IBS", time=times[-1], estimate=ibs, method=f"IPCW, {rule} rule over "
                  f"[{times[0]:g}, {times[-1]:g}]", engine="python")]
     if null_model:
-        t_arr, e_arr = as_survival(time, event)
+        t_arr, e_arr = y
         b_null = np.array([_brier_t(t_arr, e_arr, np.full(len(t_arr), km_risk(t_arr, e_arr, t)), t,
                                     CensoringKM(t_arr, e_arr))[0] for t in times])
         ibs0 = integrate(b_null)

@@ -17,9 +17,9 @@ import pandas as pd
 
 from .. import rbridge
 from .bootstrap import bootstrap_binary, bootstrap_survival
-from .calibration import calibration_binary, calibration_survival
-from .discrimination import (_risk_matrix, as_binary, as_float_array, as_survival, auc_delong,
-                             concordance_index, delong_test, time_dependent_auc)
+from .calibration import _calibration_survival_r, calibration_binary, calibration_survival
+from .discrimination import auc_delong, concordance_index, delong_test, time_dependent_auc
+from .inputs import as_binary, as_float_array, as_risk_matrix, check_horizon, check_times, column, outcome_and
 from .overall import brier_binary, brier_survival, integrated_brier_score
 
 COLUMNS = ["model", "metric", "time", "estimate", "se", "lower", "upper", "method", "engine", "p_value"]
@@ -51,7 +51,7 @@ def _check_models(predictions, what: str) -> dict:
 
 def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", calibration: bool = True,
                  compare: bool = True, conf_level: float = 0.95, bootstrap: int = 0, seed: int | None = None,
-                 thresholds: Sequence[float] = ()) -> pd.DataFrame:
+                 thresholds: Sequence[float] = (), *, data: pd.DataFrame | None = None) -> pd.DataFrame:
     """AUC (DeLong CI), Brier, IPA and (optionally) calibration statistics for each model.
 
     ``predictions``: ``{model name: predicted probability of y == 1}``.  With ``compare`` and several
@@ -60,12 +60,12 @@ def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", cal
     rows for AUC, Brier, IPA, O/E, CITL, calibration intercept and slope and, at ``thresholds``, net
     benefit (a ``threshold`` column), plus paired bootstrap differences between models when ``compare``.
     """
-    y = as_binary(y)
+    y = as_binary(column(y, data, "y"), what="scoring")
     preds = _check_models(predictions, "predictions")
     for name, p in preds.items():
-        preds[name] = as_float_array(p, f"predictions[{name!r}]")
+        preds[name] = as_float_array(column(p, data, f"predictions[{name!r}]"), f"predictions[{name!r}]")
         if len(preds[name]) != len(y):
-            raise ValueError(f"predictions[{name!r}] has length {len(preds[name])}, y has {len(y)}")
+            raise ValueError(f"predictions[{name!r}] has length {len(preds[name])} but y has length {len(y)}")
     eng = rbridge.resolve_engine(engine, _R_BINARY)
     frames = []
     if eng == "R":
@@ -76,16 +76,16 @@ def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", cal
                                                          conf_level=conf_level), name))
     else:
         for name, p in preds.items():
-            frames.append(_with_model(auc_delong(y, p, conf_level), name))
-            frames.append(_with_model(brier_binary(y, p, conf_level), name))
+            frames.append(_with_model(auc_delong(y, p, conf_level, engine="python"), name))
+            frames.append(_with_model(brier_binary(y, p, conf_level, engine="python"), name))
             if calibration:
-                frames.append(_with_model(calibration_binary(y, p, conf_level), name))
+                frames.append(_with_model(calibration_binary(y, p, conf_level, engine="python"), name))
     if compare:
         names = list(preds)
         for i, a in enumerate(names):
             for b in names[i + 1:]:
                 row = (rbridge.call_r("ps_r_roc_test", y=y, score1=preds[a], score2=preds[b]) if eng == "R"
-                       else delong_test(y, preds[a], preds[b]))
+                       else delong_test(y, preds[a], preds[b], engine="python"))
                 frames.append(_with_model(row, f"{a} vs {b}"))
     if bootstrap:
         boot = bootstrap_binary(y, preds, B=bootstrap, seed=seed, thresholds=thresholds)
@@ -95,10 +95,11 @@ def score_binary(y, predictions: Mapping[str, object], engine: str = "auto", cal
     return _long(frames)
 
 
-def score_survival(time, event, risks: Mapping[str, object], times: Sequence[float] = DEFAULT_TIMES,
-                   risk_scores: Mapping[str, object] | None = None, engine: str = "auto",
-                   ibs: bool = True, calibration: bool = True, conf_level: float = 0.95, bootstrap: int = 0,
-                   seed: int | None = None, compare: bool = True) -> pd.DataFrame:
+def score_survival(time, event=None, risks: Mapping[str, object] | None = None,
+                   times: Sequence[float] = DEFAULT_TIMES, risk_scores: Mapping[str, object] | None = None,
+                   engine: str = "auto", ibs: bool = True, calibration: bool = True, conf_level: float = 0.95,
+                   bootstrap: int = 0, seed: int | None = None, compare: bool = True, ties: str = "efron", *,
+                   data: pd.DataFrame | None = None) -> pd.DataFrame:
     """Harrell's and Uno's C, AUC(t), Brier(t), IPA(t), integrated Brier and calibration at each time.
 
     ``risks``: ``{model: array (n, len(times))}`` of predicted event probabilities F(t|x) = 1 - S(t|x)
@@ -108,19 +109,22 @@ def score_survival(time, event, risks: Mapping[str, object], times: Sequence[flo
     ``bootstrap=B`` (with ``seed``) adds percentile and BCa rows for the C-indices, AUC(t), Brier(t),
     IPA(t), IBS, O/E(t) and the calibration slope, and, when ``compare`` and several models are given,
     paired bootstrap differences between models (model ``"A vs B"``, metric ``"<metric> difference"``).
+    ``ties``: tie handling of the Cox calibration slope (Efron, coxph's default, or Breslow). The
+    outcome may be a structured array (``score_survival(y, risks=...)``) or column names of ``data``;
+    C-index rows name the estimator (Harrell / Uno) in ``method``.
     """
-    time, event = as_survival(time, event)
-    times = [float(t) for t in times]
-    if list(times) != sorted(set(times)):
-        raise ValueError("times must be strictly increasing")
-    if times[-1] >= time.max():
-        raise ValueError(f"the last time {times[-1]} is at or beyond the last follow-up ({time.max()})")
-    models = _check_models(risks, "risks")
-    rm = {name: _risk_matrix(r, len(time), times, f"risks[{name!r}]") for name, r in models.items()}
+    y, models = outcome_and(time, event, risks, data=data, other_name="risks", what="scoring")
+    time, event = y
+    times = [float(t) for t in check_times(times)]
+    check_horizon(times, time, what="the time-dependent metrics")
+    models = _check_models(models, "risks")
+    rm = {name: as_risk_matrix(column(r, data, f"risks[{name!r}]"), len(time), times, f"risks[{name!r}]")
+          for name, r in models.items()}
     scores = {}
     for name in rm:
         if risk_scores is not None and name in risk_scores:
-            scores[name] = as_float_array(risk_scores[name], f"risk_scores[{name!r}]")
+            scores[name] = as_float_array(column(risk_scores[name], data, f"risk_scores[{name!r}]"),
+                                          f"risk_scores[{name!r}]")
             if len(scores[name]) != len(time):
                 raise ValueError(f"risk_scores[{name!r}] has length {len(scores[name])}, time has {len(time)}")
         else:
@@ -142,25 +146,29 @@ def score_survival(time, event, risks: Mapping[str, object], times: Sequence[flo
                                                          times=np.asarray(times)), name))
             if calibration:
                 for k, t in enumerate(times):
-                    frames.append(_with_model(rbridge.call_r(
-                        "ps_r_calibration_survival", time=time, event=event, risk=rm[name][:, k], t=t,
-                        conf_level=conf_level), name))
+                    cal = _calibration_survival_r(time, event, rm[name][:, k], t, 3, conf_level, ties, engine)
+                    if cal is None:  # this R build has no ties argument: Python computes the rows
+                        cal = calibration_survival(time, event, rm[name][:, k], [t], conf_level=conf_level,
+                                                   ties=ties, engine="python")
+                    frames.append(_with_model(cal, name))
     else:
         for name, r in rm.items():
             for tw in ("n", "n/G2"):
-                frames.append(_with_model(concordance_index(time, event, scores[name], tw, conf_level), name))
-            frames.append(_with_model(time_dependent_auc(time, event, r, times, conf_level), name))
-            frames.append(_with_model(brier_survival(time, event, r, times, conf_level), name))
+                frames.append(_with_model(concordance_index(time, event, scores[name], tw, conf_level,
+                                                            engine="python"), name))
+            frames.append(_with_model(time_dependent_auc(time, event, r, times, conf_level, engine="python"),
+                                      name))
+            frames.append(_with_model(brier_survival(time, event, r, times, conf_level, engine="python"), name))
             if ibs and len(times) > 1:
-                frames.append(_with_model(integrated_brier_score(time, event, r, times), name))
+                frames.append(_with_model(integrated_brier_score(time, event, r, times, engine="python"), name))
             if calibration:
-                for k, t in enumerate(times):
-                    frames.append(_with_model(calibration_survival(time, event, r[:, k], t,
-                                                                   conf_level=conf_level), name))
+                frames.append(_with_model(calibration_survival(time, event, r, times, conf_level=conf_level,
+                                                               ties=ties, engine="python"), name))
     if bootstrap:
         metrics = ["harrell", "uno", "auc", "brier", "ipa"] + (["ibs"] if ibs else []) + \
             (["oe", "slope"] if calibration else [])
-        boot = bootstrap_survival(time, event, rm, times, scores, B=bootstrap, seed=seed, metrics=metrics)
+        boot = bootstrap_survival(time, event, rm, times, scores, B=bootstrap, seed=seed, metrics=metrics,
+                                  ties=ties)
         frames.append(boot.table(conf_level))
         if compare and len(rm) > 1:
             frames.append(boot.contrasts(conf_level))

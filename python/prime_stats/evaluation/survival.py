@@ -1,8 +1,11 @@
 """Survival analysis for PRIME-S: Kaplan-Meier, log-rank, Cox hazard ratios, risk stratification.
 
-Every function takes a pandas DataFrame plus column names (``time``, ``event``, ...) so that errors
-can name the offending column and patient. Results are tidy DataFrames (``estimate``, ``lower``,
-``upper``, ``method``, ``engine``) matching R's survival package:
+Every function takes ``data`` (a pandas DataFrame) plus column names (``time``, ``event``, ...) so that
+errors can name the offending column and patient, as R's ``survfit(formula, data)``; ``data=None`` with
+arrays works too (the outcome is checked by :func:`prime_stats.evaluation.inputs.as_survival`, the one
+validator). Kaplan-Meier curves and Cox fits come from :mod:`prime_stats.evaluation._survcore`. Results
+are tidy DataFrames (``estimate``, ``lower``, ``upper``, ``method``, ``engine``) matching R's survival
+package:
 
 * :func:`kaplan_meier` - ``survival::survfit`` (Greenwood variance, ``conf.type="log"`` by default),
   numbers at risk at chosen times, median survival with the ``print.survfit`` CI rule;
@@ -19,7 +22,9 @@ can name the offending column and patient. Results are tidy DataFrames (``estima
 * :func:`restricted_mean_survival` - RMST and its SE as in ``print.survfit(rmean=)``.
 
 ``engine="R"`` runs the same statistic in R (``R/stats_survival.R``) through :mod:`prime_stats.rbridge`;
-``engine="auto"`` uses R when available and Python otherwise. The ``engine`` column says which ran.
+``engine="auto"`` (the default everywhere) uses R when available and Python otherwise; statistics without
+an R twin (subgroup HRs, numbers at risk) run in Python and refuse ``engine="R"``. The ``engine``
+column says which ran.
 """
 from __future__ import annotations
 
@@ -31,6 +36,10 @@ import pandas as pd
 from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from .. import rbridge
+from ._survcore import CoxModel, fit_cox, kaplan_meier_curve
+from .inputs import as_float_array, as_survival, check_horizon, check_times, message, positions, row_ids
 
 __all__ = [
     "KaplanMeierResult",
@@ -54,43 +63,31 @@ _TOL = np.sqrt(np.finfo(float).eps)  # survival's tolerance for the median rule
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
-def _ids(data: pd.DataFrame, mask: np.ndarray, id_col: str | None) -> str:
-    idx = np.flatnonzero(mask)[:5]
-    if id_col is not None and id_col in data.columns:
-        vals = data[id_col].to_numpy()[idx]
-        return f"patient_id {', '.join(map(str, vals))}"
-    return f"row {', '.join(map(str, data.index.to_numpy()[idx]))}"
+def _ids(data: pd.DataFrame | None, mask: np.ndarray, id_col: str | None) -> str:
+    return positions(mask, row_ids(data, id_col))
 
 
-def _check_survival(data: pd.DataFrame, time: str, event: str, id_col: str | None = "patient_id"):
-    """Validated float time (> 0 allowed 0) and 0/1 event arrays, with errors naming the column."""
-    if not isinstance(data, pd.DataFrame):
+def _check_survival(data: pd.DataFrame | None, time, event, id_col: str | None = "patient_id",
+                    require_events: bool = False, what: str = "this statistic"):
+    """Validated float time and 0/1 int event (``inputs.as_survival``: column names of ``data``,
+    arrays, or a structured outcome in ``time``), with errors naming the column and the patients."""
+    if data is not None and not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    for col in (time, event):
-        if col not in data.columns:
-            raise KeyError(f"column {col!r} not found in data (columns: {list(data.columns)[:20]})")
-    if len(data) == 0:
+    if data is not None and len(data) == 0:
         raise ValueError("data has no rows")
-    t = pd.to_numeric(data[time], errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isfinite(t)
-    if bad.any():
-        raise ValueError(f"column {time!r} has {bad.sum()} missing/non-numeric/infinite time(s) "
-                         f"({_ids(data, bad, id_col)})")
-    if (t < 0).any():
-        raise ValueError(f"column {time!r} has negative times ({_ids(data, t < 0, id_col)})")
-    e_raw = pd.to_numeric(data[event].astype("float64") if data[event].dtype == bool else data[event],
-                          errors="coerce").to_numpy(dtype=float)
-    bad = ~np.isin(e_raw, (0.0, 1.0))
-    if bad.any():
-        raise ValueError(f"column {event!r} must be coded 0 (censored) / 1 (event); "
-                         f"{bad.sum()} invalid value(s) ({_ids(data, bad, id_col)})")
-    return t, e_raw.astype(int)
+    y = as_survival(time, event, data=data, id_col=id_col, require_events=require_events, what=what)
+    return y.time, y.event
 
 
-def _check_group(data: pd.DataFrame, group: str, id_col: str | None = "patient_id", min_levels: int = 1):
-    if group not in data.columns:
-        raise KeyError(f"column {group!r} not found in data")
-    g = data[group]
+def _check_group(data: pd.DataFrame | None, group, id_col: str | None = "patient_id", min_levels: int = 1):
+    if isinstance(group, str):
+        if data is None or group not in data.columns:
+            raise KeyError(message("column_missing", col=group,
+                                   columns=[] if data is None else list(data.columns)[:20]))
+        g = data[group]
+    else:
+        g = pd.Series(group)
+        group = "group"
     if g.isna().any():
         raise ValueError(f"column {group!r} has {int(g.isna().sum())} missing value(s) "
                          f"({_ids(data, g.isna().to_numpy(), id_col)})")
@@ -102,28 +99,9 @@ def _check_group(data: pd.DataFrame, group: str, id_col: str | None = "patient_i
     return g.to_numpy(), levels
 
 
-def _resolve_engine(engine: str, packages: Sequence[str] = ("survival",)) -> str:
-    from prime_stats import rbridge
-
-    return rbridge.resolve_engine(engine, packages)
-
-
 # --------------------------------------------------------------------------------------------
 # Kaplan-Meier
 # --------------------------------------------------------------------------------------------
-def _km_curve(t: np.ndarray, e: np.ndarray):
-    """KM at every distinct observed time (as survfit): n.risk, n.event, n.censor, surv, Greenwood var."""
-    ut, inv = np.unique(t, return_inverse=True)
-    n_event = np.bincount(inv, weights=e, minlength=ut.size)
-    n_total = np.bincount(inv, minlength=ut.size).astype(float)
-    n_risk = np.cumsum(n_total[::-1])[::-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        surv = np.cumprod(1.0 - n_event / n_risk)
-        gw_terms = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0)
-    var_logs = np.cumsum(gw_terms)  # Greenwood variance of log S (inf once S reaches 0)
-    return ut, n_risk, n_event, n_total - n_event, surv, var_logs
-
-
 def _km_ci(surv, var_logs, conf_type: str, z: float):
     se = np.sqrt(var_logs)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -177,43 +155,73 @@ def _rmst(ut, surv, n_risk, n_event, tau: float):
 
 @dataclass
 class KaplanMeierResult:
-    """Kaplan-Meier estimates: full ``curve``, estimates ``at_times`` and per-group ``summary``."""
+    """Kaplan-Meier estimates, as ``survfit``: the full ``curve``, ``at_times`` (``summary(survfit,
+    times=)``) and ``medians`` (``print.survfit``: n, events, median and its CI per group).
+
+    ``repr`` prints the short ``print.survfit`` table; :meth:`summary` gives the table a paper needs
+    (median and survival at the requested times with CIs, one row each); :meth:`to_frame` the tidy
+    curve (``estimate``, ``se``, ``lower``, ``upper``, ``method``, ``engine``).
+    """
 
     curve: pd.DataFrame
     at_times: pd.DataFrame
-    summary: pd.DataFrame
+    medians: pd.DataFrame
     conf_type: str
     conf_level: float
     engine: str
 
+    def __repr__(self) -> str:
+        m = self.medians[["group", "n", "events", "median", "lower", "upper"]].copy()
+        m = m.rename(columns={"lower": f"{self.conf_level:.2f}LCL", "upper": f"{self.conf_level:.2f}UCL"})
+        body = m.to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="NA")
+        return (f"Kaplan-Meier ({self.conf_type} CI, engine {self.engine}): "
+                f"{int(self.medians['n'].sum())} patients, {int(self.medians['events'].sum())} events\n{body}")
 
-def kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | None = None,
+    def summary(self) -> pd.DataFrame:
+        """Median survival and S(t) at each requested time per group: group, statistic, time, estimate,
+        lower, upper, n_risk, n_event (events in the interval up to t), method, engine."""
+        med = self.medians.assign(statistic="median", time=np.nan, n_risk=np.nan, n_event=self.medians["events"])
+        at = self.at_times.assign(statistic="survival").rename(columns={"surv": "estimate"})
+        med = med.rename(columns={"median": "estimate"})
+        cols = ["group", "statistic", "time", "estimate", "lower", "upper", "n_risk", "n_event", "method",
+                "engine"]
+        return pd.concat([med.reindex(columns=cols), at.reindex(columns=cols)], ignore_index=True)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The whole curve as a tidy table (one row per group and distinct time)."""
+        return self.curve.rename(columns={"surv": "estimate", "std_err": "se"})
+
+
+def kaplan_meier(data: pd.DataFrame | None, time=None, event=None, group=None,
                  times: Iterable[float] | None = None, conf_type: str = "log",
                  conf_level: float = 0.95, id_col: str | None = "patient_id",
-                 engine: str = "python") -> KaplanMeierResult:
+                 engine: str = "auto") -> KaplanMeierResult:
     """Kaplan-Meier survival by group with Greenwood CIs (``survival::survfit`` defaults).
 
-    ``at_times`` reproduces ``summary(survfit, times=)``: survival, CI and the number at risk at
-    each requested time (subjects with follow-up >= t). ``summary`` gives n, events and the median
-    with its CI (``print.survfit``). ``conf_type`` is ``"log"`` (survfit's default), ``"log-log"``
-    or ``"plain"``.
+    ``time``/``event``/``group`` are column names of ``data`` or arrays (``data=None``; a structured
+    outcome may replace ``time, event``). ``at_times`` reproduces ``summary(survfit, times=,
+    extend=TRUE)``: survival, CI, the number at risk (follow-up >= t) and the number of events in the
+    interval since the previous requested time; beyond a group's last follow-up S(t) keeps its last
+    value and ``n_risk`` is 0. With no events the curve stays at 1 and the median is NaN. ``conf_type``
+    is ``"log"`` (survfit's default), ``"log-log"`` or ``"plain"``. R twin: ``ps_r_km``.
     """
+    if data is not None and not isinstance(data, pd.DataFrame) and time is None:
+        data, time = None, data                                      # kaplan_meier(y_structured)
     t, e = _check_survival(data, time, event, id_col)
     if group is None:
         g, levels = np.zeros(len(t), dtype=int), [0]
     else:
         g, levels = _check_group(data, group, id_col)
-    times = np.sort(np.asarray([] if times is None else list(times), dtype=float))
-    if np.any(times < 0) or np.any(~np.isfinite(times)):
-        raise ValueError("times must be finite and >= 0")
+        if len(g) != len(t):
+            raise ValueError(message("length", name="group", n=len(g), ref="time", n_ref=len(t)))
+    times = np.asarray([] if times is None else np.sort(check_times(times, min_size=0, increasing=False)),
+                       dtype=float)
     if not 0 < conf_level < 1:
         raise ValueError("conf_level must be in (0, 1)")
     if conf_type not in ("log", "log-log", "plain"):
         raise ValueError(f"conf_type must be 'log', 'log-log' or 'plain', got {conf_type!r}")
-    eng = _resolve_engine(engine)
+    eng = rbridge.resolve_engine(engine, ("survival",))
     if eng == "R":
-        from prime_stats import rbridge
-
         codes = np.asarray([levels.index(x) for x in g]) + 1  # integer codes keep the Python level order
         res = rbridge.call_r("ps_r_km", time=t, event=e, group=codes if group is not None else None,
                              times=times if times.size else None, conf_type=conf_type,
@@ -233,16 +241,17 @@ def kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | None = 
     curves, at_rows, summ = [], [], []
     for lv in levels:
         m = g == lv
-        ut, nr, ne, nc, s, vl = _km_curve(t[m], e[m])
-        lo, up = _km_ci(s, vl, conf_type, z)
-        with np.errstate(invalid="ignore"):
-            se_s = np.where(s > 0, s * np.sqrt(vl), np.nan)
-        curves.append(pd.DataFrame({"group": lv, "time": ut, "n_risk": nr, "n_event": ne, "n_censor": nc,
-                                    "surv": s, "std_err": se_s, "lower": lo, "upper": up}))
-        for tt in times:
+        km = kaplan_meier_curve(t[m], e[m])
+        ut, s = km.time, km.surv
+        lo, up = _km_ci(s, km.var_log, conf_type, z)
+        se_s = km.std_err
+        curves.append(pd.DataFrame({"group": lv, "time": ut, "n_risk": km.n_risk, "n_event": km.n_event,
+                                    "n_censor": km.n_censor, "surv": s, "std_err": se_s, "lower": lo,
+                                    "upper": up}))
+        n_event_at = km.events_between(times)
+        for tt, d in zip(times, n_event_at):
             k = np.searchsorted(ut, tt, side="right") - 1
-            at_rows.append({"group": lv, "time": tt, "n_risk": int((t[m] >= tt).sum()),
-                            "n_event": int(e[m][t[m] <= tt].sum()),
+            at_rows.append({"group": lv, "time": tt, "n_risk": int((t[m] >= tt).sum()), "n_event": int(d),
                             "surv": 1.0 if k < 0 else s[k],
                             "std_err": 0.0 if k < 0 else se_s[k],
                             "lower": 1.0 if k < 0 else lo[k], "upper": 1.0 if k < 0 else up[k]})
@@ -250,24 +259,31 @@ def kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | None = 
                      "median": _first_below_half(ut, s), "lower": _first_below_half(ut, lo),
                      "upper": _first_below_half(ut, up)})
     curve = pd.concat(curves, ignore_index=True)
+    for c in ("n_risk", "n_event", "n_censor"):
+        curve[c] = curve[c].astype(int)
     at = pd.DataFrame(at_rows, columns=["group", "time", "n_risk", "n_event", "surv", "std_err",
                                         "lower", "upper"])
-    summary = pd.DataFrame(summ)
+    medians = pd.DataFrame(summ)
     method = f"Kaplan-Meier, Greenwood variance, {conf_type} CI ({conf_level:.0%})"
-    for df in (curve, at, summary):
+    for df in (curve, at, medians):
         df["method"] = method
         df["engine"] = "python"
-    return KaplanMeierResult(curve, at, summary, conf_type, conf_level, "python")
+    return KaplanMeierResult(curve, at, medians, conf_type, conf_level, "python")
 
 
 def numbers_at_risk(data: pd.DataFrame, time: str, times: Iterable[float], group: str | None = None,
-                    id_col: str | None = "patient_id") -> pd.DataFrame:
-    """Numbers at risk (follow-up >= t) per group at each time, wide: one row per group."""
-    t = pd.to_numeric(data[time], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(t).any():
-        raise ValueError(f"column {time!r} has missing times ({_ids(data, np.isnan(t), id_col)})")
+                    id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
+    """Numbers at risk (follow-up >= t) per group at each time, wide: one row per group (the table
+    under a KM plot; Python only)."""
+    rbridge.python_only(engine, "numbers_at_risk")
+    ids = row_ids(data, id_col)
+    t = as_float_array(data[time] if isinstance(time, str) and time in data else time,
+                       f"column {time!r}" if isinstance(time, str) else "time", ids=ids)
+    if (t < 0).any():
+        raise ValueError(message("negative_time", name=f"column {time!r}", k=int((t < 0).sum()),
+                                 where=positions(t < 0, ids)))
     g, levels = (np.zeros(len(t), dtype=int), [0]) if group is None else _check_group(data, group, id_col)
-    times = list(times)
+    times = check_times(times, increasing=False).tolist()
     rows = {lv: [int((t[g == lv] >= tt).sum()) for tt in times] for lv in levels}
     out = pd.DataFrame.from_dict(rows, orient="index", columns=times)
     out.index.name = group or "group"
@@ -277,21 +293,17 @@ def numbers_at_risk(data: pd.DataFrame, time: str, times: Iterable[float], group
 # --------------------------------------------------------------------------------------------
 # log-rank
 # --------------------------------------------------------------------------------------------
-def logrank_test(data: pd.DataFrame, time: str, event: str, group: str,
-                 id_col: str | None = "patient_id", engine: str = "python") -> pd.DataFrame:
+def logrank_test(data: pd.DataFrame | None, time, event, group,
+                 id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """K-sample log-rank test (``survival::survdiff``, rho = 0).
 
     Returns one row per group (n, observed, expected, (O-E)^2/E, (O-E)^2/V) with the overall
-    ``statistic`` (chi-square), ``df`` and ``p`` repeated on every row.
+    ``statistic`` (chi-square), ``df`` and ``p`` repeated on every row. R twin: ``ps_r_logrank``.
     """
-    t, e = _check_survival(data, time, event, id_col)
+    t, e = _check_survival(data, time, event, id_col, require_events=True, what="the log-rank test")
     g, levels = _check_group(data, group, id_col, min_levels=2)
-    if e.sum() == 0:
-        raise ValueError(f"column {event!r} has no events: the log-rank test is undefined")
-    eng = _resolve_engine(engine)
+    eng = rbridge.resolve_engine(engine, ("survival",))
     if eng == "R":
-        from prime_stats import rbridge
-
         gi = np.asarray([levels.index(x) for x in g]) + 1
         df = rbridge.call_r("ps_r_logrank", time=t, event=e, group=gi)
         df["group"] = [levels[int(i) - 1] for i in df["group"]]
@@ -371,96 +383,15 @@ class _CoxFit:
     events: int
 
 
-class _EfronCox:
-    """Cox partial likelihood with Efron's tie correction (as survival::coxph) for fixed data.
-
-    ``evaluate(beta)`` returns the log partial likelihood and the per-event-time score
-    contributions U_t (m x p) and information I_t (m x p x p); :meth:`fit` maximises it by
-    Newton-Raphson with step halving, coxph's algorithm.
-    """
-
-    def __init__(self, X: np.ndarray, t: np.ndarray, e: np.ndarray):
-        self.X = np.asarray(X, float) - np.asarray(X, float).mean(0)
-        order = np.argsort(-t, kind="stable")
-        self.order, self.ts, self.es = order, t[order], e[order]
-        self.etimes = np.unique(self.ts[self.es == 1])
-        # last index (in descending-time order) of the risk set {time >= t} of each event time
-        self.last = len(t) - np.searchsorted(self.ts[::-1], self.etimes, side="left") - 1
-        dead = np.flatnonzero(self.es == 1)
-        self.dead = dead[np.argsort(self.ts[dead], kind="stable")]  # deaths grouped by ascending time
-        self.d = np.bincount(np.searchsorted(self.etimes, self.ts[self.dead]), minlength=self.etimes.size)
-        self.starts = np.concatenate([[0], np.cumsum(self.d)[:-1]])
-        self.slot_j = np.repeat(np.arange(self.etimes.size), self.d)  # one slot per death
-        self.slot_f = np.concatenate([np.arange(k) / k for k in self.d])  # Efron weights k/d
-
-    def evaluate(self, beta: np.ndarray):
-        Xs = self.X[self.order]
-        eta = Xs @ beta
-        c = eta.max()
-        r = np.exp(eta - c)
-        xx = Xs[:, :, None] * Xs[:, None, :]
-        S0 = np.cumsum(r)[self.last]
-        S1 = np.cumsum(r[:, None] * Xs, axis=0)[self.last]
-        S2 = np.cumsum(r[:, None, None] * xx, axis=0)[self.last]
-        dd = self.dead
-        D0 = np.add.reduceat(r[dd], self.starts)
-        D1 = np.add.reduceat(r[dd, None] * Xs[dd], self.starts, axis=0)
-        D2 = np.add.reduceat(r[dd, None, None] * xx[dd], self.starts, axis=0)
-        DX = np.add.reduceat(Xs[dd], self.starts, axis=0)
-        j, f = self.slot_j, self.slot_f
-        s0 = S0[j] - f * D0[j]
-        s1 = S1[j] - f[:, None] * D1[j]
-        s2 = S2[j] - f[:, None, None] * D2[j]
-        xbar = s1 / s0[:, None]
-        m, p = self.etimes.size, Xs.shape[1]
-        U = DX.copy()
-        np.subtract.at(U, j, xbar)
-        I = np.zeros((m, p, p))
-        np.add.at(I, j, s2 / s0[:, None, None] - xbar[:, :, None] * xbar[:, None, :])
-        loglik = float(eta[dd].sum() - np.sum(np.log(s0) + c))
-        return loglik, U, I
-
-    def fit(self, max_iter: int = 50, eps: float = 1e-12):
-        beta = np.zeros(self.X.shape[1])
-        ll0, U, I = self.evaluate(beta)
-        ll, ll_null = ll0, ll0
-        for _ in range(max_iter):
-            step = np.linalg.solve(I.sum(0), U.sum(0))
-            new = beta + step
-            ll_new, U_new, I_new = self.evaluate(new)
-            halvings = 0
-            while not np.isfinite(ll_new) or ll_new < ll - 1e-12:
-                new = (new + beta) / 2
-                ll_new, U_new, I_new = self.evaluate(new)
-                halvings += 1
-                if halvings > 30:
-                    raise RuntimeError("step halving failed")
-            converged = abs(ll_new - ll) <= eps * max(abs(ll), 1.0) and np.max(np.abs(new - beta)) < 1e-8
-            beta, ll, U, I = new, ll_new, U_new, I_new
-            if converged:
-                break
-        else:
-            raise RuntimeError(f"no convergence in {max_iter} Newton-Raphson iterations "
-                               f"(a coefficient may be infinite: monotone likelihood)")
-        sd = self.X.std(0)
-        if np.any(np.abs(beta) * sd > 15):  # HR per SD > e^15: the likelihood is monotone (coxph warns)
-            raise RuntimeError("a coefficient is diverging to infinity (monotone likelihood, e.g. all events "
-                               "in one group of a binary covariate)")
-        cov = np.linalg.inv(I.sum(0))
-        if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
-            raise RuntimeError("information matrix is singular (collinear covariates?)")
-        return beta, np.sqrt(np.diag(cov)), ll, ll_null
-
-
 def _fit_cox(X: pd.DataFrame, t: np.ndarray, e: np.ndarray) -> _CoxFit:
-    """Cox PH fit with Efron ties by Newton-Raphson with step halving (survival::coxph's method)."""
+    """Cox PH fit with Efron ties (``_survcore``: survival::coxph's Newton-Raphson with step halving)."""
     if e.sum() == 0:
         raise ValueError("no events: Cox hazard ratios are undefined")
     try:
-        beta, se, ll, ll0 = _EfronCox(X.to_numpy(float), t, e).fit()
+        fit = fit_cox(X.to_numpy(float), t, e, ties="efron")
     except (RuntimeError, np.linalg.LinAlgError) as exc:
         raise RuntimeError(f"Cox model with covariates {list(X.columns)} did not converge: {exc}") from exc
-    return _CoxFit(beta, se, list(X.columns), ll, ll0, len(t), int(e.sum()))
+    return _CoxFit(fit.coef, fit.se, list(X.columns), fit.loglik, fit.loglik_null, fit.n, fit.events)
 
 
 def _hr_table(fit: _CoxFit, conf_level: float) -> pd.DataFrame:
@@ -471,22 +402,19 @@ def _hr_table(fit: _CoxFit, conf_level: float) -> pd.DataFrame:
                          "p": 2 * stats.norm.sf(np.abs(b / se)), "n": fit.n, "events": fit.events})
 
 
-def cox_hazard_ratios(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str],
+def cox_hazard_ratios(data: pd.DataFrame, time, event, covariates: Sequence[str],
                       conf_level: float = 0.95, id_col: str | None = "patient_id",
-                      engine: str = "python") -> pd.DataFrame:
+                      engine: str = "auto") -> pd.DataFrame:
     """Cox proportional-hazards HRs with Wald CIs and p values (``survival::coxph``, Efron ties).
 
     Categorical covariates are dummy-coded against their first level (R's treatment contrasts).
     The table's ``attrs`` hold the log partial likelihoods and the likelihood-ratio test.
+    R twin: ``ps_r_cox``.
     """
-    t, e = _check_survival(data, time, event, id_col)
+    t, e = _check_survival(data, time, event, id_col, require_events=True, what="a Cox model")
     X = _design(data, list(covariates), id_col)
-    if e.sum() == 0:
-        raise ValueError(f"column {event!r} has no events: Cox hazard ratios are undefined")
-    eng = _resolve_engine(engine)
+    eng = rbridge.resolve_engine(engine, ("survival",))
     if eng == "R":
-        from prime_stats import rbridge
-
         out = rbridge.call_r("ps_r_cox", x=X, time=t, event=e, conf_level=float(conf_level))
         out["term"] = list(X.columns)
         out["method"] = "Cox PH (coxph, Efron ties), Wald CI"
@@ -502,27 +430,24 @@ def cox_hazard_ratios(data: pd.DataFrame, time: str, event: str, covariates: Seq
     return out
 
 
-def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str],
-            transform: str = "km", id_col: str | None = "patient_id", engine: str = "python") -> pd.DataFrame:
+def cox_zph(data: pd.DataFrame, time, event, covariates: Sequence[str],
+            transform: str = "km", id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """Proportional-hazards test of a Cox model (``survival::cox.zph``, survival >= 3.0).
 
     Score test of theta = 0 in beta(t) = beta + theta * g(t) at the fitted beta, where g is the
     KM transform 1 - S(t-) (or ``"identity"``, ``"log"``, ``"rank"``) centred at its mean over
     events. One row per covariate (categorical covariates: one multi-df term) plus ``GLOBAL``.
+    R twin: ``ps_r_cox_zph``.
     """
-    t, e = _check_survival(data, time, event, id_col)
+    t, e = _check_survival(data, time, event, id_col, require_events=True, what="the PH test")
     covariates = list(covariates)
     X = _design(data, covariates, id_col)
-    if e.sum() == 0:
-        raise ValueError(f"column {event!r} has no events: the PH test is undefined")
     if transform not in ("km", "identity", "log", "rank"):
         raise ValueError(f"transform must be 'km', 'identity', 'log' or 'rank', got {transform!r}")
     assign = {c: [i for i, n in enumerate(X.columns) if n == c or (n.startswith(c) and c not in X.columns)]
               for c in covariates}
-    eng = _resolve_engine(engine)
+    eng = rbridge.resolve_engine(engine, ("survival",))
     if eng == "R":
-        from prime_stats import rbridge
-
         terms = np.asarray([c for c in covariates for _ in assign[c]])
         out = rbridge.call_r("ps_r_cox_zph", x=X, time=t, event=e, terms=terms, transform=transform)
         out["method"] = f"cox.zph score test, {transform} transform"
@@ -531,7 +456,8 @@ def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str]
     fit = _fit_cox(X, t, e)
     Xv = X.to_numpy(float)
     if transform == "km":
-        ut, _, _, _, s, _ = _km_curve(t, e)
+        km = kaplan_meier_curve(t, e)
+        ut, s = km.time, km.surv
         idx = np.searchsorted(ut, t, side="left")  # number of distinct times < t -> S(t-)
         ttimes = 1 - np.concatenate([[1.0], s])[idx]
     elif transform == "identity":
@@ -541,7 +467,7 @@ def cox_zph(data: pd.DataFrame, time: str, event: str, covariates: Sequence[str]
     else:
         ttimes = stats.rankdata(t)
     g = ttimes - ttimes[e == 1].mean()
-    model = _EfronCox(Xv, t, e)
+    model = CoxModel(Xv, t, e, ties="efron")
     _, U, I = model.evaluate(fit.params)
     etimes = model.etimes
     gt = g[np.argsort(t, kind="stable")][np.searchsorted(np.sort(t), etimes)]  # g at each event time
@@ -628,7 +554,7 @@ class RiskStratification:
 
 def risk_stratification(train_risk, data: pd.DataFrame, risk, time: str, event: str,
                         times: Iterable[float] | None = None, quantile: float = 0.5,
-                        id_col: str | None = "patient_id") -> RiskStratification:
+                        id_col: str | None = "patient_id", engine: str = "auto") -> RiskStratification:
     """Median-risk stratification of a cohort with the cut-off frozen from ``train_risk``.
 
     ``risk`` holds the model's risk scores for the patients in ``data`` (same order). Returns the
@@ -645,22 +571,24 @@ def risk_stratification(train_risk, data: pd.DataFrame, risk, time: str, event: 
     if len(present) < 2:
         raise ValueError(f"every patient falls in the {present[0]!r} risk group with the frozen cut-off "
                          f"{strat.cutoff_:.4g}: no comparison is possible")
-    km = kaplan_meier(d, time, event, "risk_group", times=times, id_col=id_col)
-    lr = logrank_test(d, time, event, "risk_group", id_col=id_col)
-    hr = cox_hazard_ratios(d, time, event, ["risk_group"], id_col=id_col)
+    km = kaplan_meier(d, time, event, "risk_group", times=times, id_col=id_col, engine=engine)
+    lr = logrank_test(d, time, event, "risk_group", id_col=id_col, engine=engine)
+    hr = cox_hazard_ratios(d, time, event, ["risk_group"], id_col=id_col, engine=engine)
     return RiskStratification(strat.cutoff_, groups, km, lr, hr)
 
 
-def subgroup_hazard_ratios(data: pd.DataFrame, time: str, event: str, risk_group: str,
+def subgroup_hazard_ratios(data: pd.DataFrame, time, event, risk_group: str,
                            subgroups: Sequence[str], conf_level: float = 0.95,
-                           id_col: str | None = "patient_id") -> pd.DataFrame:
+                           id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """HR of ``risk_group`` (binary, 1 vs 0) overall and within each level of each subgroup variable.
 
     The interaction p value is the likelihood-ratio test of Cox(risk_group * subgroup) against
     Cox(risk_group + subgroup) on all patients (df = levels - 1). Returns a forest-plot table:
     subgroup, level, n, events, estimate, lower, upper, p, p_interaction. Levels with no events or
     only one risk group get NaN HRs and a ``note``; the interaction p is then NaN too (not estimable).
+    Python only (the same Efron Cox as :func:`cox_hazard_ratios`; ``engine="R"`` raises).
     """
+    rbridge.python_only(engine, "subgroup_hazard_ratios")
     t, e = _check_survival(data, time, event, id_col)
     rg, rlev = _check_group(data, risk_group, id_col, min_levels=2)
     if len(rlev) != 2:
@@ -713,9 +641,9 @@ def subgroup_hazard_ratios(data: pd.DataFrame, time: str, event: str, risk_group
     return out
 
 
-def adjusted_hazard_ratio(data: pd.DataFrame, time: str, event: str, exposure: str,
+def adjusted_hazard_ratio(data: pd.DataFrame, time, event, exposure: str,
                           covariates: Sequence[str], conf_level: float = 0.95,
-                          id_col: str | None = "patient_id", engine: str = "python") -> pd.DataFrame:
+                          id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """HR of ``exposure`` before (univariable) and after adjustment for ``covariates`` in one table.
 
     Rows: model ("unadjusted"/"adjusted"), term, estimate, lower, upper, p. The adjusted rows list
@@ -731,37 +659,51 @@ def adjusted_hazard_ratio(data: pd.DataFrame, time: str, event: str, exposure: s
     return pd.concat([un, ad], ignore_index=True)
 
 
-def median_followup(data: pd.DataFrame, time: str, event: str, conf_level: float = 0.95,
-                    id_col: str | None = "patient_id", engine: str = "python") -> pd.DataFrame:
+def median_followup(data: pd.DataFrame | None, time, event, conf_level: float = 0.95,
+                    id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """Median follow-up by the reverse Kaplan-Meier method (censoring as the event; Schemper & Smith).
 
-    Matches ``survfit(Surv(time, 1 - event) ~ 1)``'s median and log-CI.
+    Matches ``survfit(Surv(time, 1 - event) ~ 1)``'s median and log-CI (R twin: ``ps_r_km`` on the
+    reversed indicator).
     """
-    t, e = _check_survival(data, time, event, id_col)
-    if (e == 1).all():
-        raise ValueError(f"column {event!r} has no censored patients: reverse-KM follow-up is undefined")
-    rev = pd.DataFrame({"t": t, "c": 1 - e})
-    km = kaplan_meier(rev, "t", "c", conf_level=conf_level, id_col=None, engine=engine)
-    s = km.summary.iloc[0]
+    t, e = as_survival(time, event, data=data, id_col=id_col, require_events=False, require_censored=True,
+                       what="reverse-KM follow-up")
+    km = kaplan_meier(None, t, 1 - e, conf_level=conf_level, id_col=None, engine=engine)
+    s = km.medians.iloc[0]
     return pd.DataFrame([{"statistic": "median follow-up", "estimate": s["median"], "lower": s["lower"],
                           "upper": s["upper"], "n": len(t), "censored": int((e == 0).sum()),
                           "method": "reverse Kaplan-Meier, log CI", "engine": km.engine}])
 
 
-def restricted_mean_survival(data: pd.DataFrame, time: str, event: str, tau: float,
-                             group: str | None = None, conf_level: float = 0.95,
-                             id_col: str | None = "patient_id") -> pd.DataFrame:
-    """Restricted mean survival time up to ``tau`` with SE (``print.survfit(rmean=tau)``) and Wald CI."""
+def restricted_mean_survival(data: pd.DataFrame | None, time, event, tau: float,
+                             group=None, conf_level: float = 0.95,
+                             id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
+    """Restricted mean survival time up to ``tau`` with SE (``print.survfit(rmean=tau)``) and Wald CI.
+
+    ``tau`` beyond a group's last follow-up time raises, unless the curve has reached 0 there (the
+    area would otherwise be extrapolated; ``print.survfit`` extends the last value). R twin: ``ps_r_rmst``.
+    """
     t, e = _check_survival(data, time, event, id_col)
     if not np.isfinite(tau) or tau <= 0:
-        raise ValueError(f"tau must be a positive finite time, got {tau}")
+        raise ValueError(message("times_invalid", name="tau", values=[tau]) + " (and > 0)")
     g, levels = (np.zeros(len(t), dtype=int), [0]) if group is None else _check_group(data, group, id_col)
+    for lv in levels:
+        if kaplan_meier_curve(t[g == lv], e[g == lv]).surv[-1] > 0:
+            check_horizon([tau], t[g == lv], name="tau", what="the restricted mean", inclusive=True)
+    if rbridge.resolve_engine(engine, ("survival",)) == "R":
+        codes = np.asarray([levels.index(x) for x in g]) + 1
+        out = rbridge.call_r("ps_r_rmst", time=t, event=e, tau=float(tau),
+                             group=codes if group is not None else None, conf_level=float(conf_level))
+        out["group"] = levels if group is not None else [0]
+        out["method"] = "restricted mean survival (area under KM), Wald CI"
+        out["engine"] = "R"
+        return out
     z = stats.norm.ppf(0.5 + conf_level / 2)
     rows = []
     for lv in levels:
         m = g == lv
-        ut, nr, ne, _, s, _ = _km_curve(t[m], e[m])
-        est, se = _rmst(ut, s, nr, ne, tau)
+        km = kaplan_meier_curve(t[m], e[m])
+        est, se = _rmst(km.time, km.surv, km.n_risk, km.n_event, tau)
         rows.append({"group": lv, "tau": tau, "estimate": est, "se": se, "lower": est - z * se,
                      "upper": est + z * se})
     out = pd.DataFrame(rows)

@@ -39,12 +39,12 @@ def plot_kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | No
         6.0 if abs(time_scale - 30.4375) < 1e-9 else float(np.diff(np.histogram_bin_edges([0, t_max / time_scale],
                                                                                          bins=6))[0]))
     km = sv.kaplan_meier(data, time, event, group, times=at_risk_times(t_max, step, time_scale))
-    levels = [str(g) for g in km.summary["group"]]
+    levels = [str(g) for g in km.medians["group"]]
     labels = {str(k): str(v) for k, v in (group_labels or {}).items()}
     order = [g for g in labels if g in levels] + [g for g in levels if g not in labels]
     groups = {g: labels.get(g, g) for g in order}
     parts = []
-    if group is not None and len(order) >= 2 and km.summary["events"].sum() > 0:
+    if group is not None and len(order) >= 2 and km.medians["events"].sum() > 0:
         d = data.assign(**{group: data[group].astype(str)})
         if show_logrank:
             parts.append(f"Log-rank {_fmt_p(float(sv.logrank_test(d, time, event, group)['p'].iloc[0]))}")
