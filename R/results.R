@@ -94,14 +94,23 @@ print.ps_study <- function(x, ...) {
   invisible(x)
 }
 
-# The headline table: discrimination (AUC, C-index), overall performance (Brier, IPA, IBS) and the
-# calibration slope of each model in each split, with CIs.
-summary.ps_study <- function(object, ...) {
+# The headline table of a paper: each model's discrimination (AUC, C-index), overall performance
+# (Brier, IBS) and calibration slope, one column per split, as "estimate (lower-upper)".
+summary.ps_study <- function(object, digits = 2, ...) {
   m <- object$metrics
   if (is.null(m)) .ps_fail("the study in %s has no metrics.csv", object$output_dir)
-  headline <- grepl("^(AUC|C-index|Brier|IPA|IBS|slope|calibration slope)", m$metric) &
-    !grepl("difference|nested", m$metric)
-  cols <- intersect(c("endpoint", "model", "split", "metric", "time", "estimate", "lower", "upper"), names(m))
-  .ps_table(m[headline, cols, drop = FALSE], "ps_study_summary",
-            title = "Headline metrics (as.data.frame(x$metrics) for every metric)")
+  if (is.null(m$time)) m$time <- NA_real_
+  keep <- m$metric %in% c("AUC", "C-index", "IBS") | (m$metric %in% c("Brier", "slope") & is.na(m$time))
+  m <- m[keep, , drop = FALSE]
+  fmt <- function(v) formatC(v, digits = digits, format = "f")
+  m$cell <- ifelse(is.na(m$lower), fmt(m$estimate), sprintf("%s (%s, %s)", fmt(m$estimate), fmt(m$lower), fmt(m$upper)))
+  m$metric <- ifelse(m$metric == "C-index" & grepl("Uno", m$method), "C-index (Uno)",
+                     ifelse(m$metric == "C-index", "C-index (Harrell)", m$metric))
+  key <- unique(m[, c("endpoint", "model", "metric")])
+  for (sp in intersect(c("train", "test", "external"), unique(m$split))) {
+    sub <- m[m$split == sp, ]
+    key[[sp]] <- sub$cell[match(paste(key$endpoint, key$model, key$metric), paste(sub$endpoint, sub$model, sub$metric))]
+  }
+  .ps_table(key, "ps_study_summary",
+            title = "Headline metrics, estimate (95% CI) per split (x$metrics holds every metric)")
 }
