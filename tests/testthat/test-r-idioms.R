@@ -113,7 +113,8 @@ test_that("IPA has a CI, from Score's se(B), se(B0) and se(B - B0) by the delta 
   expect_true(all(ipa$se > 0) && all(ipa$lower < ipa$estimate & ipa$estimate < ipa$upper))
   sc <- riskRegression::Score(list(cox = r), formula = Surv(time, status) ~ 1, data = d, times = c(180, 365),
                               metrics = "brier", summary = "ipa", cens.model = "km")
-  expect_equal(ipa$estimate, sc$Brier$score[model == "cox"]$IPA)
+  scs <- as.data.frame(sc$Brier$score)
+  expect_equal(ipa$estimate, scs$IPA[scs$model == "cox"])
   py <- Sys.getenv("PRIMESTATS_PYTHON", "")
   skip_if_not(nzchar(py) && file.exists(py) && requireNamespace("reticulate", quietly = TRUE),
               "PRIMESTATS_PYTHON not set: the comparison with the Python engine needs the core")
