@@ -41,11 +41,14 @@ print.ps_table <- function(x, digits = 3, n = 20, ...) {
   title <- attr(x, "title")
   if (!is.null(title)) cat(title, "\n", sep = "")
   df <- as.data.frame(x)
+  hidden <- intersect(attr(x, "hidden"), names(df))
+  df <- df[setdiff(names(df), hidden)]
   # a column with one value (method, engine, time = NA) goes to the footer, so the table fits a screen
   same <- vapply(names(df), function(v) nrow(df) > 1 && length(unique(df[[v]])) == 1 &&
                    v %in% c("method", "engine", "time", "n", "events", "df", "statistic", "p", "B", "tau"), TRUE)
   print(.ps_format_table(utils::head(df[!same], n), digits), row.names = FALSE, right = TRUE)
   if (nrow(df) > n) cat(sprintf("... %d more rows (as.data.frame(x) for all)\n", nrow(df) - n))
+  if (length(hidden)) cat(sprintf("(as.data.frame(x) also has %s)\n", paste(hidden, collapse = ", ")))
   if (any(same)) {
     cat(paste(sprintf("%s: %s", names(df)[same], vapply(df[same], function(v) as.character(.ps_format_table(data.frame(v = v[1]), digits)$v), "")),
               collapse = "; "), "\n", sep = "")

@@ -39,7 +39,7 @@ ps_r_km.default <- function(time, event, group = NULL, times = NULL, conf_type =
                       stringsAsFactors = FALSE)
   at <- NULL
   if (!is.null(times) && length(times)) {
-    s <- summary(fit, times = .ps_check_times(sort(times)), extend = TRUE)
+    s <- summary(fit, times = .ps_check_times(sort(times, na.last = TRUE)), extend = TRUE)
     at <- data.frame(group = label(s, length(s$time)), time = s$time, n_risk = s$n.risk, n_event = s$n.event,
                      n_censor = s$n.censor, surv = s$surv, std_err = s$std.err, lower = s$lower,
                      upper = s$upper, stringsAsFactors = FALSE)
@@ -62,7 +62,7 @@ ps_r_logrank <- function(time, ...) UseMethod("ps_r_logrank")
 ps_r_logrank.formula <- function(formula, data, ...) {
   o <- .ps_formula_outcome(formula, data, "the log-rank test")
   .ps_logrank(o$time, o$event, .ps_formula_group(formula, data, length(o$time)),
-              if (length(formula[[3]]) == 1) deparse(formula[[3]]) else "group")
+              if (length(formula[[3]]) == 1) sprintf("column '%s'", deparse(formula[[3]])) else "group")
 }
 
 ps_r_logrank.default <- function(time, event, group = NULL, ...) {
@@ -76,7 +76,7 @@ ps_r_logrank.default <- function(time, event, group = NULL, ...) {
     .ps_fail("the log-rank test compares groups: give a group (Surv(time, status) ~ group, or group =); for one curve use ps_r_km")
   }
   if (nlevels(grp) < 2) {
-    .ps_fail("column '%s' has one level (%s): the log-rank test needs at least two groups", name, levels(grp))
+    .ps_fail("%s has 1 level(s) (%s); at least 2 are needed", name, levels(grp))
   }
   sd <- survival::survdiff(survival::Surv(time, event) ~ grp)
   df <- length(sd$n) - 1L
@@ -123,9 +123,9 @@ ps_r_cox.default <- function(x, time, event, conf_level = 0.95, ties = "efron", 
 }
 
 ps_r_cox_zph <- function(x, time, event, terms = colnames(x), transform = "km") {
-  s <- .ps_check_surv(time, event, what = "the proportional-hazards test")
+  s <- .ps_check_surv(time, event, what = "the PH test")
   x <- as.matrix(.ps_check_covariates(x, length(s$time)))
-  if (length(terms) != ncol(x)) .ps_fail("'terms' has length %d but 'x' has %d columns", length(terms), ncol(x))
+  if (length(terms) != ncol(x)) .ps_stop("length", "terms", length(terms), "the columns of x", ncol(x))
   transform <- .ps_check_choice(transform, "transform", c("km", "identity", "log", "rank"))
   time <- s$time; event <- s$event
   fit <- survival::coxph(survival::Surv(time, event) ~ x, ties = "efron")
@@ -136,7 +136,7 @@ ps_r_cox_zph <- function(x, time, event, terms = colnames(x), transform = "km") 
 }
 
 ps_r_followup <- function(time, event, conf_level = 0.95) {
-  s <- .ps_check_surv(time, event)
+  s <- .ps_check_surv(time, event, censored_for = "reverse-KM follow-up")
   conf_level <- .ps_check_level(conf_level)
   fit <- survival::survfit(survival::Surv(s$time, 1 - s$event) ~ 1, conf.int = conf_level)
   tab <- summary(fit)$table
@@ -149,9 +149,14 @@ ps_r_followup <- function(time, event, conf_level = 0.95) {
 ps_r_rmst <- function(time, event, tau, group = NULL, conf_level = 0.95) {
   s <- .ps_check_surv(time, event)
   grp <- if (is.null(group)) factor(rep("all", length(s$time))) else .ps_check_group(group, "group", length(s$time))
-  last <- tapply(s$time, grp, max)
-  tau <- .ps_check_times(tau, "tau", follow_up = min(last), inclusive = TRUE)
-  if (length(tau) != 1) .ps_fail("'tau' must be one time, got %d", length(tau))
+  tau <- .ps_check_times(tau, "tau")
+  if (length(tau) != 1) .ps_fail("tau must be one time, got %d", length(tau))
+  # beyond a group's last follow-up the curve is unknown, unless it has already reached 0
+  for (g in levels(grp)) {
+    in_g <- grp == g
+    km0 <- any(survival::survfit(survival::Surv(s$time[in_g], s$event[in_g]) ~ 1)$surv == 0)
+    if (!km0) .ps_check_horizon(tau, s$time[in_g], "tau", "the restricted mean", inclusive = TRUE)
+  }
   z <- stats::qnorm(0.5 + .ps_check_level(conf_level) / 2)
   time <- s$time; event <- s$event
   tab <- summary(survival::survfit(survival::Surv(time, event) ~ grp), rmean = tau)$table

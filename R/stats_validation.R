@@ -30,12 +30,12 @@
 .ps_val_models <- function(models, arg, n, data = NULL, times = NULL) {
   if (!is.list(models) || is.data.frame(models) || !length(models) || is.null(names(models)) ||
       any(names(models) == "")) {
-    .ps_fail("'%s' must be a named list of predictions or fitted models, e.g. list(cox = r)", arg)
+    .ps_fail("%s must be a named list of predictions or fitted models, e.g. list(cox = r)", arg)
   }
   lapply(stats::setNames(names(models), names(models)), function(nm) {
     m <- models[[nm]]
     if (!inherits(m, .ps_model_kinds)) return(m)
-    if (is.null(data)) .ps_fail("'%s$%s' is a fitted model: give the outcome as a formula with data", arg, nm)
+    if (is.null(data)) .ps_fail("%s$%s is a fitted model: give the outcome as a formula with data", arg, nm)
     e <- .ps_model_eval(m, data, times)
     if (is.null(times)) e$prob else e$risk
   })
@@ -76,7 +76,7 @@ ps_r_roc_test <- function(y, score1, score2) {
 ps_r_concordance <- function(time, ...) UseMethod("ps_r_concordance")
 
 ps_r_concordance.default <- function(time, event, risk, timewt = "n", conf_level = 0.95, reverse = TRUE, ...) {
-  s <- .ps_check_surv(time, event, what = "the concordance")
+  s <- .ps_check_surv(time, event, what = "the concordance index")
   .ps_concordance(s$time, s$event, .ps_check_numeric(risk, "risk", length(s$time), "time"), timewt,
                   conf_level, reverse)
 }
@@ -91,12 +91,12 @@ ps_r_concordance.formula <- function(formula, data, timewt = "n", conf_level = 0
 }
 
 ps_r_concordance.coxph <- function(time, newdata = NULL, timewt = "n", conf_level = 0.95, ...) {
-  e <- .ps_model_eval(time, .ps_model_data(time, newdata), what = "the concordance")
+  e <- .ps_model_eval(time, .ps_model_data(time, newdata), what = "the concordance index")
   .ps_concordance(e$time, e$event, e$score, timewt, conf_level, reverse = TRUE)
 }
 
 ps_r_concordance.glm <- function(time, newdata = NULL, conf_level = 0.95, ...) {
-  e <- .ps_model_eval(time, .ps_model_data(time, newdata), what = "the concordance")
+  e <- .ps_model_eval(time, .ps_model_data(time, newdata), what = "the concordance index")
   .ps_concordance_binary(e$y, e$prob, conf_level)
 }
 
@@ -105,7 +105,7 @@ ps_r_concordance.lrm <- ps_r_concordance.glm
 .ps_concordance <- function(time, event, risk, timewt, conf_level, reverse) {
   timewt <- .ps_check_choice(timewt, "timewt", c("n", "n/G2", "S", "S/G", "n/G", "I"))
   z <- stats::qnorm(0.5 + .ps_check_level(conf_level) / 2)
-  if (!is.logical(reverse) || length(reverse) != 1 || is.na(reverse)) .ps_fail("'reverse' must be TRUE or FALSE")
+  if (!is.logical(reverse) || length(reverse) != 1 || is.na(reverse)) .ps_fail("reverse must be TRUE or FALSE")
   d <- data.frame(time = time, event = event, risk = risk)
   cc <- survival::concordance(survival::Surv(time, event) ~ risk, data = d, reverse = reverse, timewt = timewt)
   se <- sqrt(cc$var)
@@ -117,7 +117,7 @@ ps_r_concordance.lrm <- ps_r_concordance.glm
 
 .ps_concordance_binary <- function(y, p, conf_level) {
   z <- stats::qnorm(0.5 + .ps_check_level(conf_level) / 2)
-  y <- .ps_check_binary(y, "y", what = "the concordance")
+  y <- .ps_check_binary(y, "y", what = "the concordance index")
   cc <- survival::concordance(y ~ p)
   se <- sqrt(cc$var)
   .ps_table(.ps_val_row("C-index", cc$concordance, se, cc$concordance - z * se, cc$concordance + z * se,
@@ -151,14 +151,15 @@ ps_r_score_survival <- function(time, ...) UseMethod("ps_r_score_survival")
 
 ps_r_score_survival.default <- function(time, event, risks, times, metrics = c("auc", "brier"),
                                         conf_level = 0.95, ...) {
-  s <- .ps_check_surv(time, event, what = "Score (AUC(t), Brier)")
+  s <- .ps_check_surv(time, event, what = "scoring")
   .ps_score_survival(s$time, s$event, .ps_val_models(risks, "risks", length(s$time)), times, metrics, conf_level)
 }
 
 ps_r_score_survival.formula <- function(formula, data, risks, times, metrics = c("auc", "brier"),
                                         conf_level = 0.95, ...) {
-  o <- .ps_formula_outcome(formula, data, "Score (AUC(t), Brier)")
-  times <- .ps_check_times(times, follow_up = max(o$time))
+  o <- .ps_formula_outcome(formula, data, "scoring")
+  times <- .ps_check_times(times)
+  .ps_check_horizon(times, o$time, what = "scoring")
   .ps_score_survival(o$time, o$event, .ps_val_models(risks, "risks", length(o$time), data, times), times,
                      metrics, conf_level)
 }
@@ -166,18 +167,19 @@ ps_r_score_survival.formula <- function(formula, data, risks, times, metrics = c
 ps_r_score_survival.coxph <- function(time, newdata = NULL, times, metrics = c("auc", "brier"),
                                       conf_level = 0.95, ...) {
   times <- .ps_check_times(times)
-  e <- .ps_model_eval(time, .ps_model_data(time, newdata), times, "Score (AUC(t), Brier)")
+  e <- .ps_model_eval(time, .ps_model_data(time, newdata), times, "scoring")
   .ps_score_survival(e$time, e$event, list(coxph = e$risk), times, metrics, conf_level)
 }
 
 .ps_score_survival <- function(time, event, risks, times, metrics, conf_level) {
   .ps_val_need("riskRegression")
-  times <- .ps_check_times(times, follow_up = max(time))
-  if (!length(metrics) || !all(metrics %in% c("auc", "brier"))) .ps_fail("'metrics' must be a subset of \"auc\", \"brier\"")
+  times <- .ps_check_times(times)
+  .ps_check_horizon(times, time, what = "scoring")
+  if (!length(metrics) || !all(metrics %in% c("auc", "brier"))) .ps_fail("metrics must be a subset of 'auc', 'brier'")
   z <- stats::qnorm(0.5 + .ps_check_level(conf_level) / 2)
   # AUC(t) only ranks, so any risk score will do; the Brier score needs risks in [0, 1]
   mats <- lapply(names(risks), function(nm) .ps_check_risk_matrix(risks[[nm]], sprintf("risks$%s", nm),
-                                                                    length(time), length(times),
+                                                                    length(time), times,
                                                                     prob = "brier" %in% metrics))
   names(mats) <- names(risks)
   d <- data.frame(time = time, event = event)
@@ -210,7 +212,7 @@ ps_r_score_survival.coxph <- function(time, newdata = NULL, times, metrics = c("
 ps_r_score_binary <- function(y, ...) UseMethod("ps_r_score_binary")
 
 ps_r_score_binary.default <- function(y, probs, conf_level = 0.95, ...) {
-  y <- .ps_check_binary(y, "y", what = "Score (AUC, Brier)")
+  y <- .ps_check_binary(y, "y", what = "scoring")
   .ps_score_binary(y, .ps_val_models(probs, "probs", length(y)), conf_level)
 }
 
@@ -221,7 +223,7 @@ ps_r_score_binary.formula <- function(y, data, probs, conf_level = 0.95, ...) {
 }
 
 ps_r_score_binary.glm <- function(y, newdata = NULL, conf_level = 0.95, ...) {
-  e <- .ps_model_eval(y, .ps_model_data(y, newdata), what = "Score (AUC, Brier)")
+  e <- .ps_model_eval(y, .ps_model_data(y, newdata), what = "scoring")
   .ps_score_binary(e$y, stats::setNames(list(e$prob), class(y)[1]), conf_level)
 }
 
@@ -229,7 +231,7 @@ ps_r_score_binary.lrm <- ps_r_score_binary.glm
 
 .ps_score_binary <- function(y, probs, conf_level) {
   .ps_val_need("riskRegression")
-  y <- .ps_check_binary(y, "y", what = "Score (AUC, Brier)")
+  y <- .ps_check_binary(y, "y", what = "scoring")
   z <- stats::qnorm(0.5 + .ps_check_level(conf_level) / 2)
   probs <- lapply(stats::setNames(names(probs), names(probs)),
                   function(nm) .ps_check_prob(probs[[nm]], sprintf("probs$%s", nm), length(y), "y"))
@@ -254,8 +256,9 @@ ps_r_score_binary.lrm <- ps_r_score_binary.glm
 ps_r_ibs <- function(time, event, risk, times) {
   .ps_val_need("pec")
   s <- .ps_check_surv(time, event, what = "the integrated Brier score")
-  times <- .ps_check_times(times, follow_up = max(s$time), min_n = 2L)
-  S <- 1 - .ps_check_risk_matrix(risk, "risk", length(s$time), length(times))
+  times <- .ps_check_times(times, min_n = 2L)
+  .ps_check_horizon(times, s$time, what = "the integrated Brier score")
+  S <- 1 - .ps_check_risk_matrix(risk, "risk", length(s$time), times)
   d <- data.frame(time = s$time, event = s$event)
   pe <- pec::pec(list(m = S), formula = .ps_val_surv_formula(), data = d, times = times,
                  exact = FALSE, cens.model = "marginal", reference = FALSE, verbose = FALSE,
@@ -312,30 +315,34 @@ ps_r_val_prob.lrm <- ps_r_val_prob.glm
 
 ps_r_calibration_survival <- function(time, ...) UseMethod("ps_r_calibration_survival")
 
-ps_r_calibration_survival.default <- function(time, event, risk, times, nk = 3, conf_level = 0.95, ...) {
-  s <- .ps_check_surv(time, event, what = "calibration")
-  .ps_calibration_survival(s$time, s$event, risk, times, nk, conf_level)
+ps_r_calibration_survival.default <- function(time, event, risk, times, nk = 3, conf_level = 0.95,
+                                              ties = "efron", ...) {
+  s <- .ps_check_surv(time, event, what = "survival calibration")
+  .ps_calibration_survival(s$time, s$event, risk, times, nk, conf_level, ties)
 }
 
-ps_r_calibration_survival.coxph <- function(time, newdata = NULL, times, nk = 3, conf_level = 0.95, ...) {
+ps_r_calibration_survival.coxph <- function(time, newdata = NULL, times, nk = 3, conf_level = 0.95,
+                                            ties = "efron", ...) {
   times <- .ps_check_times(times)
   e <- .ps_model_eval(time, .ps_model_data(time, newdata), times, "calibration")
-  .ps_calibration_survival(e$time, e$event, e$risk[, 1], times, nk, conf_level)
+  .ps_calibration_survival(e$time, e$event, e$risk[, 1], times, nk, conf_level, ties)
 }
 
-.ps_calibration_survival <- function(time, event, risk, times, nk, conf_level) {
+.ps_calibration_survival <- function(time, event, risk, times, nk, conf_level, ties) {
   .ps_val_need("Hmisc")
-  t <- .ps_check_times(times, follow_up = max(time))
-  if (length(t) != 1) .ps_fail("'times' must be one horizon, got %d", length(t))
+  ties <- .ps_check_choice(ties, "ties", c("efron", "breslow"))
+  t <- .ps_check_times(times)
+  if (length(t) != 1) .ps_fail("times must be one horizon, got %d", length(t))
+  .ps_check_horizon(t, time, what = "calibration")
   F <- .ps_check_prob(risk, "risk", length(time), "time", open_for = "cloglog calibration")
-  if (length(unique(F)) < 3) .ps_fail("'risk' has fewer than 3 distinct values: flexible calibration is undefined")
+  if (length(unique(F)) < 3) .ps_fail("risk has fewer than 3 distinct values: flexible calibration is undefined")
   nk <- .ps_check_whole(nk, "nk", min = 3)
   z <- stats::qnorm(0.5 + .ps_check_level(conf_level) / 2)
   d <- data.frame(time = time, event = event, cll = log(-log1p(-F)))
   km <- summary(survival::survfit(survival::Surv(time, event) ~ 1, data = d), times = t)
   O <- 1 - km$surv; E <- mean(F)
   se_log <- km$std.err / O
-  fs <- survival::coxph(survival::Surv(time, event) ~ cll, data = d, ties = "breslow")
+  fs <- survival::coxph(survival::Surv(time, event) ~ cll, data = d, ties = ties)
   se_s <- sqrt(stats::vcov(fs)[1, 1])
   B <- Hmisc::rcspline.eval(d$cll, nk = nk, inclx = TRUE)
   fit <- survival::coxph(survival::Surv(d$time, d$event) ~ B, ties = "breslow")
@@ -349,7 +356,7 @@ ps_r_calibration_survival.coxph <- function(time, newdata = NULL, times, nk = 3,
     .ps_val_row("O/E", O / E, se_log, O / E * exp(-z * se_log), O / E * exp(z * se_log),
                 "1-KM(t) / mean predicted risk", t),
     .ps_val_row("slope", stats::coef(fs)[1], se_s, stats::coef(fs)[1] - z * se_s, stats::coef(fs)[1] + z * se_s,
-                "Cox on cloglog(F)", t),
+                sprintf("Cox on cloglog(F), %s ties", if (ties == "efron") "Efron" else "Breslow"), t),
     .ps_val_row("ICI", mean(err), method = smooth, time = t),
     .ps_val_row("E50", stats::median(err), method = smooth, time = t),
     .ps_val_row("E90", stats::quantile(err, 0.9, names = FALSE), method = smooth, time = t),
@@ -385,35 +392,36 @@ ps_r_net_benefit.coxph <- function(y, newdata = NULL, thresholds, horizon, ...) 
 
 .ps_net_benefit <- function(y, p, thresholds, time = NULL, horizon = NULL) {
   thresholds <- .ps_check_numeric(thresholds, "thresholds")
-  if (any(thresholds < 0 | thresholds >= 1)) .ps_fail("'thresholds' must lie in [0, 1) (%s)", .ps_rows(thresholds < 0 | thresholds >= 1))
+  if (any(thresholds < 0 | thresholds >= 1)) .ps_fail("thresholds must lie in [0, 1)")
   n <- length(y)
   if (is.null(time)) {
-    tp_fp <- function(sel) c(sum(sel & y == 1) / n, sum(sel & y == 0) / n)
-    prev <- mean(y)
+    risk_among <- function(sel) if (any(sel)) mean(y[sel]) else 0
   } else {
-    if (is.null(horizon)) .ps_fail("a survival outcome needs 'horizon' (the time at which risks are predicted)")
-    horizon <- .ps_check_times(horizon, "horizon", follow_up = max(time), inclusive = TRUE)
-    if (length(horizon) != 1) .ps_fail("'horizon' must be one time, got %d", length(horizon))
-    km_at <- function(sel) {
-      if (!any(sel)) return(1)
-      summary(survival::survfit(survival::Surv(time[sel], y[sel]) ~ 1), times = horizon, extend = TRUE)$surv
+    if (is.null(horizon)) .ps_fail("a survival outcome needs horizon (the time at which risks are predicted)")
+    horizon <- .ps_check_times(horizon, "horizon")
+    if (length(horizon) != 1) .ps_fail("horizon must be one time, got %d", length(horizon))
+    .ps_check_horizon(horizon, time, "horizon", "net benefit", inclusive = TRUE)
+    # the event risk by the horizon among `sel`: 1 - KM(horizon); NA when their follow-up ends before
+    # the horizon (as dcurves and the Python engine), 0 for an empty group
+    risk_among <- function(sel) {
+      if (!any(sel)) return(0)
+      if (max(time[sel]) < horizon) return(NA_real_)
+      1 - summary(survival::survfit(survival::Surv(time[sel], y[sel]) ~ 1), times = horizon, extend = TRUE)$surv
     }
-    tp_fp <- function(sel) {
-      pos <- mean(sel); s <- km_at(sel)
-      c((1 - s) * pos, s * pos)
-    }
-    prev <- 1 - km_at(rep(TRUE, n))
   }
+  prev <- risk_among(rep(TRUE, n))
   rows <- lapply(thresholds, function(pt) {
-    odds <- pt / (1 - pt)
-    m <- tp_fp(p >= pt & p > 0)
-    a <- if (is.null(time)) c(prev, 1 - prev) else tp_fp(rep(TRUE, n))
-    nb <- c(model = m[1] - odds * m[2], all = a[1] - odds * a[2], none = 0)
-    data.frame(threshold = pt, model = names(nb), net_benefit = unname(nb),
-               interventions_avoided = if (pt > 0) unname((nb - nb["all"]) / odds) else NA_real_,
+    pos <- p >= pt & p > 0
+    r <- risk_among(pos)
+    data.frame(threshold = pt, model = c("model", "all", "none"), test_pos_rate = c(mean(pos), 1, 0),
+               tp_rate = c(r * mean(pos), prev, 0), fp_rate = c((1 - r) * mean(pos), 1 - prev, 0),
                stringsAsFactors = FALSE)
   })
   res <- do.call(rbind, rows)
+  odds <- res$threshold / (1 - res$threshold)
+  res$net_benefit <- res$tp_rate - odds * res$fp_rate
+  nb_all <- res$net_benefit[res$model == "all"][match(res$threshold, thresholds)]
+  res$interventions_avoided <- ifelse(res$threshold > 0, (res$net_benefit - nb_all) / odds, NA_real_)
   res$engine <- "R"
-  .ps_table(res, "ps_net_benefit", horizon = horizon)
+  .ps_table(res, "ps_net_benefit", horizon = horizon, hidden = c("test_pos_rate", "tp_rate", "fp_rate"))
 }
