@@ -36,8 +36,8 @@ ps_python <- function(python = Sys.getenv("PRIMESTATS_PYTHON", "")) {
   invisible(.ps_state$module)
 }
 
-# Settings the R way: whole doubles (seed = 7, n_jobs = 2) become integers before they reach the Python
-# config, whose integer keys reject 7.0; Python's float keys accept integers.
+# Settings the R way: R's numbers are doubles, so whole ones (seed = 7, n_jobs = 2) are sent as integers
+# (the config and its provenance then say 7, not 7.0); Python's float keys accept integers.
 .ps_settings <- function(x) {
   if (is.list(x)) {
     return(lapply(x, .ps_settings))
