@@ -17,6 +17,8 @@ test_that("every R snippet of the README runs", {
   skip_if(is.null(snippets), "README.md is not shipped with the built package")
   expect_gte(length(snippets), 3)
   env <- new.env(parent = globalenv())
+  grDevices::pdf(NULL)                          # printed plots go nowhere
+  on.exit(grDevices::dev.off(), add = TRUE)
   py <- Sys.getenv("PRIMESTATS_PYTHON", "")
   for (code in snippets) {
     needs_core <- any(grepl("PRIMESTATS_PYTHON", code))
@@ -29,6 +31,7 @@ test_that("every R snippet of the README runs", {
   }
   expect_s3_class(env$km, "ps_km")
   expect_s3_class(env$fit, "coxph")
+  expect_s3_class(env$nb, "ps_net_benefit")
   if (nzchar(py) && file.exists(py)) {
     expect_s3_class(env$res, "ps_study")
     expect_gt(nrow(summary(env$res)), 0)
