@@ -36,6 +36,18 @@ ps_python <- function(python = Sys.getenv("PRIMESTATS_PYTHON", "")) {
   invisible(.ps_state$module)
 }
 
+# Settings the R way: R's numbers are doubles, so whole ones (seed = 7, n_jobs = 2) are sent as integers
+# (the config and its provenance then say 7, not 7.0); Python's float keys accept integers.
+.ps_settings <- function(x) {
+  if (is.list(x)) {
+    return(lapply(x, .ps_settings))
+  }
+  if (is.double(x) && length(x) && all(is.finite(x) & x == round(x) & abs(x) <= .Machine$integer.max)) {
+    return(as.integer(x))
+  }
+  x
+}
+
 .ps_import <- function(module, convert = TRUE) {
   ps_python()
   reticulate::import(paste0("prime_stats.", module), convert = convert)
@@ -87,7 +99,8 @@ ps_run <- function(config = NULL, clinical = NULL, settings = list(), output = N
     dir.create(dir, recursive = TRUE, showWarnings = FALSE)
     csv <- file.path(dir, "clinical_input.csv")
     utils::write.csv(clinical, csv, row.names = FALSE)
-    raw <- utils::modifyList(list(data = list(clinical = csv), output = file.path(dir, "results")), settings)
+    raw <- utils::modifyList(list(data = list(clinical = csv), output = file.path(dir, "results")),
+                             .ps_settings(settings))
     cfg <- study$StudyConfig$from_dict(raw, base_dir = dir)
   } else {
     if (!file.exists(config)) stop("config file not found: ", config)
@@ -95,7 +108,7 @@ ps_run <- function(config = NULL, clinical = NULL, settings = list(), output = N
     if (length(settings)) {
       yaml <- reticulate::import("yaml", convert = TRUE)
       raw <- yaml$safe_load(paste(readLines(config, warn = FALSE), collapse = "\n"))
-      cfg <- study$StudyConfig$from_dict(utils::modifyList(raw, settings), base_dir = dirname(config))
+      cfg <- study$StudyConfig$from_dict(utils::modifyList(raw, .ps_settings(settings)), base_dir = dirname(config))
     } else {
       cfg <- study$StudyConfig$from_yaml(config)
     }
@@ -119,17 +132,6 @@ ps_read_results <- function(dir) {
               split = read("split.csv"), output_dir = normalizePath(dir))
   class(out) <- c("ps_study", "list")
   out
-}
-
-#' @export
-print.ps_study <- function(x, ...) {
-  cat("PRIME study results in", x$output_dir, "\n")
-  if (!is.null(x$metrics)) {
-    m <- x$metrics[, intersect(c("endpoint", "model", "split", "metric", "estimate", "lower", "upper"),
-                                names(x$metrics))]
-    print(m, row.names = FALSE, digits = 3)
-  }
-  invisible(x)
 }
 
 .ps_cohort <- function(clinical, manifest = NULL, require_outcomes = TRUE) {
