@@ -99,18 +99,6 @@ def resolve_engine(engine: str, packages: Iterable[str] = ()) -> str:
     return "R" if ok else "python"
 
 
-def r_function_has_argument(function: str, argument: str) -> bool:
-    """True when the primestats R function ``function`` has a formal argument ``argument``."""
-    try:
-        with _LOCK:
-            env = _primestats_env()
-            ro = _robjects()
-            fn = ro.r["get"](function, envir=env)
-            return argument in list(ro.r["names"](ro.r["formals"](fn)))
-    except RUnavailableError:
-        return False
-
-
 def python_only(engine: str, statistic: str) -> str:
     """Resolve ``engine`` for a statistic that has no R twin: "auto"/"python" -> "python", "R" raises."""
     e = str(engine).lower()

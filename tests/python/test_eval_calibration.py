@@ -67,9 +67,9 @@ def test_rcs_basis_matches_hmisc(r_engine, bc):
 
 def test_survival_calibration_live(r_engine, pbc_external):
     t, e, R = pbc_external
-    kw = {"ties": "breslow"} if r_engine.r_function_has_argument("ps_r_calibration_survival", "ties") else {}
+    kw = {"ties": "breslow"}
     for k, horizon in enumerate((1095.0, 1825.0)):
-        ref = r_engine.call_r("ps_r_calibration_survival", time=t, event=e, risk=R[:, k], t=horizon, **kw)
+        ref = r_engine.call_r("ps_r_calibration_survival", time=t, event=e, risk=R[:, k], times=horizon, **kw)
         mine = calibration_survival(t, e, R[:, k], horizon, ties="breslow", engine="python")
         np.testing.assert_allclose(mine.estimate, ref.estimate, atol=1e-8)
         np.testing.assert_allclose(mine.se.to_numpy(float)[:2], ref.se.to_numpy(float)[:2], atol=1e-8)

@@ -110,10 +110,10 @@ def study_dir(tmp_path_factory):
          "responders": int(yb[split_b == s].sum()), "deaths": int(gb.loc[gb["split"] == s, "event"].sum())}
         for s in ("train", "test", "external")]))
     put("followup", sv.median_followup(gb, "time", "event"))
-    # (grouped by cohort labels: TableOne.formatted() overwrites a group named "test" with its test column)
+    # (grouped by cohort labels: TableOne.summary() overwrites a group named "test" with its test column)
     cohort = gb.assign(cohort=gb["split"].map({"train": "Training", "test": "Internal test", "external": "External"}))
     put("table1", descriptive.table_one(cohort, "cohort", variables=["age", "tsize", "pnodes", "tgrade", "menostat"],
-                                        categorical=["tgrade", "menostat"]).formatted())
+                                        categorical=["tgrade", "menostat"]).summary())
     put("missingness", pd.DataFrame({"variable": covs, "n_missing": 0, "percent": 0.0}))
     coefs = lr[-1].coef_[0]
     put("features_response", pd.DataFrame({"feature": Xb.columns, "coefficient": coefs}))

@@ -199,17 +199,10 @@ def _surv_observed(time, event, F, t, nk):
 
 
 def _calibration_survival_r(time, event, F, t, nk, conf_level, ties, engine):
-    """The R twin's rows, or None when Python must run (R lacks the requested ``ties``)."""
+    """The R twin's rows (``ps_r_calibration_survival``, same ``ties``), or None when Python runs."""
     if not _r_engine(engine, ("survival", "Hmisc")):
         return None
-    kw = dict(time=time, event=event, risk=F, t=float(t), nk=nk, conf_level=conf_level)
-    if rbridge.r_function_has_argument("ps_r_calibration_survival", "ties"):
-        kw["ties"] = ties
-    elif ties != "breslow":   # this R build fits the slope with Breslow ties only
-        if str(engine).lower() == "r":
-            raise ValueError(f"the installed R function ps_r_calibration_survival has no ties argument "
-                             f"(Breslow only); ties={ties!r} needs engine='python'")
-        return None
+    kw = dict(time=time, event=event, risk=F, times=float(t), nk=nk, conf_level=conf_level, ties=ties)
     return _call_r("ps_r_calibration_survival", **kw)
 
 

@@ -176,7 +176,6 @@ class TableOne:
         wide.columns.name = None
         return wide
 
-    formatted = summary   # the study's table-writing call (analysis.descriptive_tables)
 
 
 def table_one(data: pd.DataFrame, group: str, variables: Sequence[str] | None = None,

@@ -135,7 +135,7 @@ def order_metrics(m: pd.DataFrame) -> pd.DataFrame:
     return m[[c for c in METRIC_COLUMNS if c in m.columns] + [c for c in m.columns if c not in METRIC_COLUMNS]]
 
 
-def decision_tables(art: Artefacts, pred: Predictions):
+def decision_tables(art: Artefacts, pred: Predictions, engine: str):
     """Net benefit of every response model against treat-all / treat-none, per validation split."""
     cols = pred.columns
     if not cols.has_response:
@@ -146,7 +146,8 @@ def decision_tables(art: Artefacts, pred: Predictions):
         if len(np.unique(y)) < 2:
             continue
         probs = {m: g[c].to_numpy() for m, c in pred.response.items()}
-        art.table(f"decision_curve_{split}", decision.net_benefit(y, probs, thresholds=NET_BENEFIT_THRESHOLDS))
+        art.table(f"decision_curve_{split}", decision.net_benefit(y, probs, thresholds=NET_BENEFIT_THRESHOLDS,
+                                                                  engine=engine))
 
 
 CALIBRATION_HORIZONS = (365.25, 730.5)     # 12 and 24 months: the survival calibration figures
@@ -287,7 +288,7 @@ def descriptive_tables(art: Artefacts, clinical: pd.DataFrame, split: pd.Series,
     variables = [c for c in d.columns if c not in (cols.centre, "cohort") and not c.endswith("_1m")]
     t1 = art.guarded("table1", descriptive.table_one, d, "cohort", variables)
     if t1 is not None:
-        art.table("table1", t1.formatted())
+        art.table("table1", t1.summary())
     miss = d.drop(columns=["cohort"]).isna().groupby(d["cohort"]).mean().T * 100
     miss = miss.round(1).add_suffix(" missing %")
     miss["training missing %"] = (train_missing.reindex(miss.index) * 100).round(1)

@@ -109,7 +109,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     metrics = analyses.order_metrics(analyses.note_collapse(metrics, models))
     metrics.to_csv(out / "metrics.csv", index=False)
     art.table("metrics", metrics)
-    art.guarded("decision_curves", analyses.decision_tables, art, pred)
+    art.guarded("decision_curves", analyses.decision_tables, art, pred, engine)
     art.guarded("decision_curves_survival", analyses.survival_decision_tables, art, pred)
     art.guarded("calibration_curves", analyses.calibration_tables, art, pred, cfg.seed)
     groups = None
