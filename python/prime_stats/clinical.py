@@ -20,7 +20,6 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 
 ALBI_CUTS = (-2.60, -1.39)
 
@@ -159,47 +158,3 @@ def add_clinical_indices(df: pd.DataFrame, change_labs: Iterable[str] | None = N
             raise KeyError(f"relative change of {lab!r} needs columns {lab!r} and {post!r}")
         out[f"d_{lab}"] = relative_change(out[lab], out[post], lab, out.index)
     return out
-
-
-class ClinicalEncoder(TransformerMixin, BaseEstimator):
-    """Turn a mixed clinical table into a numeric design matrix (scikit-learn transformer).
-
-    Numeric columns pass through (missing values stay NaN for the imputer downstream);
-    text/categorical columns are one-hot encoded against the levels seen in ``fit`` (first level
-    dropped as reference; an unseen level in new data gives all-zero indicators). Only the
-    training data's levels are learned, so it is safe inside cross-validation.
-    """
-
-    def __init__(self, drop: tuple[str, ...] = ()):
-        self.drop = drop
-
-    def fit(self, X: pd.DataFrame, y=None):
-        X = X.drop(columns=[c for c in self.drop if c in X.columns])
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-        self.categorical_ = {}
-        for c in X.columns:
-            if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]):
-                levels = sorted(X[c].dropna().astype(str).unique())
-                self.categorical_[c] = levels
-        self.numeric_ = [c for c in X.columns if c not in self.categorical_]
-        names = list(self.numeric_)
-        for c, levels in self.categorical_.items():
-            names += [f"{c}={lv}" for lv in levels[1:]]
-        self.feature_names_out_ = np.asarray(names, dtype=object)
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in self.feature_names_in_ if c not in X.columns]
-        if missing:
-            raise KeyError(f"clinical columns missing from new data: {missing}")
-        out = X[self.numeric_].apply(pd.to_numeric, errors="coerce").astype(float)
-        for c, levels in self.categorical_.items():
-            v = X[c].astype("string")
-            for lv in levels[1:]:
-                col = (v == lv).astype(float)
-                col[v.isna().to_numpy()] = np.nan
-                out[f"{c}={lv}"] = col
-        return out[list(self.feature_names_out_)]
-
-    def get_feature_names_out(self, input_features=None):
-        return self.feature_names_out_

@@ -14,7 +14,7 @@ Two selection recipes (``recipe=`` of the modality estimators and of PrimeR / Pr
   with the ensembles as the refit;
 * ``"paper"``: the PRIME paper's recipe, exactly as below.
 
-The paper's recipe (DESIGN.md section 1):
+The paper's recipe (Methods of the PRIME paper), kept as ``recipe='paper'``:
 
 * response: drop > 30 % missing, median-impute, radiomics variance < 0.01 (raw scale) removed,
   z-score, clinical univariate logistic screen (p < 0.05), elastic-net logistic regression
@@ -30,15 +30,17 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectorMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .persist import TableAttr
+
 __all__ = [
-    "TableAttr",
+    "ClinicalEncoder",
     "MissingnessFilter",
     "VarianceFilter",
     "UnivariateLogisticScreen",
@@ -51,34 +53,6 @@ __all__ = [
     "selection_report",
     "selected_features",
 ]
-
-
-class TableAttr:
-    """A fitted attribute that reads as a pandas DataFrame (or Series) but is stored as plain lists,
-    so fitted models stay serialisable with skops (which refuses pandas internals)."""
-
-    def __init__(self, series=False):
-        self.series = series
-
-    def __set_name__(self, owner, name):
-        self.name, self.key = name, f"_{name}store"
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        try:
-            st = obj.__dict__[self.key]
-        except KeyError:
-            raise AttributeError(self.name) from None
-        df = pd.DataFrame(dict(zip(st["columns"], st["data"])), columns=st["columns"],
-                          index=pd.Index(st["index"], name=st["index_name"]))
-        return df.iloc[:, 0].rename(st["columns"][0]) if self.series else df
-
-    def __set__(self, obj, value):
-        df = value.to_frame() if isinstance(value, pd.Series) else value
-        obj.__dict__[self.key] = {"columns": [str(c) for c in df.columns],
-                                  "data": [df[c].tolist() for c in df.columns],
-                                  "index": df.index.tolist(), "index_name": df.index.name}
 
 
 def survival_arrays(y):
@@ -531,3 +505,47 @@ def selected_features(pipeline):
     """Names of the features that reach the final estimator of a fitted Pipeline."""
     pipe = getattr(pipeline, "best_estimator_", pipeline)
     return list(pipe[:-1].get_feature_names_out())
+
+
+class ClinicalEncoder(TransformerMixin, BaseEstimator):
+    """Turn a mixed clinical table into a numeric design matrix (scikit-learn transformer).
+
+    Numeric columns pass through (missing values stay NaN for the imputer downstream);
+    text/categorical columns are one-hot encoded against the levels seen in ``fit`` (first level
+    dropped as reference; an unseen level in new data gives all-zero indicators). Only the
+    training data's levels are learned, so it is safe inside cross-validation.
+    """
+
+    def __init__(self, drop: tuple[str, ...] = ()):
+        self.drop = drop
+
+    def fit(self, X: pd.DataFrame, y=None):
+        X = X.drop(columns=[c for c in self.drop if c in X.columns])
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.categorical_ = {}
+        for c in X.columns:
+            if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]):
+                levels = sorted(X[c].dropna().astype(str).unique())
+                self.categorical_[c] = levels
+        self.numeric_ = [c for c in X.columns if c not in self.categorical_]
+        names = list(self.numeric_)
+        for c, levels in self.categorical_.items():
+            names += [f"{c}={lv}" for lv in levels[1:]]
+        self.feature_names_out_ = np.asarray(names, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.feature_names_in_ if c not in X.columns]
+        if missing:
+            raise KeyError(f"clinical columns missing from new data: {missing}")
+        out = X[self.numeric_].apply(pd.to_numeric, errors="coerce").astype(float)
+        for c, levels in self.categorical_.items():
+            v = X[c].astype("string")
+            for lv in levels[1:]:
+                col = (v == lv).astype(float)
+                col[v.isna().to_numpy()] = np.nan
+                out[f"{c}={lv}"] = col
+        return out[list(self.feature_names_out_)]
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_out_

@@ -20,7 +20,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 from sksurv.metrics import concordance_index_censored
 
-from .features import TableAttr, survival_arrays, survival_folds
+from .features import survival_arrays, survival_folds
+from .persist import TableAttr
 from .models.response import RESPONSE_LEARNERS
 from .models.selection import ModalityClassifier, ModalitySurvival, check_columns, feature_table, repeated_oof
 from .models.survival import SURVIVAL_LEARNERS, cindex_scorer

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["TRUSTED_MODULES", "UntrustedFileError", "dump_skops", "load_skops", "dump_data", "load_data"]
+__all__ = ["TRUSTED_MODULES", "UntrustedFileError", "dump_skops", "load_skops", "dump_data", "load_data",
+           "TableAttr"]
 
 TRUSTED_MODULES = ("prime_stats.", "sklearn.", "sksurv.", "numpy.", "scipy.", "builtins.",
                    "collections.", "pandas.")
@@ -127,3 +128,31 @@ def load_data(folder: str | Path) -> Any:
         raise UntrustedFileError(f"{folder}: unknown entry {kind!r} in data.json")
 
     return dec(json.loads((folder / "data.json").read_text()))
+
+
+class TableAttr:
+    """A fitted attribute that reads as a pandas DataFrame (or Series) but is stored as plain lists,
+    so fitted models stay serialisable with skops (which refuses pandas internals)."""
+
+    def __init__(self, series=False):
+        self.series = series
+
+    def __set_name__(self, owner, name):
+        self.name, self.key = name, f"_{name}store"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        try:
+            st = obj.__dict__[self.key]
+        except KeyError:
+            raise AttributeError(self.name) from None
+        df = pd.DataFrame(dict(zip(st["columns"], st["data"])), columns=st["columns"],
+                          index=pd.Index(st["index"], name=st["index_name"]))
+        return df.iloc[:, 0].rename(st["columns"][0]) if self.series else df
+
+    def __set__(self, obj, value):
+        df = value.to_frame() if isinstance(value, pd.Series) else value
+        obj.__dict__[self.key] = {"columns": [str(c) for c in df.columns],
+                                  "data": [df[c].tolist() for c in df.columns],
+                                  "index": df.index.tolist(), "index_name": df.index.name}

@@ -76,7 +76,9 @@ def test_add_clinical_indices_and_errors():
 def test_clinical_encoder_learns_levels_from_training_only():
     train = pd.DataFrame({"age": [50, 60, 70], "bclc": ["B", "C", "C"]})
     test = pd.DataFrame({"age": [55], "bclc": ["A"]})  # level unseen in training
-    enc = clin.ClinicalEncoder().fit(train)
+    from prime_stats.features import ClinicalEncoder
+
+    enc = ClinicalEncoder().fit(train)
     assert list(enc.get_feature_names_out()) == ["age", "bclc=C"]
     np.testing.assert_array_equal(enc.transform(test).to_numpy(), [[55.0, 0.0]])
     with pytest.raises(KeyError, match="bclc"):

@@ -335,8 +335,9 @@ def simulated():
     x = clin.add_clinical_indices(c)
     drop = {"patient_id", "centre", "response_3m", "os_days", "os_event", "subsequent_therapy",
             "monocytes_1m", "pt_1m", "albi_grade", "child_pugh_class"}
-    feats = [f for f in x.columns if f not in drop]
-    return x, feats
+    from prime_stats.features import ClinicalEncoder
+    enc = ClinicalEncoder().fit_transform(x[[f for f in x.columns if f not in drop]])   # encoded once, as the study does
+    return pd.concat([enc, x[["response_3m", "os_days", "os_event"]]], axis=1), list(enc.columns)
 
 
 def test_prime_r_finds_tumour_size_on_simulated_study(simulated):
@@ -397,7 +398,11 @@ def test_late_fusion_not_worse_on_simulated_external_centre():
     x = clin.add_clinical_indices(c)
     drop = {"patient_id", "centre", "response_3m", "os_days", "os_event", "subsequent_therapy",
             "monocytes_1m", "pt_1m", "albi_grade", "child_pugh_class"}
-    feats = [f for f in x.columns if f not in drop]
+    from prime_stats.features import ClinicalEncoder
+    A = (x.centre == "A").to_numpy()
+    enc = ClinicalEncoder().fit(x.loc[A, [f for f in x.columns if f not in drop]])   # fitted on training
+    x = pd.concat([enc.transform(x[list(enc.feature_names_in_)]), x[["centre", "response_3m"]]], axis=1)
+    feats = list(enc.get_feature_names_out())
     rng = np.random.default_rng(0)
     T = np.column_stack([np.log(truth.diameter), truth.irregularity, truth.heterogeneity])
     T = (T - T.mean(0)) / T.std(0)

@@ -125,9 +125,11 @@ def test_pbc_real_messy_liver_data(r_engine):
     y = Surv.from_arrays(pbc["status"].to_numpy() == 2, pbc["time"].astype(float).to_numpy())
     feats = ["age", "sex", "ascites", "hepato", "spiders", "edema", "bili", "chol", "albumin",
              "copper", "alk.phos", "ast", "trig", "platelet", "protime", "stage"]
-    X = pbc[feats].copy()
     tr = np.arange(len(y)) % 4 != 0
-    m = ModalitySurvival(feats, (), "clinical", learners=("gbsa", "fast_svm"), fast=True, cv=5,
+    # the clinical table is encoded once, on the training rows, before any model (as the study does)
+    from prime_stats.features import ClinicalEncoder
+    X = ClinicalEncoder().fit(pbc.loc[tr, feats]).transform(pbc[feats])
+    m = ModalitySurvival(list(X.columns), (), "clinical", learners=("gbsa", "fast_svm"), fast=True, cv=5,
                          random_state=0).fit(X[tr], y[tr])
     rep = m.selection_report_
     miss = rep[rep.step == "MissingnessFilter"].set_index("feature")

@@ -1,4 +1,4 @@
-"""PRIME-R / PRIME-S learners, default grids and model selection (see DESIGN.md section 1)."""
+"""PRIME-R / PRIME-S learners, default grids and model selection (the paper's learners plus penalised GLMs)."""
 from .grids import default_grid
 from .response import (PAPER_RESPONSE_LEARNERS, RECIPES, RESPONSE_LEARNERS, make_response_learner,
                        make_response_pipeline)

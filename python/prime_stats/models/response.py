@@ -22,7 +22,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from ..clinical import ClinicalEncoder
 from ..features import (ElasticNetLogisticSelector, MissingnessFilter, StabilitySelector,
                         UnivariateLogisticScreen, VarianceFilter)
 from .rotation_forest import RotationForestClassifier
@@ -81,8 +80,8 @@ def check_recipe(recipe):
 
 
 def _response_preprocess(kind, variance_threshold, alpha, recipe="stable"):
-    steps = [("encode", ClinicalEncoder())] if kind == "clinical" else []
-    steps += [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
+    # the clinical table arrives encoded (features.ClinicalEncoder, fitted once on the training split)
+    steps = [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
     if recipe == "stable":
         return steps + [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
     if kind == "radiomics":

@@ -20,7 +20,8 @@ from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ..features import TableAttr, selection_report, survival_arrays, survival_folds
+from ..features import selection_report, survival_arrays, survival_folds
+from ..persist import TableAttr
 from .grids import default_grid
 from .response import RESPONSE_LEARNERS, check_recipe, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline, survival_function_at

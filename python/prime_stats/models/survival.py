@@ -24,7 +24,6 @@ from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.svm import FastSurvivalSVM
 
-from ..clinical import ClinicalEncoder
 from ..features import (CoxnetSelector, MissingnessFilter, StabilitySelector, VarianceFilter,
                         survival_arrays)
 from .response import CONSTANT, check_recipe
@@ -105,8 +104,8 @@ def make_survival_learner(learner, random_state=None):
 
 
 def _survival_preprocess(kind, variance_threshold, recipe="stable"):
-    steps = [("encode", ClinicalEncoder())] if kind == "clinical" else []
-    steps += [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
+    # the clinical table arrives encoded (features.ClinicalEncoder, fitted once on the training split)
+    steps = [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
     if recipe == "stable":
         return steps + [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
     if kind == "radiomics":

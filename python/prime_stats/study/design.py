@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from .. import clinical as clin
 from ..cohort import Cohort, CohortError, read_table
+from ..features import ClinicalEncoder
 from .config import ConfigError, StudyConfig
 
 
@@ -182,7 +183,7 @@ def build_features(cohort: Cohort, split: pd.Series, cfg: StudyConfig, log) -> F
     excluded = sorted(train_missing.index[train_missing > cfg.features.max_missing])
     if excluded:
         log(f"features: dropped {excluded} (> {cfg.features.max_missing:.0%} missing in training)")
-    enc = clin.ClinicalEncoder(drop=tuple(excluded)).fit(raw.loc[train])
+    enc = ClinicalEncoder(drop=tuple(excluded)).fit(raw.loc[train])
     x_clin = enc.transform(raw.loc[scored])
     X, rad_cols, icc, ext_log, failed = x_clin, [], None, None, []
     if cfg.data.features:
