@@ -427,15 +427,12 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
 def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
     """S(t|x) at ``times`` for each row of X (n x len(times)).
 
-    Accepts models whose ``predict_survival_function`` returns scikit-survival step functions,
-    an (n x times) array for a ``times`` argument (prime_stats.fusion.PrimeS), or a lifelines-style
-    times x samples DataFrame.
+    Accepts models whose ``predict_survival_function`` returns scikit-survival step functions
+    (scikit-survival's models, prime_stats.fusion.PrimeS) or a lifelines-style times x samples
+    DataFrame.
     """
-    import inspect
-
     times = np.asarray(times, dtype=float)
-    takes_times = "times" in inspect.signature(model.predict_survival_function).parameters
-    sf = model.predict_survival_function(X, times=times) if takes_times else model.predict_survival_function(X)
+    sf = model.predict_survival_function(X)
     if isinstance(sf, pd.DataFrame):
         return sf.to_numpy(dtype=float).T
     sf = np.asarray(sf)
@@ -445,10 +442,8 @@ def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
             raise ValueError(f"times must lie within the model's follow-up domain [{lo:g}, {hi:g}], "
                              f"got [{times.min():g}, {times.max():g}]")
         return np.vstack([fn(times) for fn in sf])
-    if sf.ndim == 2 and sf.shape == (len(X), len(times)):
-        return sf.astype(float)
     raise TypeError(f"predict_survival_function returned {type(sf).__name__} of shape {sf.shape}; "
-                    "expected step functions, an (n x times) array or a DataFrame")
+                    "expected scikit-survival step functions or a DataFrame")
 
 
 @dataclass

@@ -550,9 +550,23 @@ class PrimeS(BaseEstimator):
         """Averaged risk score: weighted mean Cox log hazard ratio (higher = shorter survival)."""
         return sum(w * cal.linear_predictor(s) for w, cal, s in self._scores(X))
 
-    def predict_survival_function(self, X, times):
-        """Averaged S(t|x) at ``times`` -> array (n, len(times)), non-increasing in t, within [0, 1]."""
-        return sum(w * cal.survival(s, times) for w, cal, s in self._scores(X))
+    @property
+    def unique_times_(self):
+        """Time 0 and the training event times of the members' Breslow baselines: the grid of S(t|x)."""
+        return np.unique(np.concatenate([[0.0], *(self.calibrations_[k].times_ for k in self.pipelines_)]))
+
+    def predict_survival_function(self, X, return_array=False):
+        """Averaged S(t|x), as scikit-survival: step functions on :attr:`unique_times_`
+        (``sksurv.functions.StepFunction``, S = 1 at time 0, the last value carried to the last event
+        time), or with ``return_array=True`` the array (n, len(unique_times_)). Non-increasing in t,
+        within [0, 1]."""
+        from sksurv.functions import StepFunction
+
+        grid = self.unique_times_
+        S = sum(w * cal.survival(s, grid) for w, cal, s in self._scores(X))
+        if return_array:
+            return S
+        return np.array([StepFunction(grid, row) for row in S])
 
     def score(self, X, y):
         """Harrell's C-index of the averaged risk score."""

@@ -270,7 +270,11 @@ def test_stacking_weights_solve_the_yao_objective(prime_s, gbsg_split):
 def test_bma_risk_and_survival_function(prime_s, gbsg_split):
     _, Xte, _, yte = gbsg_split
     times = np.array([180.0, 365, 730, 1460, 2500, 5000])
-    S = prime_s.predict_survival_function(Xte, times)
+    fns = prime_s.predict_survival_function(Xte)                       # scikit-survival step functions
+    assert len(fns) == len(Xte) and fns[0].x[0] == 0 and fns[0].y[0] == 1
+    np.testing.assert_allclose(np.vstack([f.y for f in fns]), prime_s.predict_survival_function(Xte, return_array=True))
+    from prime_stats.study.predictions import survival_at
+    S = survival_at(fns, times)                                        # last value carried past the last event
     assert S.shape == (len(Xte), len(times))
     assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 1e-12)
     member = prime_s.member_risk(Xte)

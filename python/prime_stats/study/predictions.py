@@ -119,12 +119,10 @@ def predict_all(models: dict, X: pd.DataFrame, cohort: Cohort, split: pd.Series,
     for name, m in models.get("survival", {}).items():
         if isinstance(m, tuple):
             est, feats = m
-            sf = est.predict_survival_function(X[feats])
-            pred.add_risk(name, est.predict(X[feats]),
-                          np.array([[f(min(t, f.x[-1])) for t in pred.times] for f in sf]))
+            pred.add_risk(name, est.predict(X[feats]), survival_at(est.predict_survival_function(X[feats]), pred.times))
             continue
         if name == PRIME_S:
-            pred.add_risk(name, m.predict(X), m.predict_survival_function(X, pred.times))
+            pred.add_risk(name, m.predict(X), survival_at(m.predict_survival_function(X), pred.times))
             members = m.member_risk(X)
             for kind, learner in m.chosen_learners_.items():
                 score = members[f"{kind}/{learner}"].to_numpy()
@@ -133,3 +131,9 @@ def predict_all(models: dict, X: pd.DataFrame, cohort: Cohort, split: pd.Series,
         else:
             pred.add_risk(name, m.predict(X))
     return pred
+
+
+def survival_at(step_functions, times) -> np.ndarray:
+    """scikit-survival step functions S(t|x) evaluated at ``times`` -> (n, len(times)); beyond the
+    last time of a function its last value is carried (as ``summary(survfit, extend = TRUE)``)."""
+    return np.array([[f(min(t, f.x[-1])) for t in times] for f in step_functions])
