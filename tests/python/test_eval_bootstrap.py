@@ -72,12 +72,15 @@ def test_survival_replicates_equal_per_replicate_functions(gbsg, ties):
     idx = bs.resample_indices(len(t), 2026, 0, 12)
     got = ev.evaluate(bs.resample_counts(idx, len(t)))
     assert len(got) == 2 + 5 * 4 + 1          # Harrell, Uno; AUC/Brier/IPA/O/E/slope at 4 times; IBS
-    worst = 0.0
+    worst = {"closed form": 0.0, "slope": 0.0}
     for b, i in enumerate(idx):
         for key, v in _per_replicate(t[i], e[i], F[i], s[i]).items():
             k = next(k for k in got if _same_key(k, key))
-            worst = max(worst, abs(got[k][b] - v))
-    assert worst < 1e-12, worst
+            kind = "slope" if key[0] == "slope" else "closed form"
+            worst[kind] = max(worst[kind], abs(got[k][b] - v))
+    # closed-form statistics agree to rounding; the calibration slope is a Newton-Raphson root in both
+    # paths (weighted vs resampled rows), equal to the solvers' convergence (coxph's eps is 1e-9)
+    assert worst["closed form"] < 1e-12 and worst["slope"] < 1e-8, worst
     # the estimate (all weights 1) is the function on the original data
     full = ev.evaluate(np.ones((len(t), 1)))
     assert full[("C-index", "Harrell", np.nan, np.nan)][0] == pytest.approx(
