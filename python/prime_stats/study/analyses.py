@@ -137,15 +137,9 @@ def order_metrics(m: pd.DataFrame) -> pd.DataFrame:
 
 def decision_tables(art: Artefacts, pred: Predictions, engine: str):
     """Net benefit of every response model against treat-all / treat-none, per validation split."""
-    cols = pred.columns
-    if not cols.has_response:
+    if not pred.columns.has_response:
         return
-    for split in ("test", "external"):
-        g = pred.in_split(split)
-        y = g[cols.response].astype(int).to_numpy()
-        if len(np.unique(y)) < 2:
-            continue
-        probs = {m: g[c].to_numpy() for m, c in pred.response.items()}
+    for split, _, y, probs in pred.response_by_split():
         art.table(f"decision_curve_{split}", decision.net_benefit(y, probs, thresholds=NET_BENEFIT_THRESHOLDS,
                                                                   engine=engine))
 

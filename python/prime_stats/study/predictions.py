@@ -15,6 +15,7 @@ from ..cohort import Cohort, CohortColumns
 PRIME_R = "PRIME-R"
 PRIME_S = "PRIME-S"
 SPLITS = ("train", "test", "external")          # flow order, used by every table and figure
+VALIDATION_SPLITS = ("test", "external")        # the splits that received the frozen models
 SPLIT_LABELS = {"train": "training (apparent)", "test": "internal test", "external": "external"}
 CSV, INDEX = "predictions.csv", "predictions.json"
 
@@ -75,6 +76,15 @@ class Predictions:
 
     def in_split(self, split: str) -> pd.DataFrame:
         return self.frame[self.frame["split"] == split]
+
+    def response_by_split(self):
+        """``(split, rows, y, {model: probability})`` for each validation split (test, external) whose
+        response has both classes."""
+        for split in VALIDATION_SPLITS:
+            g = self.in_split(split)
+            y = g[self.columns.response].astype(int).to_numpy()
+            if len(np.unique(y)) == 2:
+                yield split, g, y, {m: g[c].to_numpy() for m, c in self.response.items()}
 
     def main_risk(self) -> str:
         """PRIME-S's risk column, else the first survival model's."""

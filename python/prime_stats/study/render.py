@@ -2,17 +2,16 @@
 computes a statistic that a table reports."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ..report import figures as F
 from ..report import figures_data as FD
+from ..report.figures_data import DAYS_PER_MONTH
 from ..report import figures_explain as fe
 from ..report import figures_validation as fv
 from .predictions import SPLIT_LABELS, Predictions
 from .record import Artefacts
 
-DAYS_PER_MONTH = 30.4375
 
 
 def _one_split(table: pd.DataFrame, split: str, **where) -> pd.DataFrame:
@@ -29,17 +28,11 @@ def _draw(art: Artefacts, key: str, fig):
 def response_figures(art: Artefacts, pred: Predictions, engine: str):
     """ROC curves (from the stored predictions), calibration and decision curves (from their stored
     tables) of the response models per validation split."""
-    cols = pred.columns
     if not pred.response:
         return
-    for split in ("test", "external"):
-        g = pred.in_split(split)
-        y = g[cols.response].astype(int).to_numpy()
-        if len(np.unique(y)) < 2:
-            continue
+    for split, g, y, probs in pred.response_by_split():
         label = SPLIT_LABELS[split]
-        art.figure(f"roc_{split}", fv.plot_roc(y, {m: g[c].to_numpy() for m, c in pred.response.items()},
-                                               title=f"ROC, {label} (n={len(g)})"))
+        art.figure(f"roc_{split}", fv.plot_roc(y, probs, title=f"ROC, {label} (n={len(g)})"))
         if "calibration_curves" in art.tables:
             curves = _one_split(art.tables["calibration_curves"], split, endpoint="response")
             if len(curves):
