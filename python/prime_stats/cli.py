@@ -119,7 +119,6 @@ def _validate(args) -> int:
 
 def _score(args) -> int:
     """prime-stats score: a predictions CSV and column names -> the tidy validation table."""
-    import inspect
     import warnings
 
     import numpy as np
@@ -154,15 +153,11 @@ def _score(args) -> int:
         raise ValueError("give at least one --model NAME=COLUMN")
     thresholds = [float(v) for v in args.thresholds.split(",")] if args.thresholds else []
     fn = score.score_survival if survival else score.score_binary
-    extra = {}
-    if args.bootstrap:
-        if "bootstrap" not in inspect.signature(fn).parameters:
-            raise ValueError("--bootstrap needs score_*(bootstrap=) which this prime-stats version lacks")
-        extra = {"bootstrap": args.bootstrap, "seed": args.seed}
+    extra = {"bootstrap": args.bootstrap, "seed": args.seed} if args.bootstrap else {}
     with warnings.catch_warnings(record=True) as caught:   # library warnings are not passed to the shell
         warnings.simplefilter("always")
         if survival:
-            times = [float(v) for v in args.times.split(",")]
+            times = [float(v) for v in args.times.split(",")] if args.times else list(score.DEFAULT_TIMES)
             risks = {}
             for name, cols in preds.items():
                 if len(cols) != len(times):
@@ -320,8 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--model", action="append", metavar="NAME=COLUMN[,COLUMN...]",
                     help="a model to score (repeat for several): binary - its predicted-probability column; "
                          "survival - one predicted-risk column per --times entry")
-    sc.add_argument("--times", default="182.5,365,730,1095",
-                    help="comma-separated prediction horizons for a survival outcome (default: %(default)s)")
+    sc.add_argument("--times", help="comma-separated prediction horizons for a survival outcome "
+                                    "(default: 6, 12, 24 and 36 months in days, as the study)")
     sc.add_argument("--survival-probabilities", action="store_true",
                     help="the survival --model columns hold S(t|x) (the risk F = 1 - S is scored)")
     sc.add_argument("--risk-score", action="append", metavar="NAME=COLUMN",

@@ -36,6 +36,8 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from scipy.special import logit
 from sklearn.pipeline import Pipeline
 
+from .evaluation._survcore import survival_at as step_survival_at
+
 __all__ = ["ShapResult", "cv_shap", "interventional_shapley", "SurvShapResult", "survshap", "survival_at",
            "divergence_table"]
 
@@ -428,8 +430,9 @@ def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
     """S(t|x) at ``times`` for each row of X (n x len(times)).
 
     Accepts models whose ``predict_survival_function`` returns scikit-survival step functions
-    (scikit-survival's models, prime_stats.fusion.PrimeS) or a lifelines-style times x samples
-    DataFrame.
+    (scikit-survival's models, prime_stats' PrimeS and ModalitySurvival; evaluated by
+    :func:`prime_stats.models.survival.survival_at`) or a lifelines-style times x samples DataFrame.
+    Times beyond the model's last time are refused: nothing is explained past follow-up.
     """
     times = np.asarray(times, dtype=float)
     sf = model.predict_survival_function(X)
@@ -437,11 +440,11 @@ def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
         return sf.to_numpy(dtype=float).T
     sf = np.asarray(sf)
     if sf.dtype == object:
-        lo, hi = sf[0].domain
-        if times.min() < lo or times.max() > hi:
-            raise ValueError(f"times must lie within the model's follow-up domain [{lo:g}, {hi:g}], "
+        last = sf[0].x[-1]
+        if times.min() < 0 or times.max() > last:
+            raise ValueError(f"times must lie within the model's follow-up domain [0, {last:g}], "
                              f"got [{times.min():g}, {times.max():g}]")
-        return np.vstack([fn(times) for fn in sf])
+        return step_survival_at(sf, times)
     raise TypeError(f"predict_survival_function returned {type(sf).__name__} of shape {sf.shape}; "
                     "expected scikit-survival step functions or a DataFrame")
 

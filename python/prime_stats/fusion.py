@@ -563,7 +563,9 @@ class PrimeS(BaseEstimator):
         from sksurv.functions import StepFunction
 
         grid = self.unique_times_
-        S = sum(w * cal.survival(s, grid) for w, cal, s in self._scores(X))
+        scores = self._scores(X)
+        # divided by the weights' sum (1 up to rounding), so that S(0) = 1 exactly
+        S = sum(w * cal.survival(s, grid) for w, cal, s in scores) / sum(w for w, _, _ in scores)
         if return_array:
             return S
         return np.array([StepFunction(grid, row) for row in S])

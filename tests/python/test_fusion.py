@@ -273,7 +273,7 @@ def test_bma_risk_and_survival_function(prime_s, gbsg_split):
     fns = prime_s.predict_survival_function(Xte)                       # scikit-survival step functions
     assert len(fns) == len(Xte) and fns[0].x[0] == 0 and fns[0].y[0] == 1
     np.testing.assert_allclose(np.vstack([f.y for f in fns]), prime_s.predict_survival_function(Xte, return_array=True))
-    from prime_stats.study.predictions import survival_at
+    from prime_stats.evaluation._survcore import survival_at
     S = survival_at(fns, times)                                        # last value carried past the last event
     assert S.shape == (len(Xte), len(times))
     assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 1e-12)
@@ -381,7 +381,7 @@ def test_fitted_models_round_trip_through_skops(prime_r, prime_s, bc_split, gbsg
     _, Xte, *_ = bc_split
     _, Xs, _, _ = gbsg_split
     for model, check in ((prime_r, lambda m: m.predict_proba(Xte)),
-                         (prime_s, lambda m: m.predict_survival_function(Xs, [365.0, 1000.0]))):
+                         (prime_s, lambda m: m.predict_survival_function(Xs, return_array=True))):
         blob = sio.dumps(model)
         untrusted = sio.get_untrusted_types(data=blob)
         assert not [t for t in untrusted if t.startswith(("pandas", "builtins.function"))]

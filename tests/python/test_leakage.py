@@ -200,7 +200,7 @@ def test_bma_weights_and_meta_model_are_frozen(gbsg_perm):
     m.score(Xte, yte)
     event, time = survival_arrays(yte)
     m.score(Xte.iloc[::-1], yte[::-1])
-    m.predict_survival_function(Xte.iloc[:50], [365, 730])
+    m.predict_survival_function(Xte.iloc[:50])
     pd.testing.assert_frame_equal(m.bma_table_, before[0])
     np.testing.assert_array_equal(m.weights_, before[1])
     for k, c in m.calibrations_.items():

@@ -8,10 +8,11 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
+from prime_stats.evaluation._survcore import survival_at
 from prime_stats.features import survival_arrays, survival_folds
 from prime_stats.models import (SURVIVAL_LEARNERS, CoxCalibratedSurvivalSVM, ModalitySurvival,
                                 cindex_scorer, default_grid, make_survival_pipeline,
-                                survival_function_at, tune)
+                                tune)
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +70,13 @@ def test_survival_tuning_ranks_real_cindices(gbsg):
     assert gs.best_score_ == pytest.approx(np.mean(manual), rel=1e-10)
 
 
-def test_survival_function_at_is_a_step_function(gbsg):
+def test_survival_at_evaluates_step_functions(gbsg):
     X, y = gbsg
     model = CoxPHSurvivalAnalysis().fit(X, y)
     fns = model.predict_survival_function(X.iloc[:3])
     t_first, t_last = fns[0].x[0], fns[0].x[-1]
     times = np.array([0.0, t_first - 1, t_first, fns[0].x[10], t_last, t_last + 1000])
-    S = survival_function_at(model, X.iloc[:3], times)
+    S = survival_at(fns, times)
     assert np.all(S[:, :2] == 1.0)                                   # before the first event
     np.testing.assert_allclose(S[:, 2], [f.y[0] for f in fns])
     np.testing.assert_allclose(S[:, 3], [f.y[10] for f in fns])
@@ -83,7 +84,7 @@ def test_survival_function_at_is_a_step_function(gbsg):
     assert np.all(np.diff(S, axis=1) <= 0)
     # unsorted times give the same values
     perm = np.array([3, 0, 5, 1, 4, 2])
-    np.testing.assert_allclose(survival_function_at(model, X.iloc[:3], times[perm]), S[:, perm])
+    np.testing.assert_allclose(survival_at(fns, times[perm]), S[:, perm])
 
 
 def test_svm_gets_a_cox_breslow_survival_function(whas):
@@ -96,8 +97,8 @@ def test_svm_gets_a_cox_breslow_survival_function(whas):
     ref = CoxPHSurvivalAnalysis(ties="breslow").fit(z, y)
     assert svm.calibrator_.coef_[0] == pytest.approx(ref.coef_[0], rel=1e-8) and ref.coef_[0] > 0
     times = np.quantile(survival_arrays(y)[1], [0.1, 0.3, 0.5, 0.7])
-    S = survival_function_at(svm, Xz, times)
-    np.testing.assert_allclose(S, survival_function_at(ref, z, times), rtol=1e-10)
+    S = survival_at(svm.predict_survival_function(Xz), times)
+    np.testing.assert_allclose(S, survival_at(ref.predict_survival_function(z), times), rtol=1e-10)
     assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 0)
     hi, lo = np.argmax(risk), np.argmin(risk)
     assert np.all(S[hi] < S[lo])
@@ -111,7 +112,7 @@ def test_each_survival_pipeline_predicts_risk_and_survival(gbsg, learner):
     pipe.set_params(**{k: v[0] for k, v in default_grid(learner, fast=True).items()})
     pipe.fit(X[tr], y[tr])
     assert cindex_scorer(pipe, X[te], y[te]) > 0.6
-    S = survival_function_at(pipe, X[te], [365, 730, 1825])
+    S = survival_at(pipe.predict_survival_function(X[te]), [365, 730, 1825])
     assert np.all((S >= 0) & (S <= 1)) and np.all(np.diff(S, axis=1) <= 0)
     assert set(pipe[:-1].get_feature_names_out()) <= set(X.columns)
 
@@ -138,3 +139,11 @@ def test_pbc_real_messy_liver_data(r_engine):
     assert "bili" in set(m.selected_features_.feature)
     c = m.score(X[~tr], y[~tr])
     assert c > 0.75, c     # the Mayo risk score reaches ~0.8 on pbc
+    # S(t|x) as scikit-survival: step functions of the chosen pipeline, or the array on unique_times_
+    fns = m.predict_survival_function(X[~tr].iloc[:5])
+    arr = m.predict_survival_function(X[~tr].iloc[:5], return_array=True)
+    assert arr.shape == (5, len(m.unique_times_))
+    np.testing.assert_array_equal(np.vstack([f.y for f in fns]), arr)
+    np.testing.assert_array_equal(fns[0].x, m.unique_times_)
+    best = m.best_estimator_.predict_survival_function(X[~tr].iloc[:5], return_array=True)
+    np.testing.assert_array_equal(arr, best)

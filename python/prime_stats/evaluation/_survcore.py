@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["KMCurve", "kaplan_meier_curve", "reverse_kaplan_meier", "step_at", "CoxModel", "CoxFit",
+__all__ = ["KMCurve", "kaplan_meier_curve", "reverse_kaplan_meier", "step_at", "survival_at", "CoxModel", "CoxFit",
            "fit_cox", "cox_loglik", "baseline_cumhaz", "cox_survival", "TIES"]
 
 TIES = ("efron", "breslow")
@@ -46,6 +46,14 @@ def step_at(grid: np.ndarray, values: np.ndarray, t, start: float, left: bool = 
     if values.size == 0:
         return np.full(np.shape(idx), start, dtype=float)
     return np.where(idx >= 0, values[np.maximum(idx, 0)], start)
+
+
+def survival_at(step_functions, times) -> np.ndarray:
+    """Survival step functions S(t|x) of a fitted model (``sksurv.functions.StepFunction``, as
+    ``predict_survival_function`` returns them) at ``times`` -> array (n, len(times)), by the one rule
+    of :func:`step_at` (S = 1 before a function's first time, its last value carried beyond its last)."""
+    return np.array([step_at(f.x, f.a * f.y + f.b, times, 1.0) for f in step_functions]).reshape(
+        len(step_functions), np.size(times))
 
 
 # ------------------------------------------------------------------------------------- Kaplan-Meier

@@ -39,6 +39,7 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from threadpoolctl import threadpool_limits
 
+from ._survcore import survival_at
 from .bootstrap import BinaryWeights, SurvivalWeights, _seed, resample_counts, resample_indices
 
 __all__ = ["bootstrap_optimism", "bootstrap_ci", "BINARY_METRICS", "SURVIVAL_METRICS"]
@@ -141,7 +142,7 @@ class _Metrics:
             score = np.asarray(fitted.predict(X), float)
             F = np.zeros((len(score), 0))
             if self.times:
-                F = 1 - np.array([[f(t) for t in self.times] for f in fitted.predict_survival_function(X)])
+                F = 1 - survival_at(fitted.predict_survival_function(X), self.times)
             ev = SurvivalWeights(self.t, self.e, F, score, self.times or [],
                                  metrics=sorted({SURVIVAL_METRICS[s][0] for s in self.names}))
             res = ev.evaluate(W)

@@ -23,7 +23,8 @@ from .inputs import as_binary, as_float_array, as_risk_matrix, check_horizon, ch
 from .overall import brier_binary, brier_survival, integrated_brier_score
 
 COLUMNS = ["model", "metric", "time", "estimate", "se", "lower", "upper", "method", "engine", "p_value"]
-DEFAULT_TIMES = (182.5, 365.0, 730.0, 1095.0)
+DAYS_PER_MONTH = 365.25 / 12                                        # 30.4375 days
+DEFAULT_TIMES = tuple(DAYS_PER_MONTH * m for m in (6, 12, 24, 36))   # 6, 12, 24, 36 months in days
 _R_BINARY = ("pROC", "riskRegression", "rms")
 _R_SURVIVAL = ("survival", "riskRegression", "pec", "Hmisc")
 

@@ -24,7 +24,7 @@ from ..features import selection_report, survival_arrays, survival_folds
 from ..persist import TableAttr
 from .grids import default_grid
 from .response import RESPONSE_LEARNERS, check_recipe, make_response_pipeline
-from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline, survival_function_at
+from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline
 
 __all__ = ["tune", "tune_learners", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
            "check_columns", "repeated_oof"]
@@ -339,9 +339,15 @@ class ModalitySurvival(_ModalityBase):
         """Risk score (higher = shorter survival)."""
         return self.best_estimator_.predict(self._X(X))
 
-    def predict_survival_function(self, X, times):
-        """S(t|x) at ``times`` -> array (n, len(times))."""
-        return survival_function_at(self.best_estimator_, self._X(X), times)
+    def predict_survival_function(self, X, return_array=False):
+        """S(t|x) of the best pipeline, as scikit-survival: step functions, or with
+        ``return_array=True`` the array (n, len(unique_times_))."""
+        return self.best_estimator_.predict_survival_function(self._X(X), return_array=return_array)
+
+    @property
+    def unique_times_(self):
+        """The time grid of :meth:`predict_survival_function` (the best learner's)."""
+        return self.best_estimator_[-1].unique_times_
 
     def score(self, X, y):
         """Harrell's C-index."""

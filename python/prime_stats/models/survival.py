@@ -34,7 +34,6 @@ __all__ = [
     "CoxCalibratedSurvivalSVM",
     "make_survival_learner",
     "make_survival_pipeline",
-    "survival_function_at",
     "cindex_scorer",
 ]
 
@@ -148,25 +147,6 @@ def make_survival_pipeline(learner, feature_kind, random_state=None, clinical_fe
     for _, step in pre + select:  # pandas output through the transformers; the learner untouched
         step.set_output(transform="pandas")
     return Pipeline(pre + select + model)
-
-
-def survival_function_at(model, X, times):
-    """S(t|x) of a fitted scikit-survival model (or Pipeline) at ``times`` -> array (n, len(times)).
-
-    Right-continuous step functions: S = 1 before the first event time, the last value is carried
-    beyond the last one; the result is clipped to [0, 1] and made non-increasing in t.
-    """
-    times = np.atleast_1d(np.asarray(times, dtype=float))
-    fns = model.predict_survival_function(X)
-    out = np.empty((len(fns), len(times)))
-    for i, fn in enumerate(fns):
-        idx = np.searchsorted(fn.x, times, side="right") - 1
-        vals = fn.a * fn.y[np.clip(idx, 0, None)] + fn.b
-        out[i] = np.where(idx < 0, 1.0, vals)
-    order = np.argsort(times, kind="stable")
-    mono = np.minimum.accumulate(np.clip(out[:, order], 0.0, 1.0), axis=1)
-    out[:, order] = mono
-    return out
 
 
 def cindex_scorer(estimator, X, y):

@@ -16,11 +16,11 @@ import pandas as pd
 
 from prime_stats.evaluation import survival as sv
 from prime_stats.evaluation.calibration import calibration_curve_binary, calibration_curve_survival
+from prime_stats.evaluation.score import DAYS_PER_MONTH
 
 __all__ = ["DAYS_PER_MONTH", "at_risk_times", "km_tables", "km_annotation", "calibration_curves",
            "calibration_curves_survival", "prediction_rug"]
 
-DAYS_PER_MONTH = 30.4375
 
 
 def at_risk_times(max_time: float, every: float = 6.0, time_scale: float = DAYS_PER_MONTH) -> np.ndarray:

@@ -10,8 +10,7 @@ from typing import Any
 import yaml
 
 from ..cohort import CohortColumns
-
-DEFAULT_TIMES = [182.625, 365.25, 730.5, 1095.75]   # 6, 12, 24, 36 months in days
+from ..evaluation.score import DEFAULT_TIMES
 
 
 class ConfigError(ValueError):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..cohort import Cohort, CohortColumns
+from ..evaluation._survcore import survival_at
 
 PRIME_R = "PRIME-R"
 PRIME_S = "PRIME-S"
@@ -141,9 +142,3 @@ def predict_all(models: dict, X: pd.DataFrame, cohort: Cohort, split: pd.Series,
         else:
             pred.add_risk(name, m.predict(X))
     return pred
-
-
-def survival_at(step_functions, times) -> np.ndarray:
-    """scikit-survival step functions S(t|x) evaluated at ``times`` -> (n, len(times)); beyond the
-    last time of a function its last value is carried (as ``summary(survfit, extend = TRUE)``)."""
-    return np.array([[f(min(t, f.x[-1])) for t in times] for f in step_functions])
