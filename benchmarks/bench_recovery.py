@@ -94,6 +94,7 @@ def design(d: Path):
     from sksurv.util import Surv
 
     from prime_stats import clinical as clin
+    from prime_stats.features import ClinicalEncoder
 
     raw = pd.read_csv(d / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
     split = pd.read_parquet(d / "design.parquet")["split"]
@@ -101,7 +102,7 @@ def design(d: Path):
     x = x.drop(columns=[c for c in DROP if c in x.columns])
     train = split.index[split == "train"]
     miss = x.loc[train].isna().mean()
-    enc = clin.ClinicalEncoder(drop=tuple(miss.index[miss > 0.3])).fit(x.loc[train])
+    enc = ClinicalEncoder(drop=tuple(miss.index[miss > 0.3])).fit(x.loc[train])
     xc = enc.transform(x)
     rad = pd.read_parquet(d / "radiomics_kept.parquet").reindex(xc.index)
     X = pd.concat([xc, rad], axis=1)

@@ -169,8 +169,9 @@ def _collapse(weights, labels, kinds):
 class PrimeR(ClassifierMixin, BaseEstimator):
     """PRIME-R late fusion.
 
-    For each modality the best pipeline (learner and hyper-parameters) is chosen by stratified
-    ``cv``-fold CV AUC on the training data (``ModalityClassifier``, selection ``recipe``). The
+    For each modality a pipeline (learner and hyper-parameters) is chosen by stratified ``cv``-fold
+    CV AUC on the training data (``ModalityClassifier``, selection ``recipe``, learner rule
+    ``learner_choice``). The
     chosen pipeline, with its hyper-parameters fixed, is then cross-validated again on
     ``oof_repeats`` fresh ``cv``-fold splits (seeds other than the tuning split's; every step
     refitted in each fold, ``repeated_oof``), so the out-of-fold probabilities that train the
@@ -201,7 +202,7 @@ class PrimeR(ClassifierMixin, BaseEstimator):
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=RESPONSE_LEARNERS, cv=5,
                  fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", oof_repeats=3,
-                 n_bootstrap=200):
+                 n_bootstrap=200, learner_choice="best"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -211,6 +212,7 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.recipe = recipe
+        self.learner_choice = learner_choice
         self.oof_repeats = oof_repeats
         self.n_bootstrap = n_bootstrap
 
@@ -227,7 +229,8 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         """The unfitted per-modality pipeline search that ``fit`` runs for ``kind``."""
         return ModalityClassifier(self.clinical_features, self.radiomics_features, kind, learners=self.learners,
                                   cv=self.cv, fast=self.fast, grids=self.grids, random_state=self.random_state,
-                                  n_jobs=self.n_jobs, recipe=self.recipe)
+                                  n_jobs=self.n_jobs, recipe=self.recipe,
+                                  learner_choice=self.learner_choice)
 
     def _fuse(self, X, y, bases):
         """Late fusion of modality searches already fitted on (X, y) with ``self._base`` settings."""
@@ -449,7 +452,7 @@ class PrimeS(BaseEstimator):
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=SURVIVAL_LEARNERS, cv=5,
                  fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", averaging="stacking",
-                 n_bootstrap=200):
+                 n_bootstrap=200, learner_choice="best"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -459,6 +462,7 @@ class PrimeS(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.recipe = recipe
+        self.learner_choice = learner_choice
         self.averaging = averaging
         self.n_bootstrap = n_bootstrap
 
@@ -477,7 +481,8 @@ class PrimeS(BaseEstimator):
         """The unfitted per-modality pipeline search that ``fit`` runs for ``kind``."""
         return ModalitySurvival(self.clinical_features, self.radiomics_features, kind, learners=self.learners,
                                 cv=self.cv, fast=self.fast, grids=self.grids, random_state=self.random_state,
-                                n_jobs=self.n_jobs, recipe=self.recipe)
+                                n_jobs=self.n_jobs, recipe=self.recipe,
+                                  learner_choice=self.learner_choice)
 
     def _weights(self, loglik, bic_fn, row_weights=None):
         if self.averaging == "stacking":
@@ -585,7 +590,7 @@ def _mean_ci(values, level=0.95):
 
 def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
                        fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None,
-                       recipe="stable", averaging="stacking", oof_repeats=3):
+                       recipe="stable", averaging="stacking", oof_repeats=3, learner_choice="best"):
     """Nested-CV comparison of clinical only, radiomics only, early fusion and late fusion.
 
     Outer ``outer_cv``-fold stratified CV (on the response, or on the event indicator); inside each
@@ -595,12 +600,13 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
     estimate = mean over outer folds, interval = mean +/- t_{k-1} SE across folds (fold-to-fold SE,
     which understates the full variance; Bates, Hastie & Tibshirani 2023). With ``return_folds`` the
     per-fold values (fold, model, value) are returned too: ``(table, folds)``. ``progress``: a
-    callable given a message after each outer fold. ``recipe``, ``averaging`` (PrimeS) and
-    ``oof_repeats`` (PrimeR) as in PrimeR / PrimeS.
+    callable given a message after each outer fold. ``recipe``, ``learner_choice``, ``averaging``
+    (PrimeS) and ``oof_repeats`` (PrimeR) as in PrimeR / PrimeS.
     """
     survival = np.asarray(y).dtype.names is not None
     check_columns(X, list(clinical_features) + list(radiomics_features))
-    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs, recipe=recipe)
+    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs, recipe=recipe,
+              learner_choice=learner_choice)
     if survival:
         endpoint, metric = "survival", "C-index"
         outer = survival_folds(y, outer_cv, random_state + 1)

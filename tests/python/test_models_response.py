@@ -129,7 +129,7 @@ def test_modality_classifier_picks_learner_by_cv_auc(bc):
     X, y = bc
     clin = [c for c in X.columns if c.startswith("mean")]
     m = ModalityClassifier(clin, (), "clinical", learners=("adaboost", "stochastic_gb"), fast=True,
-                           cv=3).fit(X.iloc[:300], y[:300])
+                           cv=3, learner_choice="best").fit(X.iloc[:300], y[:300])
     tab = m.tuning_table_
     assert tab.loc[tab.chosen, "learner"].item() == tab.loc[tab.cv_score.idxmax(), "learner"] == m.best_learner_
     assert m.predict_proba(X.iloc[300:]).shape == (len(X) - 300, 2)
@@ -144,6 +144,32 @@ def test_modality_classifier_picks_learner_by_cv_auc(bc):
                                m.predict_proba(X.iloc[300:]), rtol=1e-12)
     with pytest.raises(KeyError, match="mean radius"):
         m.predict_proba(X.drop(columns=["mean radius"]))
+
+
+def test_one_se_rule_keeps_the_simplest_learner_within_one_standard_error():
+    from prime_stats.models.selection import choose_learner
+    names = ["stochastic_gb", "adaboost", "ridge_logistic"]
+    assert choose_learner(names, [0.80, 0.78, 0.76], [0.05, 0.04, 0.03], "best") == "stochastic_gb"
+    # ridge is 0.04 below the best, within the best's SE of 0.05: the penalised model is kept
+    assert choose_learner(names, [0.80, 0.78, 0.76], [0.05, 0.04, 0.03], "one_se") == "ridge_logistic"
+    # beyond one SE it is not; adaboost (simpler than boosting in SIMPLEST_FIRST) is within it
+    assert choose_learner(names, [0.80, 0.78, 0.70], [0.03, 0.04, 0.03], "one_se") == "adaboost"
+    assert choose_learner(names, [0.80, 0.70, 0.70], [0.01, 0.04, 0.03], "one_se") == "stochastic_gb"
+    with pytest.raises(ValueError, match="learner choice"):
+        choose_learner(names, [0.8, 0.7, 0.7], [0.1, 0.1, 0.1], "lowest")
+
+
+def test_modality_classifier_one_se_choice_is_refitted_and_recorded(bc):
+    X, y = bc
+    clin = [c for c in X.columns if c.startswith("mean")]
+    m = ModalityClassifier(clin, (), "clinical", learners=("stochastic_gb", "ridge_logistic"), fast=True,
+                           cv=3, learner_choice="one_se").fit(X.iloc[:300], y[:300])
+    tab = m.tuning_table_.set_index("learner")
+    best = tab.cv_score.idxmax()
+    expected = ("ridge_logistic" if tab.loc["ridge_logistic", "cv_score"] >= tab.loc[best, "cv_score"]
+                - tab.loc[best, "cv_se"] else best)
+    assert m.best_learner_ == expected and tab.loc[expected, "chosen"] and (tab["rule"] == "one_se").all()
+    assert m.results_[expected].best_estimator_ is not None
 
 
 def test_unknown_names_are_rejected():

@@ -27,7 +27,13 @@ from .response import RESPONSE_LEARNERS, check_recipe, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline
 
 __all__ = ["tune", "tune_learners", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
-           "check_columns", "repeated_oof"]
+           "check_columns", "repeated_oof", "choose_learner", "LEARNER_CHOICES", "SIMPLEST_FIRST"]
+
+#: every learner from the simplest (penalised linear) to the most flexible: the order in which the
+#: one-standard-error rule prefers them
+SIMPLEST_FIRST = ("ridge_logistic", "enet_logistic", "ridge_cox", "coxnet", "fast_svm", "stacking",
+                  "rotation_forest", "bagging", "adaboost", "stochastic_gb", "rsf", "gbsa")
+LEARNER_CHOICES = ("one_se", "best")
 
 
 def check_columns(X, columns, what="features"):
@@ -81,7 +87,28 @@ def _model_grid(grid, final):
     return [{k[len(final) + 2:]: v for k, v in c.items()} for c in ParameterGrid(grid)]
 
 
-def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_state=None, refit="all"):
+def choose_learner(names, scores, ses, rule="one_se"):
+    """The learner a modality keeps, from each learner's best CV score and its standard error.
+
+    ``rule="best"``: the highest CV score (ties: the first name). ``rule="one_se"``: the
+    one-standard-error rule (Breiman, Friedman, Olshen & Stone 1984; Hastie, Tibshirani & Friedman
+    2009, section 7.10; glmnet's ``lambda.1se``): the simplest learner (:data:`SIMPLEST_FIRST` order)
+    whose CV score is at least the best score minus the best learner's standard error (SD of its
+    fold scores / sqrt(K)). With K = 5 folds of ~80 patients that SE is ~0.05 AUC, so a flexible
+    ensemble is kept only when it beats the penalised models by more than the CV noise."""
+    if rule not in LEARNER_CHOICES:
+        raise ValueError(f"learner choice must be one of {list(LEARNER_CHOICES)}; got {rule!r}")
+    names, scores, ses = list(names), np.asarray(scores, float), np.asarray(ses, float)
+    best = int(np.argmax(scores))
+    if rule == "best":
+        return names[best]
+    ok = [i for i in range(len(names)) if scores[i] >= scores[best] - ses[best]]
+    rank = {name: r for r, name in enumerate(SIMPLEST_FIRST)}
+    return names[min(ok, key=lambda i: (rank.get(names[i], len(rank)), -scores[i]))]
+
+
+def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_state=None, refit="all",
+                  choice="best"):
     """Tune several learners that share one preprocessing/selection Pipeline ``pre``.
 
     ``learners``: {name: (estimator, grid)} with grid keys prefixed ``model__``. ``pre`` is fitted
@@ -90,8 +117,8 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
     StratifiedKFold on y, scoring "roc_auc"; survival: folds stratified on the event indicator,
     Harrell's C-index (``cindex_scorer``). Ties go to the first setting in grid order. A failed fit
     raises; a non-finite CV score raises instead of being ranked. ``refit="all"`` refits every
-    learner's best setting on all rows; ``refit="best"`` only the learner with the highest CV score
-    (ties -> the first learner), the others get ``best_estimator_=None``. Returns {name: TuneResult}.
+    learner's best setting on all rows; ``refit="best"`` only the learner kept by ``choice``
+    (:func:`choose_learner`), the others get ``best_estimator_=None``. Returns {name: TuneResult}.
     """
     if refit not in ("all", "best"):
         raise ValueError(f"refit must be 'all' or 'best', not {refit!r}")
@@ -127,10 +154,12 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
             oof[va] = res[name, best, f][1]
         params = [{f"model__{k}": v for k, v in c.items()} for c in combos[name]]
         cv_results = {"params": params, "mean_test_score": mean, "std_test_score": table.std(axis=1),
+                      "se_test_score": table.std(axis=1, ddof=1) / np.sqrt(len(folds)),
                       **{f"split{f}_test_score": table[:, f] for f in range(len(folds))}}
         results[name] = TuneResult(None, params[best], float(mean[best]), best, cv_results, folds,
                                    len(folds), oof)
-    winner = max(results, key=lambda name: results[name].best_score_)   # first among equal scores
+    winner = choose_learner(results, [r.best_score_ for r in results.values()],
+                            [r.cv_results_["se_test_score"][r.best_index_] for r in results.values()], choice)
     for name, (model, _) in learners.items():
         if refit == "all" or name == winner:
             model_fit = clone(model).set_params(**combos[name][results[name].best_index_]).fit(Z, y)
@@ -248,12 +277,15 @@ class _ModalityBase(BaseEstimator):
             pre = pipe[:-1] if pre is None else pre        # identical for every learner
             learners[learner] = (pipe[-1], (self.grids or {}).get(learner) or default_grid(learner, self.fast))
         self.results_ = tune_learners(pre, learners, X[cols], y, cv=self.cv, n_jobs=self.n_jobs,
-                                      random_state=self.random_state, refit=self._refit)
+                                      random_state=self.random_state, refit=self._refit,
+                                      choice=self.learner_choice)
         rows = [{"feature_kind": self.feature_kind, "recipe": self.recipe, "learner": name, "cv_score": r.best_score_,
-                 "cv_sd": r.cv_results_["std_test_score"][r.best_index_], "params": r.best_params_}
+                 "cv_sd": r.cv_results_["std_test_score"][r.best_index_],
+                 "cv_se": r.cv_results_["se_test_score"][r.best_index_], "params": r.best_params_}
                 for name, r in self.results_.items()]
         tab = pd.DataFrame(rows)
-        self.best_learner_ = tab.loc[tab.cv_score.idxmax(), "learner"]
+        self.best_learner_ = choose_learner(tab.learner, tab.cv_score, tab.cv_se, self.learner_choice)
+        tab["rule"] = self.learner_choice
         tab["chosen"] = tab["learner"] == self.best_learner_
         best = self.results_[self.best_learner_]
         self.columns_ = cols
@@ -274,8 +306,10 @@ class _ModalityBase(BaseEstimator):
 
 class ModalityClassifier(ClassifierMixin, _ModalityBase):
     """Best PRIME-R pipeline for one modality ("clinical", "radiomics", or "early" = concatenated
-    early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data, the
-    learner with the highest CV AUC is kept (refitted on all training rows). ``recipe``: the
+    early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data and
+    one is kept (refitted on all training rows): by default the simplest learner within one standard
+    error of the best CV AUC (``learner_choice="best"``; ``"best"``: the highest CV AUC, the
+    paper's rule; see :func:`choose_learner`). ``recipe``: the
     selection recipe, "stable" (default) or "paper" (see prime_stats.features). ``results_`` holds
     every learner's TuneResult (only the chosen one refitted), ``oof_`` the chosen one's
     out-of-fold probabilities."""
@@ -284,7 +318,7 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=RESPONSE_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1,
-                 recipe="stable"):
+                 recipe="stable", learner_choice="best"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.feature_kind = feature_kind
@@ -295,6 +329,7 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.recipe = recipe
+        self.learner_choice = learner_choice
 
     def fit(self, X, y):
         y = np.asarray(y)
@@ -312,14 +347,15 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
 
 class ModalitySurvival(_ModalityBase):
     """Best PRIME-S pipeline for one modality (or "early" fusion): each learner tuned by
-    event-stratified ``cv``-fold CV Harrell's C-index on the training data, the best kept (refitted on
-    all training rows). ``recipe``: "stable" (default) or "paper" (see prime_stats.features).
+    event-stratified ``cv``-fold CV Harrell's C-index on the training data, one kept by
+    ``learner_choice`` as in :class:`ModalityClassifier` (every learner refitted on all training
+    rows). ``recipe``: "stable" (default) or "paper" (see prime_stats.features).
     ``results_`` holds every learner's TuneResult (with out-of-fold risk scores, used by PrimeS for
     the averaging weights)."""
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=SURVIVAL_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1,
-                 recipe="stable"):
+                 recipe="stable", learner_choice="best"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.feature_kind = feature_kind
@@ -330,6 +366,7 @@ class ModalitySurvival(_ModalityBase):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.recipe = recipe
+        self.learner_choice = learner_choice
 
     def fit(self, X, y):
         survival_arrays(y)

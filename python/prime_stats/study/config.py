@@ -45,6 +45,7 @@ class FeatureConfig:
 class ModelConfig:
     family: str = "prime"          # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
     recipe: str = "stable"         # feature selection: "stable" (stability selection) or "paper" (p < 0.05 screen)
+    learner_choice: str = "best"    # per modality: "one_se" (simplest learner within 1 SE of the best CV score) or "best"
     averaging: str = "stacking"    # PRIME-S: "stacking" (Yao 2018), "pseudo_bma_plus" or "bic_softmax"
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
@@ -153,6 +154,8 @@ class StudyConfig:
             raise ConfigError("config key 'models.family' must be 'prime' or 'baseline'")
         if self.models.recipe not in ("stable", "paper"):
             raise ConfigError("config key 'models.recipe' must be 'stable' or 'paper'")
+        if self.models.learner_choice not in ("one_se", "best"):
+            raise ConfigError("config key 'models.learner_choice' must be 'one_se' or 'best'")
         if self.models.averaging not in ("stacking", "pseudo_bma_plus", "bic_softmax"):
             raise ConfigError("config key 'models.averaging' must be stacking, pseudo_bma_plus or bic_softmax")
         if self.evaluation.engine not in ("auto", "python", "R"):

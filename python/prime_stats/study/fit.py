@@ -39,6 +39,11 @@ def fit_baseline(fs: FeatureSet, train_ids, y_resp, y_surv) -> dict:
     return models
 
 
+def selection_settings(cfg: StudyConfig) -> dict:
+    """The feature-selection recipe and learner-choice rule every PRIME model of the study uses."""
+    return dict(recipe=cfg.models.recipe, learner_choice=cfg.models.learner_choice)
+
+
 def fit_prime(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, log) -> dict:
     """PRIME-R (late fusion), PRIME-S (model averaging) and the early-fusion comparators on the
     training split; an endpoint whose outcome is None is skipped. The single-modality comparators
@@ -46,7 +51,7 @@ def fit_prime(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, log) 
     from ..fusion import PrimeR, PrimeS
     from ..models.selection import ModalityClassifier, ModalitySurvival
 
-    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs, recipe=cfg.models.recipe)
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs, **selection_settings(cfg))
     Xtr = fs.X.loc[train_ids]
     early = bool(fs.radiomics and fs.clinical)
     models: dict = {"response": {}, "survival": {}}
@@ -81,7 +86,7 @@ def nested_cv_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig,
         return None
     Xtr = fs.X.loc[train_ids]
     kw = dict(outer_cv=5, cv=5, fast=cfg.models.fast, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
-              progress=log, recipe=cfg.models.recipe, averaging=cfg.models.averaging)
+              progress=log, averaging=cfg.models.averaging, **selection_settings(cfg))
     t0 = time.time()
     tabs = [compare_modalities(Xtr, y, fs.clinical, fs.radiomics, **kw)
             for y in (None if y_resp is None else y_resp.to_numpy(), y_surv) if y is not None]
@@ -106,7 +111,7 @@ def optimism_table(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, 
     from ..evaluation.resampling import BINARY_METRICS, SURVIVAL_METRICS, bootstrap_optimism
     from ..fusion import PrimeR, PrimeS
 
-    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=1, recipe=cfg.models.recipe)
+    kw = dict(fast=cfg.models.fast, random_state=cfg.seed, n_jobs=1, **selection_settings(cfg))
     Xtr = fs.X.loc[train_ids]
     common = dict(B=cfg.evaluation.bootstrap, n_jobs=cfg.models.n_jobs, random_state=cfg.seed,
                   progress=log.enabled, warn_seconds=300.0)
@@ -157,7 +162,7 @@ def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyCo
         rad_used = [f for f in used if f in fs.radiomics]
         klass = PrimeR if endpoint == "response" else PrimeS
         est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
-                    recipe=cfg.models.recipe, **({"oof_repeats": 1} if klass is PrimeR else
+                    **selection_settings(cfg), **({"oof_repeats": 1} if klass is PrimeR else
                                                  {"averaging": cfg.models.averaging}))
         res[endpoint] = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv,
                                         random_state=cfg.seed)
