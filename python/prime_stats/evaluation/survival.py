@@ -600,7 +600,7 @@ class RiskStratification:
         body = med.to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="NA")
         return (f"Risk stratification (cut-off {self.cutoff:.4g} frozen on training risks, engine "
                 f"{self.km.engine})\n{body}\nHR high vs low {hr['estimate']:.2f} ({hr['lower']:.2f}-"
-                f"{hr['upper']:.2f}); log-rank p = {p:.4f}")
+                f"{hr['upper']:.2f}); log-rank p {'< 0.0001' if p < 1e-4 else f'= {p:.4f}'}")
 
     def summary(self) -> pd.DataFrame:
         """One row per risk group: group, n, events, median, lower, upper (median survival and CI), then
