@@ -332,13 +332,15 @@ def test_every_function_takes_the_outcome_first_and_data_last(lung):
     the former data-first order raises a TypeError that shows the new call."""
     from sksurv.util import Surv
 
+    from prime_stats.evaluation.inputs import as_survival
+
     d = lung.dropna(subset=["ph.ecog"]).reset_index(drop=True)
     y = Surv.from_arrays(d["status"].astype(bool), d["time"])
     t, e = d["time"].to_numpy(), d["status"].to_numpy()
     eng = dict(engine="python")
-    same = [  # (by column names, by arrays, by a structured outcome)
+    same = [  # by column names, by arrays, by a structured outcome (scikit-survival's, the package's own)
         lambda f: f("time", "status", "sexc", data=d, **eng), lambda f: f(t, e, d["sexc"].to_numpy(), **eng),
-        lambda f: f(y, d["sexc"], **eng)]
+        lambda f: f(y, d["sexc"], **eng), lambda f: f(as_survival(t, e), d["sexc"], **eng)]
     for fn in (sv.logrank_test, lambda *a, **k: sv.kaplan_meier(*a, **k, times=[180, 365]).at_times,
                lambda *a, **k: sv.restricted_mean_survival(*a, **k, tau=500),
                lambda *a, **k: sv.numbers_at_risk(*a, **k, times=[0, 180])):
