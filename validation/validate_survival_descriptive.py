@@ -45,15 +45,15 @@ def published():
     from lifelines.datasets import load_lung, load_rossi
 
     lung = load_lung()
-    lr = sv.logrank_test(lung, "time", "status", "sex", engine="python")
+    lr = sv.logrank_test("time", "status", "sex", data=lung, engine="python")
     add("log-rank chi-square (sex)", "lung", lr["statistic"].iloc[0], 10.3, "survdiff printed output (1 dp)",
         tol=0.05)
-    km = sv.kaplan_meier(lung, "time", "status", "sex", engine="python").medians
+    km = sv.kaplan_meier("time", "status", "sex", data=lung, engine="python").medians
     add("KM median and 95% CI (sex)", "lung", km[["median", "lower", "upper"]].to_numpy().ravel(),
         [270, 212, 310, 426, 348, 550], "print(survfit) printed output", tol=0)
     rossi = load_rossi()
-    cox = sv.cox_hazard_ratios(rossi, "week", "arrest", ["fin", "age", "race", "wexp", "mar", "paro", "prio"],
-                               engine="python")
+    cox = sv.cox_hazard_ratios("week", "arrest", ["fin", "age", "race", "wexp", "mar", "paro", "prio"],
+                               data=rossi, engine="python")
     add("Cox coefficients", "Rossi", cox["coef"],
         [-0.37942, -0.05744, 0.31390, -0.14980, -0.43370, -0.08487, 0.09150],
         "Fox & Weisberg appendix (5 dp)", tol=5e-6)
@@ -64,7 +64,7 @@ def published():
 def lung_vs_r():
     lung = r_frame("survival::lung")
     lung["status"] -= 1
-    km = sv.kaplan_meier(lung, "time", "status", "sex", times=[180, 365, 730], engine="python")
+    km = sv.kaplan_meier("time", "status", "sex", data=lung, times=[180, 365, 730], engine="python")
     ref = rbridge.run_r("""local({f <- survival::survfit(survival::Surv(time, status) ~ sex, data = survival::lung);
         s <- summary(f, times = c(180, 365, 730)); c(s$surv, s$lower, s$upper, s$n.risk, s$n.event)})""")
     at = km.at_times.sort_values(["group", "time"])
@@ -74,26 +74,26 @@ def lung_vs_r():
         data = survival::lung))$table[, c('median', '0.95LCL', '0.95UCL')])""")
     add("KM median and CI (by sex)", "lung", km.medians[["median", "lower", "upper"]].to_numpy().ravel(),
         med.to_numpy().ravel(), "print(survfit)")
-    lr = sv.logrank_test(lung, "time", "status", "sex", engine="python")
+    lr = sv.logrank_test("time", "status", "sex", data=lung, engine="python")
     add("log-rank chi-square", "lung", lr["statistic"].iloc[0],
         rbridge.run_r("survival::survdiff(survival::Surv(time, status) ~ sex, data = survival::lung)$chisq"),
         "survdiff")
     d = lung.dropna(subset=["ph.ecog"])
-    hr = sv.cox_hazard_ratios(d, "time", "status", ["age", "sex", "ph.ecog"], engine="python")
+    hr = sv.cox_hazard_ratios("time", "status", ["age", "sex", "ph.ecog"], data=d, engine="python")
     ref = rbridge.run_r("""as.data.frame(summary(survival::coxph(survival::Surv(time, status) ~ age + sex + ph.ecog,
         data = survival::lung))$conf.int[, c(1, 3, 4)])""")
     add("Cox HR, lower, upper (age, sex, ph.ecog)", "lung", hr[["estimate", "lower", "upper"]].to_numpy().ravel(),
         ref.to_numpy().ravel(), "coxph")
-    z = sv.cox_zph(d, "time", "status", ["age", "sex", "ph.ecog"], engine="python")
+    z = sv.cox_zph("time", "status", ["age", "sex", "ph.ecog"], data=d, engine="python")
     ref = rbridge.run_r("""as.data.frame(survival::cox.zph(survival::coxph(survival::Surv(time, status) ~ age + sex +
         ph.ecog, data = survival::lung))$table)""")
     add("cox.zph chi-square (terms + GLOBAL, KM transform)", "lung", z["statistic"], ref["chisq"], "cox.zph")
-    fu = sv.median_followup(lung, "time", "status", engine="python")
+    fu = sv.median_followup("time", "status", data=lung, engine="python")
     ref = rbridge.run_r("""unname(summary(survival::survfit(survival::Surv(time, 1 - (status - 1)) ~ 1,
         data = survival::lung))$table[c('median', '0.95LCL', '0.95UCL')])""")
     add("reverse-KM median follow-up and CI", "lung", fu[["estimate", "lower", "upper"]].to_numpy().ravel(), ref,
         "survfit(Surv(time, 1 - status))")
-    rm = sv.restricted_mean_survival(lung, "time", "status", 500, group="sex", engine="python")
+    rm = sv.restricted_mean_survival("time", "status", "sex", tau=500, data=lung, engine="python")
     ref = rbridge.run_r("""as.data.frame(summary(survival::survfit(survival::Surv(time, status) ~ sex,
         data = survival::lung), rmean = 500)$table[, c('rmean', 'se(rmean)')])""")
     add("RMST(500) and SE (by sex)", "lung", rm[["estimate", "se"]].to_numpy().ravel(), ref.to_numpy().ravel(),
@@ -105,17 +105,17 @@ def pbc_vs_r():
     pbc["dead"] = (pbc["status"] == 2).astype(int)
     pbc["logbili"] = np.log(pbc["bili"])
     pbc["edema_f"] = pbc["edema"].astype(str)
-    lr = sv.logrank_test(pbc, "time", "dead", "stage", engine="python")
+    lr = sv.logrank_test("time", "dead", "stage", data=pbc, engine="python")
     ref = rbridge.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$trt), ];
         survival::survdiff(survival::Surv(time, status == 2) ~ stage, data = d)$chisq})""")
     add("log-rank chi-square, 4 stages (3 df)", "pbc", lr["statistic"].iloc[0], ref, "survdiff")
-    hr = sv.cox_hazard_ratios(pbc, "time", "dead", ["age", "logbili", "albumin", "edema_f"], engine="python")
+    hr = sv.cox_hazard_ratios("time", "dead", ["age", "logbili", "albumin", "edema_f"], data=pbc, engine="python")
     ref = rbridge.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$trt), ];
         as.data.frame(summary(survival::coxph(survival::Surv(time, status == 2) ~ age + log(bili) + albumin +
         factor(edema), data = d))$conf.int[, c(1, 3, 4)])})""")
     add("Cox HR, lower, upper (age, log bili, albumin, edema factor)", "pbc",
         hr[["estimate", "lower", "upper"]].to_numpy().ravel(), ref.to_numpy().ravel(), "coxph")
-    z = sv.cox_zph(pbc, "time", "dead", ["age", "logbili", "albumin", "edema_f"], engine="python")
+    z = sv.cox_zph("time", "dead", ["age", "logbili", "albumin", "edema_f"], data=pbc, engine="python")
     ref = rbridge.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$trt), ]; d$edema_f <- factor(d$edema);
         as.data.frame(survival::cox.zph(survival::coxph(survival::Surv(time, status == 2) ~ age + log(bili) +
         albumin + edema_f, data = d))$table)})""")
@@ -156,13 +156,13 @@ def rotterdam_to_gbsg():
     covs = ["age", "nodes", "pgr", "er", "hormon"]
     rot = r_frame("survival::rotterdam")
     gb = r_frame("survival::gbsg")
-    dev = sv.cox_hazard_ratios(rot, "rtime", "recur", covs, engine="python")
+    dev = sv.cox_hazard_ratios("rtime", "recur", covs, data=rot, engine="python")
     beta = dev["coef"].to_numpy()
     lp_dev, lp_ext = rot[covs].to_numpy() @ beta, gb[covs].to_numpy() @ beta
     strat = sv.MedianRiskStratifier().fit(lp_dev)
     gb["risk"] = strat.labels(lp_ext)
-    hr = sv.cox_hazard_ratios(gb, "rfstime", "status", ["risk"], engine="python")
-    lr = sv.logrank_test(gb, "rfstime", "status", "risk", engine="python")
+    hr = sv.cox_hazard_ratios("rfstime", "status", ["risk"], data=gb, engine="python")
+    lr = sv.logrank_test("rfstime", "status", "risk", data=gb, engine="python")
     ref = rbridge.run_r("""local({r <- survival::rotterdam; g <- survival::gbsg;
         f <- survival::coxph(survival::Surv(rtime, recur) ~ age + nodes + pgr + er + hormon, data = r);
         X <- function(d) as.matrix(d[, c('age', 'nodes', 'pgr', 'er', 'hormon')]);
@@ -176,11 +176,11 @@ def rotterdam_to_gbsg():
     add("external log-rank chi-square", "rotterdam -> gbsg", lr["statistic"].iloc[0], ref[4], "survdiff")
     add("share of gbsg patients in the high-risk group", "rotterdam -> gbsg", (gb["risk"] == "high").mean(), ref[5],
         "frozen cut-off", tol=0)
-    fu = sv.median_followup(gb, "rfstime", "status", engine="python")
+    fu = sv.median_followup("rfstime", "status", data=gb, engine="python")
     ref = rbridge.run_r("""unname(summary(survival::survfit(survival::Surv(rfstime, 1 - status) ~ 1,
         data = survival::gbsg))$table[c('median', '0.95LCL', '0.95UCL')])""")
     add("reverse-KM median follow-up and CI", "gbsg", fu[["estimate", "lower", "upper"]].iloc[0], ref, "survfit")
-    sub = sv.subgroup_hazard_ratios(gb, "rfstime", "status", "risk", ["meno"])
+    sub = sv.subgroup_hazard_ratios("rfstime", "status", "risk", ["meno"], data=gb)
     ref = rbridge.run_r("""local({r <- survival::rotterdam; g <- survival::gbsg;
         f <- survival::coxph(survival::Surv(rtime, recur) ~ age + nodes + pgr + er + hormon, data = r);
         X <- function(d) as.matrix(d[, c('age', 'nodes', 'pgr', 'er', 'hormon')]);
@@ -198,7 +198,7 @@ def rossi_vs_r():
     from lifelines.datasets import load_rossi
 
     covs = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
-    z = sv.cox_zph(load_rossi(), "week", "arrest", covs, engine="python")
+    z = sv.cox_zph("week", "arrest", covs, data=load_rossi(), engine="python")
     ref = rbridge.run_r("""as.data.frame(survival::cox.zph(survival::coxph(survival::Surv(week, arrest) ~ fin + age +
         race + wexp + mar + paro + prio, data = carData::Rossi))$table)""")
     add("cox.zph chi-square (7 terms + GLOBAL)", "Rossi", z["statistic"], ref["chisq"], "cox.zph")
@@ -235,12 +235,12 @@ def engines_agree():
                          ("cox_hazard_ratios", sv.cox_hazard_ratios, dict(covariates=["age", "sex", "ph.ecog"])),
                          ("cox_zph", sv.cox_zph, dict(covariates=["age", "sex", "ph.ecog"])),
                          ("median_followup", sv.median_followup, {})]:
-        a, b = fn(d, "time", "status", engine="python", **kw), fn(d, "time", "status", engine="r", **kw)
+        a, b = fn("time", "status", data=d, engine="python", **kw), fn("time", "status", data=d, engine="r", **kw)
         num = [c for c in a.columns if c in b.columns and pd.api.types.is_numeric_dtype(a[c])]
         out.append({"function": name, "columns compared": ", ".join(num),
                     "max |python - R engine|": float(np.nanmax(np.abs(a[num].to_numpy(float) - b[num].to_numpy(float))))})
-    ka = sv.kaplan_meier(d, "time", "status", "sex", times=[180, 365], engine="python")
-    kb = sv.kaplan_meier(d, "time", "status", "sex", times=[180, 365], engine="r")
+    ka = sv.kaplan_meier("time", "status", "sex", data=d, times=[180, 365], engine="python")
+    kb = sv.kaplan_meier("time", "status", "sex", data=d, times=[180, 365], engine="r")
     cols = ["n_risk", "surv", "std_err", "lower", "upper"]
     out.append({"function": "kaplan_meier (at_times)", "columns compared": ", ".join(cols),
                 "max |python - R engine|": float(np.nanmax(np.abs(ka.at_times[cols].to_numpy(float)

@@ -127,8 +127,8 @@ def responder_paradox(probability, risk, response, os_days, os_event, *,
                          "quadrant": assign_quadrants(p, r, thresholds)})
     data["quadrant"] = pd.Categorical(data["quadrant"], categories=list(QUADRANTS))
 
-    km = surv.kaplan_meier(data.assign(quadrant=data["quadrant"].astype(str)), "os_days", "os_event",
-                           group="quadrant", times=km_times, conf_level=conf_level, engine=engine)
+    km = surv.kaplan_meier("os_days", "os_event", "quadrant", data=data.assign(quadrant=data["quadrant"].astype(str)),
+                           times=km_times, conf_level=conf_level, engine=engine)
     km_summary = km.medians.set_index("group")
     rows = []
     for q in QUADRANTS:
@@ -143,7 +143,7 @@ def responder_paradox(probability, risk, response, os_days, os_event, *,
     table["method"] = f"observed response rate, Wilson {conf_level:.0%} CI; KM median OS"
 
     present = data["quadrant"].astype(str)
-    logrank = surv.logrank_test(data.assign(quadrant=present), "os_days", "os_event", "quadrant",
+    logrank = surv.logrank_test("os_days", "os_event", "quadrant", data=data.assign(quadrant=present),
                                 engine=engine)
 
     resp = data[present.str.startswith("responder/")]
@@ -151,9 +151,9 @@ def responder_paradox(probability, risk, response, os_days, os_event, *,
     if groups.nunique() < 2 or resp["os_event"].sum() == 0:
         raise ValueError("the paradox HR needs predicted responders in both risk groups and at least "
                          f"one death among them; counts: {groups.value_counts().to_dict()}")
-    hr = surv.cox_hazard_ratios(resp.assign(high_risk=(groups == "responder/high risk").astype(int)),
-                                "os_days", "os_event", ["high_risk"], conf_level=conf_level,
-                                engine=engine)
+    hr = surv.cox_hazard_ratios("os_days", "os_event", ["high_risk"],
+                                data=resp.assign(high_risk=(groups == "responder/high risk").astype(int)),
+                                conf_level=conf_level, engine=engine)
     hr = hr.assign(contrast="responder/high risk vs responder/low risk")
     return ParadoxResult(data=data, table=table, km=km, logrank=logrank, hazard_ratio=hr,
                          thresholds=thresholds)

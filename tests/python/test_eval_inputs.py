@@ -49,11 +49,12 @@ SURVIVAL_FUNCTIONS = {
         t, e, r[:, 1], times, thresholds=[0.1, 0.2], engine="python"),
     "score_survival": lambda t, e, r, times=(26.0, 40.0): score.score_survival(
         t, e, {"m": r}, times, engine="python"),
-    "kaplan_meier": lambda t, e, r: sv.kaplan_meier(None, t, e, times=[26.0], engine="python"),
-    "logrank_test": lambda t, e, r: sv.logrank_test(None, t, e, (r[:, 1] > np.median(r[:, 1])).astype(int),
+    "kaplan_meier": lambda t, e, r: sv.kaplan_meier(t, e, times=[26.0], engine="python"),
+    "logrank_test": lambda t, e, r: sv.logrank_test(t, e, (r[:, 1] > np.median(r[:, 1])).astype(int),
                                                     engine="python"),
-    "median_followup": lambda t, e, r: sv.median_followup(None, t, e, engine="python"),
-    "restricted_mean_survival": lambda t, e, r: sv.restricted_mean_survival(None, t, e, 40.0, engine="python"),
+    "numbers_at_risk": lambda t, e, r: sv.numbers_at_risk(t, e, times=[0.0, 26.0], engine="python"),
+    "median_followup": lambda t, e, r: sv.median_followup(t, e, engine="python"),
+    "restricted_mean_survival": lambda t, e, r: sv.restricted_mean_survival(t, e, tau=40.0, engine="python"),
 }
 USES_RISK = {"concordance_index", "time_dependent_auc", "brier_survival", "integrated_brier_score",
              "calibration_survival", "net_benefit_survival", "score_survival"}
@@ -69,7 +70,7 @@ SURVIVAL_CASES = [  # name, (time, event, risk) builder, catalogue key, which fu
     ("event NaN", lambda: (T, np.r_[np.nan, E[1:]], R2), "non_finite", None),
     ("event shorter", lambda: (T, E[:-1], R2), "length", None),
     ("all censored", lambda: (T, np.zeros_like(E), R2), "no_events",
-     set(SURVIVAL_FUNCTIONS) - {"kaplan_meier", "median_followup", "restricted_mean_survival"}),
+     set(SURVIVAL_FUNCTIONS) - {"kaplan_meier", "numbers_at_risk", "median_followup", "restricted_mean_survival"}),
     ("no censoring", lambda: (T, np.ones_like(E), R2), "no_censored", {"median_followup"}),
     ("risk NaN", lambda: (T, E, np.where(np.arange(len(T))[:, None] == 4, np.nan, R2)), "non_finite", USES_RISK),
     ("risk shorter", lambda: (T, E, R2[:-1]), None, USES_RISK),
@@ -101,7 +102,7 @@ def test_horizons_beyond_follow_up_and_unsorted_grids(fname):
 
 
 def test_documented_nan_and_no_events_behaviour():
-    km = sv.kaplan_meier(None, T, np.zeros_like(E), times=[26.0], engine="python")
+    km = sv.kaplan_meier(T, np.zeros_like(E), times=[26.0], engine="python")
     assert np.isnan(km.medians["median"].iloc[0]) and km.at_times.surv.iloc[0] == 1.0   # documented
     # net benefit: a test-positive group whose follow-up ends before the horizon gives NaN (dcurves)
     short = np.where(R2[:, 1] > np.quantile(R2[:, 1], 0.95), np.minimum(T, 10.0), T)
@@ -113,7 +114,7 @@ def test_documented_nan_and_no_events_behaviour():
 def test_one_hint_for_survival_1_2_status_names_the_column():
     d = ROSSI.assign(arrest=ROSSI.arrest + 1)
     with pytest.raises(ValueError, match=r"column 'arrest' must be coded 0 .* pass arrest - 1"):
-        sv.kaplan_meier(d, "week", "arrest", engine="python")
+        sv.kaplan_meier("week", "arrest", data=d, engine="python")
     with pytest.raises(ValueError, match=r"pass event - 1"):
         disc.concordance_index(T, E + 1, LP, engine="python")
 
@@ -162,8 +163,8 @@ def test_every_outcome_form_gives_the_same_numbers():
              disc.concordance_index(ROSSI.week, ROSSI.arrest.astype(bool), LP, engine="python")]  # Series
     for f in forms:
         pd.testing.assert_frame_equal(f, ref)
-    km_a = sv.kaplan_meier(None, y, engine="python").medians
-    km_b = sv.kaplan_meier(ROSSI, "week", "arrest", engine="python").medians
+    km_a = sv.kaplan_meier(y, engine="python").medians
+    km_b = sv.kaplan_meier("week", "arrest", data=ROSSI, engine="python").medians
     pd.testing.assert_frame_equal(km_a, km_b)
     o = as_survival(y)
     assert isinstance(o, SurvivalOutcome) and "events=114" in repr(o)
@@ -174,3 +175,5 @@ def test_every_outcome_form_gives_the_same_numbers():
         as_survival(np.zeros(3, dtype=[("a", float), ("b", float)]))
     with pytest.raises(KeyError, match="column 'weeks' not found"):
         disc.concordance_index("weeks", "arrest", LP, data=ROSSI)
+    with pytest.raises(TypeError, match=r"the data come last, as a keyword"):   # the former data-first order
+        disc.concordance_index(ROSSI, "week", "arrest")

@@ -33,16 +33,20 @@ def test_kaplan_meier_and_greenwood_match_survfit_lung(r_engine):
 
 
 def test_events_in_intervals_match_summary_survfit(r_engine):
-    """Issue 13 item 5: n_event at given times counts the events in each interval, as summary(survfit)."""
+    """Issue 13 item 5: n_event (and n_censor) at given times count the events (censorings) in each
+    interval, as summary(survfit); numbers_at_risk is that table, one row per group and time."""
     ref = r_engine.run_r("""local({s <- summary(survival::survfit(survival::Surv(time, status - 1) ~ sex,
         data = survival::lung), times = c(100, 365, 730, 1000), extend = TRUE); data.frame(n_event = s$n.event,
-        n_risk = s$n.risk, surv = s$surv)})""")
+        n_risk = s$n.risk, n_censor = s$n.censor, surv = s$surv)})""")
     lung = r_engine.run_r("survival::lung[, c('time', 'status', 'sex')]").astype(float)
     lung["status"] -= 1
-    km = sv.kaplan_meier(lung, "time", "status", group="sex", times=[100, 365, 730, 1000], engine="python")
-    np.testing.assert_array_equal(km.at_times.n_event, ref.n_event)
-    np.testing.assert_array_equal(km.at_times.n_risk, ref.n_risk)
+    km = sv.kaplan_meier("time", "status", "sex", data=lung, times=[100, 365, 730, 1000], engine="python")
+    for col in ("n_event", "n_risk", "n_censor"):
+        np.testing.assert_array_equal(km.at_times[col], ref[col])
     np.testing.assert_allclose(km.at_times.surv, ref.surv, rtol=1e-13)
+    for engine in ("python", "R"):
+        nar = sv.numbers_at_risk("time", "status", "sex", times=[100, 365, 730, 1000], data=lung, engine=engine)
+        np.testing.assert_array_equal(nar[["n_risk", "n_event", "n_censor"]], ref[["n_risk", "n_event", "n_censor"]])
 
 
 def test_reverse_kaplan_meier_both_tie_conventions(r_engine, gbsg):

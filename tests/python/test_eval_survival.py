@@ -45,11 +45,11 @@ def _r_frame(r_engine, code):
 # published values, Python engine only
 # ------------------------------------------------------------------------------------------
 def test_km_medians_and_logrank_match_published_lung(lung):
-    km = sv.kaplan_meier(lung, "time", "status", group="sex", engine="python")
+    km = sv.kaplan_meier("time", "status", "sex", data=lung, engine="python")
     s = km.medians.set_index("group")
     assert s.loc[1, ["n", "events", "median", "lower", "upper"]].tolist() == [138, 112, 270, 212, 310]
     assert s.loc[2, ["n", "events", "median", "lower", "upper"]].tolist() == [90, 53, 426, 348, 550]
-    lr = sv.logrank_test(lung, "time", "status", "sex", engine="python")
+    lr = sv.logrank_test("time", "status", "sex", data=lung, engine="python")
     assert lr["statistic"].iloc[0] == pytest.approx(10.3267, abs=1e-4)
     assert lr["p"].iloc[0] == pytest.approx(0.00131, abs=1e-5)
     assert lr["observed"].tolist() == [112, 53]
@@ -59,11 +59,11 @@ def test_km_medians_and_logrank_match_published_lung(lung):
 
 def test_cox_matches_published_lung_and_rossi(lung, rossi):
     d = lung.dropna(subset=["ph.ecog"])
-    t = sv.cox_hazard_ratios(d, "time", "status", ["age", "sex", "ph.ecog"], engine="python")
+    t = sv.cox_hazard_ratios("time", "status", ["age", "sex", "ph.ecog"], data=d, engine="python")
     np.testing.assert_allclose(t["coef"], [0.011067, -0.552612, 0.463728], atol=1e-6)
     np.testing.assert_allclose(t["se"], [0.009267, 0.167739, 0.113577], atol=1e-6)
     assert t["n"].iloc[0] == 227 and t["events"].iloc[0] == 164
-    r = sv.cox_hazard_ratios(rossi, "week", "arrest", ROSSI_COVS, engine="python")
+    r = sv.cox_hazard_ratios("week", "arrest", ROSSI_COVS, data=rossi, engine="python")
     np.testing.assert_allclose(r["coef"], [-0.37942, -0.05744, 0.31390, -0.14980, -0.43370, -0.08487, 0.09150],
                                atol=1e-5)
     np.testing.assert_allclose(r["se"], [0.19138, 0.02200, 0.30799, 0.21222, 0.38187, 0.19576, 0.02865],
@@ -75,15 +75,21 @@ def test_cox_matches_published_lung_and_rossi(lung, rossi):
 
 
 def test_numbers_at_risk_and_at_times(lung):
-    km = sv.kaplan_meier(lung, "time", "status", group="sexc", times=[0, 365, 2000], engine="python")
+    km = sv.kaplan_meier("time", "status", "sexc", data=lung, times=[0, 365, 2000], engine="python")
     at = km.at_times.set_index(["group", "time"])
     assert at.loc[("male", 0.0), "n_risk"] == 138 and at.loc[("male", 0.0), "surv"] == 1.0
     assert at.loc[("male", 365.0), "n_risk"] == int((lung.loc[lung.sexc == "male", "time"] >= 365).sum())
     assert at.loc[("male", 365.0), "surv"] == pytest.approx(0.336088, abs=1e-6)
     assert at.loc[("female", 2000.0), "n_risk"] == 0
-    nar = sv.numbers_at_risk(lung, "time", [0, 180, 365], group="sexc")
-    assert nar.loc["female"].tolist() == [90, 71, 30]
-    assert nar.loc["male"].tolist() == [138, 89, 35]
+    nar = sv.numbers_at_risk("time", "status", "sexc", times=[0, 180, 365, 2000], data=lung, engine="python")
+    assert list(nar.columns) == ["group", "time", "n_risk", "n_event", "n_censor", "method", "engine"]
+    # summary(survfit(Surv(time, status) ~ sex, lung), times = c(0, 180, 365, 2000), extend = TRUE)
+    tab = nar.set_index("group")
+    assert tab.loc["female", ["n_risk", "n_event", "n_censor"]].to_numpy().T.tolist() == [
+        [90, 71, 30, 0], [0, 14, 22, 17], [0, 5, 19, 13]]
+    assert tab.loc["male", ["n_risk", "n_event", "n_censor"]].to_numpy().T.tolist() == [
+        [138, 89, 35, 0], [0, 49, 36, 27], [0, 1, 17, 8]]
+    assert nar.groupby("group")[["n_event", "n_censor"]].sum().sum(axis=1).tolist() == [90, 138]  # everyone once
 
 
 def test_median_risk_stratifier_freezes_training_cutoff():
@@ -107,35 +113,35 @@ def test_errors_name_column_and_patient(lung):
     bad = lung.copy()
     bad.loc[5, "time"] = np.nan
     with pytest.raises(ValueError, match=r"'time'.*patient_id L005"):
-        sv.kaplan_meier(bad, "time", "status", engine="python")
+        sv.kaplan_meier("time", "status", data=bad, engine="python")
     bad = lung.copy()
     bad["status"] = bad["status"] + 1  # R-style 1/2 coding
     with pytest.raises(ValueError, match="'status' must be coded 0"):
-        sv.logrank_test(bad, "time", "status", "sex", engine="python")
+        sv.logrank_test("time", "status", "sex", data=bad, engine="python")
     with pytest.raises(ValueError, match="at least 2"):
-        sv.logrank_test(lung.assign(one="a"), "time", "status", "one", engine="python")
+        sv.logrank_test("time", "status", "one", data=lung.assign(one="a"), engine="python")
     with pytest.raises(ValueError, match="no events"):
-        sv.cox_hazard_ratios(lung.assign(status=0), "time", "status", ["age"], engine="python")
+        sv.cox_hazard_ratios("time", "status", ["age"], data=lung.assign(status=0), engine="python")
     with pytest.raises(ValueError, match="'ph.ecog' has 1 missing"):
-        sv.cox_hazard_ratios(lung, "time", "status", ["ph.ecog"], engine="python")
+        sv.cox_hazard_ratios("time", "status", ["ph.ecog"], data=lung, engine="python")
     with pytest.raises(KeyError, match="os_days"):
-        sv.kaplan_meier(lung, "os_days", "status", engine="python")
+        sv.kaplan_meier("os_days", "status", data=lung, engine="python")
     with pytest.raises(ValueError, match="constant"):
-        sv.cox_hazard_ratios(lung.assign(k=1.0), "time", "status", ["age", "k"], engine="python")
+        sv.cox_hazard_ratios("time", "status", ["age", "k"], data=lung.assign(k=1.0), engine="python")
     with pytest.raises(ValueError, match="no censored"):
-        sv.median_followup(lung.assign(status=1), "time", "status", engine="python")
+        sv.median_followup("time", "status", data=lung.assign(status=1), engine="python")
 
 
 def test_subgroups_and_adjusted_structure(lung):
     d = lung.dropna(subset=["ph.ecog"]).copy()
     d["risk"] = sv.MedianRiskStratifier().fit(d["ph.ecog"] + d["age"] / 100).labels(d["ph.ecog"] + d["age"] / 100)
     d["age_grp"] = np.where(d["age"] >= 65, ">=65", "<65")
-    tab = sv.subgroup_hazard_ratios(d, "time", "status", "risk", ["sexc", "age_grp"])
+    tab = sv.subgroup_hazard_ratios("time", "status", "risk", ["sexc", "age_grp"], data=d)
     assert tab["subgroup"].tolist() == ["Overall", "sexc", "sexc", "age_grp", "age_grp"]
     assert tab.loc[0, "n"] == len(d) and tab.loc[1:2, "n"].sum() == len(d)
     assert (tab["lower"] < tab["estimate"]).all() and (tab["estimate"] < tab["upper"]).all()
     assert "high vs low" in tab["method"].iloc[0]
-    adj = sv.adjusted_hazard_ratio(d, "time", "status", "risk", ["sexc", "age"], engine="python")
+    adj = sv.adjusted_hazard_ratio("time", "status", "risk", ["sexc", "age"], data=d, engine="python")
     assert adj["model"].iloc[0] == "unadjusted" and adj["model"].iloc[1].startswith("adjusted for sexc")
     assert adj.loc[adj["model"] == "unadjusted", "term"].tolist() == ["riskhigh"]
 
@@ -143,10 +149,10 @@ def test_subgroups_and_adjusted_structure(lung):
 def test_rmst_by_hand():
     # two subjects die at 1 and 3, one censored at 2: S = 1 on [0,1), 2/3 on [1,3), 0 after
     d = pd.DataFrame({"t": [1.0, 2.0, 3.0], "e": [1, 0, 1]})
-    r = sv.restricted_mean_survival(d, "t", "e", tau=4.0, engine="python")
+    r = sv.restricted_mean_survival("t", "e", tau=4.0, data=d, engine="python")
     assert r["estimate"].iloc[0] == pytest.approx(1 + 2 * 2 / 3)   # S reached 0 at 3: no extrapolation
     with pytest.raises(ValueError, match="tau 4 is at or beyond the last follow-up time"):
-        sv.restricted_mean_survival(d.assign(e=[1, 1, 0]), "t", "e", tau=4.0, engine="python")
+        sv.restricted_mean_survival("t", "e", tau=4.0, data=d.assign(e=[1, 1, 0]), engine="python")
 
 
 # ------------------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ def test_rmst_by_hand():
 def test_km_curve_matches_survfit_pbc(r_engine, conf_type):
     pbc = _r_frame(r_engine, "survival::pbc[!is.na(survival::pbc$trt), c('time','status','trt')]")
     pbc["dead"] = (pbc["status"] == 2).astype(int)
-    km = sv.kaplan_meier(pbc, "time", "dead", group="trt", times=[365, 1825, 3650], conf_type=conf_type,
+    km = sv.kaplan_meier("time", "dead", "trt", data=pbc, times=[365, 1825, 3650], conf_type=conf_type,
                          engine="python")
     ref = r_engine.run_r(f"""local({{d <- survival::pbc[!is.na(survival::pbc$trt), ];
         f <- survival::survfit(survival::Surv(time, status == 2) ~ trt, data = d, conf.type = '{conf_type}');
@@ -182,12 +188,12 @@ def test_logrank_and_cox_match_r_pbc(r_engine):
     pbc["dead"] = (pbc["status"] == 2).astype(int)
     pbc["logbili"] = np.log(pbc["bili"])
     pbc["edema_f"] = pbc["edema"].astype(str)
-    lr = sv.logrank_test(pbc, "time", "dead", "stage", engine="python")
+    lr = sv.logrank_test("time", "dead", "stage", data=pbc, engine="python")
     ref = r_engine.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$stage), ];
         s <- survival::survdiff(survival::Surv(time, status == 2) ~ stage, data = d); c(s$chisq, s$exp)})""")
     assert lr["statistic"].iloc[0] == pytest.approx(ref[0], rel=1e-10)
     np.testing.assert_allclose(lr["expected"], ref[1:], rtol=1e-10)
-    hr = sv.cox_hazard_ratios(pbc, "time", "dead", ["age", "logbili", "albumin", "edema_f"], engine="python")
+    hr = sv.cox_hazard_ratios("time", "dead", ["age", "logbili", "albumin", "edema_f"], data=pbc, engine="python")
     ref = r_engine.run_r("""local({d <- survival::pbc[!is.na(survival::pbc$stage), ];
         f <- survival::coxph(survival::Surv(time, status == 2) ~ age + log(bili) + albumin + factor(edema), data = d);
         s <- summary(f)$conf.int; as.data.frame(cbind(s[, c(1, 3, 4)], summary(f)$coefficients[, 5]))})""")
@@ -200,7 +206,7 @@ def test_logrank_and_cox_match_r_pbc(r_engine):
 def test_cox_zph_matches_r(r_engine, rossi, transform):
     if not r_engine.r_available(["carData"]):
         pytest.skip("carData (Rossi) is not installed in R")
-    z = sv.cox_zph(rossi, "week", "arrest", ROSSI_COVS, transform=transform, engine="python")
+    z = sv.cox_zph("week", "arrest", ROSSI_COVS, data=rossi, transform=transform, engine="python")
     ref = r_engine.run_r(f"""local({{f <- survival::coxph(survival::Surv(week, arrest) ~ fin + age + race +
         wexp + mar + paro + prio, data = carData::Rossi);
         as.data.frame(survival::cox.zph(f, transform = '{transform}')$table)}})""")
@@ -209,7 +215,7 @@ def test_cox_zph_matches_r(r_engine, rossi, transform):
     pbc = _r_frame(r_engine, "survival::pbc[1:312, ]")
     pbc["dead"] = (pbc["status"] == 2).astype(int)
     pbc["edema_f"] = pbc["edema"].astype(str)
-    z2 = sv.cox_zph(pbc, "time", "dead", ["age", "albumin", "edema_f"], transform=transform, engine="python")
+    z2 = sv.cox_zph("time", "dead", ["age", "albumin", "edema_f"], data=pbc, transform=transform, engine="python")
     ref2 = r_engine.run_r(f"""local({{d <- survival::pbc[1:312, ]; d$edema_f <- factor(d$edema);
         f <- survival::coxph(survival::Surv(time, status == 2) ~ age + albumin + edema_f, data = d);
         as.data.frame(survival::cox.zph(f, transform = '{transform}')$table)}})""")
@@ -219,17 +225,17 @@ def test_cox_zph_matches_r(r_engine, rossi, transform):
 
 def test_followup_rmst_subgroup_interaction_match_r(r_engine):
     gb = _r_frame(r_engine, "survival::gbsg")
-    fu = sv.median_followup(gb, "rfstime", "status", engine="python")
+    fu = sv.median_followup("rfstime", "status", data=gb, engine="python")
     ref = r_engine.run_r("""unname(summary(survival::survfit(survival::Surv(rfstime, 1 - status) ~ 1,
         data = survival::gbsg))$table[c('median', '0.95LCL', '0.95UCL')])""")
     np.testing.assert_allclose(fu[["estimate", "lower", "upper"]].to_numpy(float)[0], ref, atol=1e-10)
-    rm = sv.restricted_mean_survival(gb, "rfstime", "status", tau=1825, group="hormon", engine="python")
+    rm = sv.restricted_mean_survival("rfstime", "status", "hormon", tau=1825, data=gb, engine="python")
     ref = r_engine.run_r("""summary(survival::survfit(survival::Surv(rfstime, status) ~ hormon,
         data = survival::gbsg), rmean = 1825)$table[, c('rmean', 'se(rmean)')] |> as.data.frame()""")
     np.testing.assert_allclose(rm[["estimate", "se"]].to_numpy(float), np.asarray(ref, float), rtol=1e-10)
     gb["size_grp"] = np.where(gb["size"] > 20, "T2+", "T1")
     gb["grade_f"] = gb["grade"].astype(int).astype(str)
-    tab = sv.subgroup_hazard_ratios(gb, "rfstime", "status", "hormon", ["size_grp", "grade_f"])
+    tab = sv.subgroup_hazard_ratios("rfstime", "status", "hormon", ["size_grp", "grade_f"], data=gb)
     ref = r_engine.run_r("""local({d <- survival::gbsg; d$size_grp <- ifelse(d$size > 20, 'T2+', 'T1');
         p <- function(v) { f0 <- survival::coxph(survival::Surv(rfstime, status) ~ hormon + d[[v]], data = d);
             f1 <- survival::coxph(survival::Surv(rfstime, status) ~ hormon * d[[v]], data = d);
@@ -241,7 +247,7 @@ def test_followup_rmst_subgroup_interaction_match_r(r_engine):
     assert tab.loc[tab["subgroup"] == "grade_f", "p_interaction"].iloc[0] == pytest.approx(ref[1], rel=1e-5)
     t1 = tab[(tab["subgroup"] == "size_grp") & (tab["level"] == "T1")].iloc[0]
     np.testing.assert_allclose([t1["estimate"], t1["lower"], t1["upper"]], ref[2:], rtol=1e-6)
-    adj = sv.adjusted_hazard_ratio(gb, "rfstime", "status", "hormon", ["age", "nodes"], engine="python")
+    adj = sv.adjusted_hazard_ratio("rfstime", "status", "hormon", ["age", "nodes"], data=gb, engine="python")
     ref = r_engine.run_r("""local({f <- survival::coxph(survival::Surv(rfstime, status) ~ hormon + age + nodes,
         data = survival::gbsg); summary(f)$conf.int[, 1]})""")
     np.testing.assert_allclose(adj.loc[adj["model"] != "unadjusted", "estimate"], np.asarray(ref), rtol=1e-6)
@@ -253,13 +259,13 @@ def test_r_engine_returns_same_tables(r_engine, lung):
                    (sv.cox_hazard_ratios, dict(covariates=["age", "sexc", "ph.ecog"])),
                    (sv.cox_zph, dict(covariates=["age", "sexc", "ph.ecog"])),
                    (sv.median_followup, {})]:
-        py = fn(d, "time", "status", engine="python", **kw)
-        rr = fn(d, "time", "status", engine="R", **kw)
+        py = fn("time", "status", data=d, engine="python", **kw)
+        rr = fn("time", "status", data=d, engine="R", **kw)
         assert (rr["engine"] == "R").all() and (py["engine"] == "python").all()
         num = [c for c in py.columns if c in rr.columns and pd.api.types.is_numeric_dtype(py[c])]
         np.testing.assert_allclose(py[num].to_numpy(float), rr[num].to_numpy(float), rtol=1e-6, atol=1e-9)
-    kp = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500], engine="python")
-    kr = sv.kaplan_meier(d, "time", "status", "sexc", times=[100, 500], engine="r")  # lower case accepted
+    kp = sv.kaplan_meier("time", "status", "sexc", data=d, times=[100, 500], engine="python")
+    kr = sv.kaplan_meier("time", "status", "sexc", data=d, times=[100, 500], engine="r")  # lower case accepted
     np.testing.assert_allclose(kp.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float),
                                kr.at_times[["n_risk", "surv", "lower", "upper"]].to_numpy(float), atol=1e-10)
     assert kp.medians["group"].tolist() == kr.medians["group"].tolist()
@@ -269,15 +275,15 @@ def test_cox_monotone_likelihood_raises_clear_error():
     # every exposed patient dies before any unexposed one is censored: the MLE is infinite
     d = pd.DataFrame({"t": np.arange(1.0, 11.0), "e": [1] * 5 + [0] * 5, "x": [1.0] * 5 + [0.0] * 5})
     with pytest.raises(RuntimeError, match=r"covariates \['x'\] did not converge"):
-        sv.cox_hazard_ratios(d, "t", "e", ["x"], engine="python")
-    tab = sv.subgroup_hazard_ratios(d.assign(g=["a", "b"] * 5), "t", "e", "x", ["g"])
+        sv.cox_hazard_ratios("t", "e", ["x"], data=d, engine="python")
+    tab = sv.subgroup_hazard_ratios("t", "e", "x", ["g"], data=d.assign(g=["a", "b"] * 5))
     assert tab["note"].str.contains("not estimable").any() and tab["estimate"].isna().all()
 
 
 def test_r_native_rmst(r_engine, lung):
     rm = r_engine.call_r("ps_r_rmst", time=lung["time"].to_numpy(float), event=lung["status"].to_numpy(),
                          tau=500.0, group=lung["sexc"].to_numpy())
-    py = sv.restricted_mean_survival(lung, "time", "status", 500, group="sexc", engine="python")
+    py = sv.restricted_mean_survival("time", "status", "sexc", tau=500, data=lung, engine="python")
     np.testing.assert_allclose(rm[["estimate", "se", "lower", "upper"]].to_numpy(float),
                                py[["estimate", "se", "lower", "upper"]].to_numpy(float), rtol=1e-10)
 
@@ -285,22 +291,32 @@ def test_r_native_rmst(r_engine, lung):
 def test_risk_stratification_one_call(rossi):
     train, test = rossi.iloc[:300], rossi.iloc[300:].reset_index(drop=True)
     covs = ["fin", "age", "prio"]
-    beta = sv.cox_hazard_ratios(train, "week", "arrest", covs, engine="python")["coef"].to_numpy()
-    res = sv.risk_stratification(train[covs].to_numpy() @ beta, test, test[covs].to_numpy() @ beta,
-                                 "week", "arrest", times=[0, 26, 52], engine="python")
+    beta = sv.cox_hazard_ratios("week", "arrest", covs, data=train, engine="python")["coef"].to_numpy()
+    res = sv.risk_stratification("week", "arrest", test[covs].to_numpy() @ beta,
+                                 train_risk=train[covs].to_numpy() @ beta, data=test, times=[0, 26, 52],
+                                 engine="python")
     assert res.cutoff == pytest.approx(np.median(train[covs].to_numpy() @ beta))
     assert list(res.groups.categories) == ["low", "high"] and len(res.groups) == len(test)
     assert res.hazard_ratio["term"].tolist() == ["risk_grouphigh"]
-    direct = sv.cox_hazard_ratios(test.assign(h=(np.asarray(res.groups) == "high").astype(float)),
-                                  "week", "arrest", ["h"], engine="python")
+    direct = sv.cox_hazard_ratios("week", "arrest", ["h"], engine="python",
+                                  data=test.assign(h=(np.asarray(res.groups) == "high").astype(float)))
     assert res.hazard_ratio["estimate"].iloc[0] == pytest.approx(direct["estimate"].iloc[0], rel=1e-12)
     assert res.km.at_times["n_risk"].sum() > 0 and res.logrank["df"].iloc[0] == 1
-    with pytest.raises(ValueError, match="risk has 3 scores"):
-        sv.risk_stratification([0.1, 0.2, 0.3], test, [1.0, 2.0, 3.0], "week", "arrest", engine="python")
+    with pytest.raises(ValueError, match="risk has length 3 but time has length 132"):
+        sv.risk_stratification("week", "arrest", [1.0, 2.0, 3.0], train_risk=[0.1, 0.2, 0.3], data=test,
+                               engine="python")
+    text = repr(res)
+    assert len(text.splitlines()) == 5 and "HR high vs low" in text and "log-rank p" in text
+    summ = res.summary()
+    assert summ["group"].tolist() == ["low", "high"] and np.isnan(summ["hr"].iloc[0])
+    assert summ["hr"].iloc[1] == res.hazard_ratio["estimate"].iloc[0]
+    tidy = res.to_frame()
+    assert {"median", "survival", "log-rank chi-square", "hazard ratio"} == set(tidy["statistic"])
+    assert {"estimate", "lower", "upper", "p", "method", "engine"} <= set(tidy.columns)
 
 
 def test_result_objects_print_short_and_give_tidy_tables(lung):
-    km = sv.kaplan_meier(lung, "time", "status", "sexc", times=[180, 365], engine="python")
+    km = sv.kaplan_meier("time", "status", "sexc", data=lung, times=[180, 365], engine="python")
     text = repr(km)
     assert len(text.splitlines()) == 4 and "0.95LCL" in text and "270.0" in text   # print.survfit-sized
     s = km.summary()
@@ -309,3 +325,46 @@ def test_result_objects_print_short_and_give_tidy_tables(lung):
     tidy = km.to_frame()
     assert {"estimate", "se", "lower", "upper", "method", "engine"} <= set(tidy.columns)
     assert len(tidy) == len(km.curve)
+
+
+def test_every_function_takes_the_outcome_first_and_data_last(lung):
+    """One convention: f(time, event, ...) with data= naming columns, arrays, or a structured outcome;
+    the former data-first order raises a TypeError that shows the new call."""
+    from sksurv.util import Surv
+
+    from prime_stats.evaluation.inputs import as_survival
+
+    d = lung.dropna(subset=["ph.ecog"]).reset_index(drop=True)
+    y = Surv.from_arrays(d["status"].astype(bool), d["time"])
+    t, e = d["time"].to_numpy(), d["status"].to_numpy()
+    eng = dict(engine="python")
+    same = [  # by column names, by arrays, by a structured outcome (scikit-survival's, the package's own)
+        lambda f: f("time", "status", "sexc", data=d, **eng), lambda f: f(t, e, d["sexc"].to_numpy(), **eng),
+        lambda f: f(y, d["sexc"], **eng), lambda f: f(as_survival(t, e), d["sexc"], **eng)]
+    for fn in (sv.logrank_test, lambda *a, **k: sv.kaplan_meier(*a, **k, times=[180, 365]).at_times,
+               lambda *a, **k: sv.restricted_mean_survival(*a, **k, tau=500),
+               lambda *a, **k: sv.numbers_at_risk(*a, **k, times=[0, 180])):
+        ref, *others = [call(fn) for call in same]
+        for other in others:
+            pd.testing.assert_frame_equal(other, ref)
+    cox = [sv.cox_hazard_ratios("time", "status", ["age", "sexc"], data=d, **eng),
+           sv.cox_hazard_ratios(t, e, d[["age", "sexc"]], **eng),
+           sv.cox_hazard_ratios(y, d[["age", "sexc"]], **eng)]
+    for other in cox[1:]:
+        pd.testing.assert_frame_equal(other, cox[0])
+    zph = sv.cox_zph(y, d[["age", "sexc"]], **eng)
+    pd.testing.assert_frame_equal(zph, sv.cox_zph("time", "status", ["age", "sexc"], data=d, **eng))
+    pd.testing.assert_frame_equal(sv.median_followup(y, **eng), sv.median_followup("time", "status", data=d, **eng))
+    d["risk"] = np.where(d["ph.ecog"] >= 1, "high", "low")
+    sub = sv.subgroup_hazard_ratios("time", "status", "risk", ["sexc"], data=d)
+    pd.testing.assert_frame_equal(sv.subgroup_hazard_ratios(y, d["risk"].to_numpy(), d[["sexc"]]), sub)
+    adj = sv.adjusted_hazard_ratio("time", "status", "risk", ["age"], data=d, **eng)
+    pd.testing.assert_frame_equal(sv.adjusted_hazard_ratio(y, d["risk"], d[["age"]], **eng), adj)
+    for call in (lambda: sv.kaplan_meier(d, "time", "status"), lambda: sv.median_followup(d, "time"),
+                 lambda: sv.cox_zph(d, "time", "status")):
+        with pytest.raises(TypeError, match=r"data come last.*data=df"):
+            call()
+    with pytest.raises(TypeError, match="positional"):       # one argument too many: Python's own message
+        sv.logrank_test(d, "time", "status", "sexc")
+    with pytest.raises(ValueError, match="time is a column name: pass the DataFrame as data="):
+        sv.kaplan_meier("time", "status")

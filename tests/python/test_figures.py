@@ -75,8 +75,8 @@ def _need_r(r_engine, *packages):
 @pytest.fixture(scope="module")
 def km_stored(lung, tmp_path_factory):
     curves, at_risk = FD.km_tables(lung, "time", "status", "sexc")
-    lr = sv.logrank_test(lung, "time", "status", "sexc")
-    hr = sv.cox_hazard_ratios(lung, "time", "status", ["male"])
+    lr = sv.logrank_test("time", "status", "sexc", data=lung)
+    hr = sv.cox_hazard_ratios("time", "status", ["male"], data=lung)
     return _store(tmp_path_factory.mktemp("km"), km_curves=curves, km_at_risk=at_risk, logrank=lr, cox_hr=hr)
 
 
@@ -233,7 +233,7 @@ def validation_stored(bc, gbsg, lung, tmp_path_factory):
     d = lung.dropna(subset=["ph.ecog"]).copy()
     d["risk"] = np.where(d["ph.ecog"] >= 1, 1, 0)
     d["age_group"] = np.where(d["age"] >= 65, ">= 65 years", "< 65 years")
-    sub = sv.subgroup_hazard_ratios(d, "time", "status", "risk", ["sexc", "age_group"])
+    sub = sv.subgroup_hazard_ratios("time", "status", "risk", ["sexc", "age_group"], data=d)
     return _store(tmp_path_factory.mktemp("val"),
                   calibration_curves=FD.calibration_curves(y, preds, n_boot=20),
                   calibration_rug=FD.prediction_rug(preds), calibration_curves_survival=cal_s,

@@ -46,7 +46,7 @@ def _plot(kind: str, **data):
     elif kind == "km":
         for g, col in ((0, "#0072B2"), (1, "#D55E00")):
             d = data["df"][data["df"]["risk_group"] == g]
-            km = sv.kaplan_meier(d, "time", "event", id_col=None).curve
+            km = sv.kaplan_meier("time", "event", data=d, id_col=None).curve
             ax.step(np.r_[0, km["time"]], np.r_[1, km["surv"]], where="post", color=col, label=f"group {g}")
         ax.legend()
         ax.set(xlabel="Days", ylabel="Survival")
@@ -94,7 +94,7 @@ def study_dir(tmp_path_factory):
     gb["patient_id"] = _ids(len(gb))
     covs = ["age", "tsize", "pnodes", "progrec"]
     tr = gb[gb["split"] == "train"]
-    cox = sv.cox_hazard_ratios(tr, "time", "event", covs)
+    cox = sv.cox_hazard_ratios("time", "event", covs, data=tr)
     beta = np.log(cox.set_index("term")["estimate"][covs].to_numpy())
     gb["risk"] = gb[covs].to_numpy(float) @ beta
     cut = float(np.median(gb.loc[gb["split"] == "train", "risk"]))
@@ -109,7 +109,7 @@ def study_dir(tmp_path_factory):
         {"split": s, "centre": "B" if s == "external" else "A", "n": int((split_s == s).sum()),
          "responders": int(yb[split_b == s].sum()), "deaths": int(gb.loc[gb["split"] == s, "event"].sum())}
         for s in ("train", "test", "external")]))
-    put("followup", sv.median_followup(gb, "time", "event"))
+    put("followup", sv.median_followup("time", "event", data=gb))
     # (grouped by cohort labels: TableOne.summary() overwrites a group named "test" with its test column)
     cohort = gb.assign(cohort=gb["split"].map({"train": "Training", "test": "Internal test", "external": "External"}))
     put("table1", descriptive.table_one(cohort, "cohort", variables=["age", "tsize", "pnodes", "tgrade", "menostat"],
@@ -151,12 +151,12 @@ def study_dir(tmp_path_factory):
     put("calibration_response", calibration.calibration_binary(yb[mt], pb[mt]))
     put("decision_curve_test", decision.net_benefit(yb[mt], {"logistic": pb[mt]}))
     ext = gb[gb["split"] == "external"]
-    put("km_groups", sv.kaplan_meier(ext, "time", "event", "risk_group").medians)
-    put("logrank", sv.logrank_test(ext, "time", "event", "risk_group"))
-    put("cox_hr", sv.cox_hazard_ratios(ext, "time", "event", ["risk_group"]))
-    sub = sv.subgroup_hazard_ratios(ext, "time", "event", "risk_group", ["menostat", "horTh"])
+    put("km_groups", sv.kaplan_meier("time", "event", "risk_group", data=ext).medians)
+    put("logrank", sv.logrank_test("time", "event", "risk_group", data=ext))
+    put("cox_hr", sv.cox_hazard_ratios("time", "event", ["risk_group"], data=ext))
+    sub = sv.subgroup_hazard_ratios("time", "event", "risk_group", ["menostat", "horTh"], data=ext)
     put("subgroups", sub)
-    put("adjusted_cox", sv.adjusted_hazard_ratio(ext, "time", "event", "risk_group", ["horTh"]))
+    put("adjusted_cox", sv.adjusted_hazard_ratio("time", "event", "risk_group", ["horTh"], data=ext))
     shap_like = np.abs((StandardScaler().fit_transform(Xb) * coefs)).mean(axis=0)
     put("shap_response", pd.DataFrame({"feature": Xb.columns, "mean_abs_shap": shap_like}))
     # a per-patient table carrying identifiers, once as a named column and once as an unnamed index

@@ -88,7 +88,14 @@ class KMCurve:
 
     def events_between(self, times) -> np.ndarray:
         """Events in (t_{k-1}, t_k] for sorted ``times`` (t_0 = -inf): ``summary(survfit, times=)$n.event``."""
-        cum = np.concatenate([[0.0], np.cumsum(self.n_event)])
+        return self._between(self.n_event, times)
+
+    def censored_between(self, times) -> np.ndarray:
+        """Censorings in (t_{k-1}, t_k] for sorted ``times``: ``summary(survfit, times=)$n.censor``."""
+        return self._between(self.n_censor, times)
+
+    def _between(self, counts: np.ndarray, times) -> np.ndarray:
+        cum = np.concatenate([[0.0], np.cumsum(counts)])
         c = cum[np.searchsorted(self.time, np.asarray(times, dtype=float), side="right")]
         return np.diff(np.concatenate([[0.0], c]))
 

@@ -552,7 +552,12 @@ def _jackknife_weights(n: int, seed: int, start: int, stop: int, n_groups: int) 
 
 @dataclass
 class BootstrapResult:
-    """Estimates, bootstrap replicates and jackknife values of every (model, metric, method, time)."""
+    """Estimates, bootstrap replicates and jackknife values of every (model, metric, method, time).
+
+    ``repr`` says what was resampled; :meth:`to_frame` (= :meth:`table`) is the tidy table with
+    percentile and BCa rows, :meth:`summary` one row per statistic (BCa interval where available, else
+    percentile); :meth:`contrasts` the paired differences between models.
+    """
 
     keys: list                     # (model, metric, method, time, threshold)
     estimate: np.ndarray           # (K,)
@@ -582,6 +587,23 @@ class BootstrapResult:
 
     def _label(self, ok: int) -> str:
         return f"B={self.B}" + (f", {self.B - ok} undefined" if ok < self.B else "")
+
+    def __repr__(self) -> str:
+        models = list(dict.fromkeys(k[0] for k in self.keys))
+        metrics = list(dict.fromkeys(k[1] for k in self.keys))
+        failed = int((~np.isfinite(self.replicates)).any(axis=0).sum())
+        return (f"Bootstrap (B={self.B}, seed {self.seed}{', stratified' if self.strata else ''}"
+                f"{', BCa' if self.jackknife is not None else ''}): {len(self.keys)} statistics of "
+                f"{len(models)} model(s) {models}\nmetrics: {', '.join(map(str, metrics))}"
+                + (f"\n{failed} statistic(s) undefined in some replicates" if failed else ""))
+
+    def to_frame(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """The tidy table (:meth:`table`, percentile and BCa rows)."""
+        return self.table(conf_level)
+
+    def summary(self, conf_level: float = 0.95) -> pd.DataFrame:
+        """One row per (model, metric, time, threshold): the BCa interval when computed, else percentile."""
+        return self.table(conf_level, ci=("bca",) if self.jackknife is not None else ("percentile",))
 
     def table(self, conf_level: float = 0.95, ci: Sequence[str] = ("percentile", "bca")) -> pd.DataFrame:
         """Tidy rows: model, metric, time, threshold, estimate, se (bootstrap SD), lower, upper, method,

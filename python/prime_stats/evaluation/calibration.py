@@ -25,6 +25,10 @@ from ._survcore import TIES, baseline_cumhaz, fit_cox, kaplan_meier_curve, step_
 from .discrimination import _call_r, _r_engine, _tidy
 from .inputs import as_binary, as_probability, check_horizon, check_times, column, outcome_and
 
+# the statistics (each with engine=); rcs_knots, rcs_basis, lowess_calibration: building blocks, not listed
+__all__ = ["calibration_binary", "calibration_curve_binary", "calibration_survival",
+           "calibration_curve_survival"]
+
 _KNOT_QUANTILES = {3: (0.10, 0.5, 0.90), 4: (0.05, 0.35, 0.65, 0.95), 5: (0.05, 0.275, 0.5, 0.725, 0.95),
                    6: (0.05, 0.23, 0.41, 0.59, 0.77, 0.95), 7: (0.025, 0.1833, 0.3417, 0.5, 0.6583, 0.8167,
                                                               0.975)}

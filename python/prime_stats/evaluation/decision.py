@@ -22,6 +22,8 @@ from .discrimination import _r_engine
 from .inputs import as_binary, as_float_array, as_probability, check_horizon, column, outcome_and
 from .overall import km_risk
 
+__all__ = ["DEFAULT_THRESHOLDS", "net_benefit", "net_benefit_survival"]
+
 DEFAULT_THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.01), 2)
 _COLUMNS = ["threshold", "model", "test_pos_rate", "tp_rate", "fp_rate", "net_benefit",
             "interventions_avoided", "engine"]

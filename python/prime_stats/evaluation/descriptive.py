@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["TableOne", "table_one", "standardized_mean_difference", "CorrelationResult",
-           "correlation_matrix"]
+# the statistics; standardized_mean_difference is a building block of table_one's smd column
+__all__ = ["TableOne", "table_one", "CorrelationResult", "correlation_matrix"]
 
 
 # --------------------------------------------------------------------------------------------

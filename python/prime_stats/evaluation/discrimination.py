@@ -30,6 +30,9 @@ from ._survcore import reverse_kaplan_meier
 from .inputs import (as_binary, as_float_array, as_risk_matrix, check_horizon, check_times, column, outcome_and,
                      same_length)
 
+# the statistics (each with engine=); delong_cov and CensoringKM are building blocks, importable but not listed
+__all__ = ["auc_delong", "delong_test", "concordance_index", "time_dependent_auc"]
+
 Z975 = float(stats.norm.ppf(0.975))
 
 

@@ -7,7 +7,11 @@ the R wrappers). A survival outcome may be given as
 * two arrays (``time``, ``event``; lifelines' ``durations`` / ``event_observed`` are the same thing),
 * two column names with ``data=`` (a pandas DataFrame),
 * a scikit-survival structured array (``Surv.from_arrays(event, time)``) passed as ``time`` with
-  ``event`` left out, or a :class:`SurvivalOutcome`.
+  ``event`` left out, or a :class:`SurvivalOutcome`; ``f(y, risk)`` then reads as ``f(y, None, risk)``
+  (:func:`outcome_args`).
+
+The data come last, as the keyword ``data=``; a DataFrame passed as ``time`` (the former data-first
+order ``f(df, "time", "event")``) raises a ``TypeError`` that shows the new call.
 
 The checks (each raises ``ValueError``/``KeyError``/``TypeError`` with a :data:`MESSAGES` text):
 lengths, missing/non-finite values, 0/1 coding (1/2 codes, as ``survival::Surv``'s ``status``, get the
@@ -24,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["MESSAGES", "SurvivalOutcome", "as_survival", "as_float_array", "as_binary", "as_probability", "column",
-           "as_risk_matrix", "check_times", "check_horizon", "same_length", "positions", "message", "outcome_and"]
+           "as_risk_matrix", "check_times", "check_horizon", "same_length", "positions", "message", "outcome_and",
+           "outcome_args"]
 
 # The exact messages (str.format templates). Keep in sync with /work/notes/input_messages.md (R side).
 MESSAGES = {
@@ -55,6 +60,9 @@ MESSAGES = {
     "event_twice": "give either a survival outcome (structured array / SurvivalOutcome) or time and event, "
                    "not both",
     "event_missing": "event is missing: give time and event, or one structured survival outcome",
+    "data_first": ("time is a pandas DataFrame: the data come last, as a keyword, and time/event name its "
+                   "columns: f('time', 'status', ..., data=df) (the data-first order f(df, 'time', 'status') "
+                   "is not supported)"),
     "shape": "{name} must have shape (n_patients={n},) or (n_patients, n_times={k}); got {shape}",
 }
 
@@ -249,6 +257,8 @@ def as_survival(time, event=None, *, data: pd.DataFrame | None = None, id_col: s
             raise ValueError(message("structured", fields=list(names)))
         t, e, tn, en, ids = time[tm[0]], time[ev[0]], tm[0], ev[0], None
     else:
+        if isinstance(time, pd.DataFrame):
+            raise TypeError(MESSAGES["data_first"])
         if event is None:
             raise ValueError(MESSAGES["event_missing"])
         ids = row_ids(data, id_col)
@@ -289,14 +299,21 @@ def _is_outcome(x) -> bool:
     return isinstance(x, SurvivalOutcome) or (isinstance(x, np.ndarray) and x.dtype.names is not None)
 
 
+def outcome_args(time, event, *others) -> tuple:
+    """``(time, event, *others)`` of a call ``f(time, event, a, b, ...)``; when ``time`` is a structured
+    outcome, ``f(y, a, b)`` (the last slot left empty) reads as ``f(y, None, a, b)``."""
+    if _is_outcome(time) and event is not None and others and others[-1] is None:
+        return (time, None, event, *others[:-1])
+    return (time, event, *others)
+
+
 def outcome_and(time, event, other, *, data: pd.DataFrame | None = None, other_name: str = "risk",
                 **checks):
     """(SurvivalOutcome, other) for the ``f(time, event, risk)`` convention.
 
     ``time`` may be a structured outcome, then ``f(y, risk)`` and ``f(y, risk=...)`` both work; column
     names are read from ``data``. ``checks`` go to :func:`as_survival`."""
-    if _is_outcome(time) and other is None and event is not None:
-        event, other = None, event
+    time, event, other = outcome_args(time, event, other)
     if other is None:
         raise ValueError(f"{other_name} is missing")
     return as_survival(time, event, data=data, **checks), column(other, data, other_name)

@@ -21,6 +21,9 @@ from ._survcore import kaplan_meier_curve
 from .discrimination import CensoringKM, _call_r, _r_engine, _tidy
 from .inputs import as_binary, as_probability, as_risk_matrix, check_horizon, check_times, column, outcome_and
 
+# the statistics (each with engine=); km_risk is a building block, importable but not listed
+__all__ = ["brier_binary", "brier_survival", "integrated_brier_score"]
+
 
 def brier_binary(y, prob, conf_level: float = 0.95, *, data: pd.DataFrame | None = None,
                  engine: str = "auto") -> pd.DataFrame:

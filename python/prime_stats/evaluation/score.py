@@ -22,6 +22,8 @@ from .discrimination import auc_delong, concordance_index, delong_test, time_dep
 from .inputs import as_binary, as_float_array, as_risk_matrix, check_horizon, check_times, column, outcome_and
 from .overall import brier_binary, brier_survival, integrated_brier_score
 
+__all__ = ["COLUMNS", "DAYS_PER_MONTH", "DEFAULT_TIMES", "score_binary", "score_survival"]
+
 COLUMNS = ["model", "metric", "time", "estimate", "se", "lower", "upper", "method", "engine", "p_value"]
 DAYS_PER_MONTH = 365.25 / 12                                        # 30.4375 days
 DEFAULT_TIMES = tuple(DAYS_PER_MONTH * m for m in (6, 12, 24, 36))   # 6, 12, 24, 36 months in days

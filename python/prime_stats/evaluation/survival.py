@@ -1,14 +1,21 @@
 """Survival analysis for PRIME-S: Kaplan-Meier, log-rank, Cox hazard ratios, risk stratification.
 
-Every function takes ``data`` (a pandas DataFrame) plus column names (``time``, ``event``, ...) so that
-errors can name the offending column and patient, as R's ``survfit(formula, data)``; ``data=None`` with
-arrays works too (the outcome is checked by :func:`prime_stats.evaluation.inputs.as_survival`, the one
-validator). Kaplan-Meier curves and Cox fits come from :mod:`prime_stats.evaluation._survcore`. Results
-are tidy DataFrames (``estimate``, ``lower``, ``upper``, ``method``, ``engine``) matching R's survival
-package:
+Every function follows the one convention of :mod:`prime_stats.evaluation`: the outcome first
+(``time, event``), then the function's own variables (``group``, ``covariates``, ``risk``, ...), then
+keywords, among them ``data=`` and ``engine=``. ``time``/``event`` and the variables are arrays, or
+column names of ``data`` (a pandas DataFrame, as R's ``survfit(formula, data)``), so that errors name
+the column and the patient; a scikit-survival structured array or
+:class:`~prime_stats.evaluation.inputs.SurvivalOutcome` may replace ``time, event``
+(``kaplan_meier(y, group)``). The outcome is checked by the one validator,
+:func:`prime_stats.evaluation.inputs.as_survival`. Kaplan-Meier curves and Cox fits come from
+:mod:`prime_stats.evaluation._survcore`. Results are tidy DataFrames (``estimate``, ``lower``,
+``upper``, ``method``, ``engine``) matching R's survival package, or small result objects with a short
+``repr``, ``summary()`` and ``to_frame()``:
 
 * :func:`kaplan_meier` - ``survival::survfit`` (Greenwood variance, ``conf.type="log"`` by default),
-  numbers at risk at chosen times, median survival with the ``print.survfit`` CI rule;
+  survival at chosen times, median survival with the ``print.survfit`` CI rule;
+* :func:`numbers_at_risk` - ``summary(survfit, times=)``'s n.risk, n.event and n.censor (per interval),
+  one row per group and time;
 * :func:`logrank_test` - ``survival::survdiff`` (rho = 0);
 * :func:`cox_hazard_ratios` - ``survival::coxph`` (Efron ties, Newton-Raphson with step halving,
   Wald CI; lifelines/statsmodels were not used because they diverge on real data where coxph
@@ -23,13 +30,12 @@ package:
 
 ``engine="R"`` runs the same statistic in R (``R/stats_survival.R``) through :mod:`prime_stats.rbridge`;
 ``engine="auto"`` (the default everywhere) uses R when available and Python otherwise; statistics without
-an R twin (subgroup HRs, numbers at risk) run in Python and refuse ``engine="R"``. The ``engine``
-column says which ran.
+an R twin (subgroup HRs) run in Python and refuse ``engine="R"``. The ``engine`` column says which ran.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -39,7 +45,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import rbridge
 from ._survcore import CoxModel, fit_cox, kaplan_meier_curve
-from .inputs import as_float_array, as_survival, check_horizon, check_times, message, positions, row_ids
+from .inputs import (as_float_array, as_survival, check_horizon, check_times, column, message, outcome_args,
+                     positions, row_ids, same_length)
 
 __all__ = [
     "KaplanMeierResult",
@@ -67,7 +74,7 @@ def _ids(data: pd.DataFrame | None, mask: np.ndarray, id_col: str | None) -> str
     return positions(mask, row_ids(data, id_col))
 
 
-def _check_survival(data: pd.DataFrame | None, time, event, id_col: str | None = "patient_id",
+def _check_survival(time, event, data: pd.DataFrame | None, id_col: str | None = "patient_id",
                     require_events: bool = False, what: str = "this statistic"):
     """Validated float time and 0/1 int event (``inputs.as_survival``: column names of ``data``,
     arrays, or a structured outcome in ``time``), with errors naming the column and the patients."""
@@ -79,23 +86,25 @@ def _check_survival(data: pd.DataFrame | None, time, event, id_col: str | None =
     return y.time, y.event
 
 
-def _check_group(data: pd.DataFrame | None, group, id_col: str | None = "patient_id", min_levels: int = 1):
+def _check_group(group, data: pd.DataFrame | None, n: int, id_col: str | None = "patient_id",
+                 min_levels: int = 1, name: str = "group"):
+    """Group labels (a column name of ``data`` or an array of length ``n``) and their levels (categorical
+    order, else sorted); missing labels raise naming the patients."""
+    if group is None:
+        raise ValueError(f"{name} is missing")
     if isinstance(group, str):
-        if data is None or group not in data.columns:
-            raise KeyError(message("column_missing", col=group,
-                                   columns=[] if data is None else list(data.columns)[:20]))
-        g = data[group]
+        column(group, data, name)                          # raises naming the column when it is absent
+        g, label = data[group].reset_index(drop=True), f"column {group!r}"
     else:
-        g = pd.Series(group)
-        group = "group"
+        g, label, data = pd.Series(group).reset_index(drop=True), name, None
+    same_length(n, ref="time", **{label: g})
     if g.isna().any():
-        raise ValueError(f"column {group!r} has {int(g.isna().sum())} missing value(s) "
+        raise ValueError(f"{label} has {int(g.isna().sum())} missing value(s) "
                          f"({_ids(data, g.isna().to_numpy(), id_col)})")
     levels = list(g.cat.categories) if isinstance(g.dtype, pd.CategoricalDtype) else sorted(g.unique())
     levels = [lv for lv in levels if (g == lv).any()]
     if len(levels) < min_levels:
-        raise ValueError(f"column {group!r} has {len(levels)} level(s) ({levels}); "
-                         f"at least {min_levels} are needed")
+        raise ValueError(f"{label} has {len(levels)} level(s) ({levels}); at least {min_levels} are needed")
     return g.to_numpy(), levels
 
 
@@ -192,28 +201,25 @@ class KaplanMeierResult:
         return self.curve.rename(columns={"surv": "estimate", "std_err": "se"})
 
 
-def kaplan_meier(data: pd.DataFrame | None, time=None, event=None, group=None,
-                 times: Iterable[float] | None = None, conf_type: str = "log",
-                 conf_level: float = 0.95, id_col: str | None = "patient_id",
-                 engine: str = "auto") -> KaplanMeierResult:
+def kaplan_meier(time, event=None, group=None, *, data: pd.DataFrame | None = None,
+                 times: Iterable[float] | None = None, conf_type: str = "log", conf_level: float = 0.95,
+                 id_col: str | None = "patient_id", engine: str = "auto") -> KaplanMeierResult:
     """Kaplan-Meier survival by group with Greenwood CIs (``survival::survfit`` defaults).
 
-    ``time``/``event``/``group`` are column names of ``data`` or arrays (``data=None``; a structured
-    outcome may replace ``time, event``). ``at_times`` reproduces ``summary(survfit, times=,
-    extend=TRUE)``: survival, CI, the number at risk (follow-up >= t) and the number of events in the
-    interval since the previous requested time; beyond a group's last follow-up S(t) keeps its last
-    value and ``n_risk`` is 0. With no events the curve stays at 1 and the median is NaN. ``conf_type``
-    is ``"log"`` (survfit's default), ``"log-log"`` or ``"plain"``. R twin: ``ps_r_km``.
+    ``kaplan_meier("time", "status", "sex", data=lung)``, ``kaplan_meier(t, e, g)`` or
+    ``kaplan_meier(y, g)`` (a structured outcome); ``group`` is optional. ``at_times`` reproduces
+    ``summary(survfit, times=, extend=TRUE)``: survival, CI, the number at risk (follow-up >= t) and the
+    numbers of events and censorings in the interval since the previous requested time; beyond a
+    group's last follow-up S(t) keeps its last value and ``n_risk`` is 0. With no events the curve
+    stays at 1 and the median is NaN. ``conf_type`` is ``"log"`` (survfit's default), ``"log-log"`` or
+    ``"plain"``. R twin: ``ps_r_km``.
     """
-    if data is not None and not isinstance(data, pd.DataFrame) and time is None:
-        data, time = None, data                                      # kaplan_meier(y_structured)
-    t, e = _check_survival(data, time, event, id_col)
+    time, event, group = outcome_args(time, event, group)
+    t, e = _check_survival(time, event, data, id_col)
     if group is None:
         g, levels = np.zeros(len(t), dtype=int), [0]
     else:
-        g, levels = _check_group(data, group, id_col)
-        if len(g) != len(t):
-            raise ValueError(message("length", name="group", n=len(g), ref="time", n_ref=len(t)))
+        g, levels = _check_group(group, data, len(t), id_col)
     times = np.asarray([] if times is None else np.sort(check_times(times, min_size=0, increasing=False)),
                        dtype=float)
     if not 0 < conf_level < 1:
@@ -248,10 +254,10 @@ def kaplan_meier(data: pd.DataFrame | None, time=None, event=None, group=None,
         curves.append(pd.DataFrame({"group": lv, "time": ut, "n_risk": km.n_risk, "n_event": km.n_event,
                                     "n_censor": km.n_censor, "surv": s, "std_err": se_s, "lower": lo,
                                     "upper": up}))
-        n_event_at = km.events_between(times)
-        for tt, d in zip(times, n_event_at):
+        for tt, d, c in zip(times, km.events_between(times), km.censored_between(times)):
             k = np.searchsorted(ut, tt, side="right") - 1
             at_rows.append({"group": lv, "time": tt, "n_risk": int((t[m] >= tt).sum()), "n_event": int(d),
+                            "n_censor": int(c),
                             "surv": 1.0 if k < 0 else s[k],
                             "std_err": 0.0 if k < 0 else se_s[k],
                             "lower": 1.0 if k < 0 else lo[k], "upper": 1.0 if k < 0 else up[k]})
@@ -261,7 +267,7 @@ def kaplan_meier(data: pd.DataFrame | None, time=None, event=None, group=None,
     curve = pd.concat(curves, ignore_index=True)
     for c in ("n_risk", "n_event", "n_censor"):
         curve[c] = curve[c].astype(int)
-    at = pd.DataFrame(at_rows, columns=["group", "time", "n_risk", "n_event", "surv", "std_err",
+    at = pd.DataFrame(at_rows, columns=["group", "time", "n_risk", "n_event", "n_censor", "surv", "std_err",
                                         "lower", "upper"])
     medians = pd.DataFrame(summ)
     method = f"Kaplan-Meier, Greenwood variance, {conf_type} CI ({conf_level:.0%})"
@@ -271,37 +277,35 @@ def kaplan_meier(data: pd.DataFrame | None, time=None, event=None, group=None,
     return KaplanMeierResult(curve, at, medians, conf_type, conf_level, "python")
 
 
-def numbers_at_risk(data: pd.DataFrame, time: str, times: Iterable[float], group: str | None = None,
+def numbers_at_risk(time, event=None, group=None, *, times: Iterable[float], data: pd.DataFrame | None = None,
                     id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
-    """Numbers at risk (follow-up >= t) per group at each time, wide: one row per group (the table
-    under a KM plot; Python only)."""
-    rbridge.python_only(engine, "numbers_at_risk")
-    ids = row_ids(data, id_col)
-    t = as_float_array(data[time] if isinstance(time, str) and time in data else time,
-                       f"column {time!r}" if isinstance(time, str) else "time", ids=ids)
-    if (t < 0).any():
-        raise ValueError(message("negative_time", name=f"column {time!r}", k=int((t < 0).sum()),
-                                 where=positions(t < 0, ids)))
-    g, levels = (np.zeros(len(t), dtype=int), [0]) if group is None else _check_group(data, group, id_col)
-    times = check_times(times, increasing=False).tolist()
-    rows = {lv: [int((t[g == lv] >= tt).sum()) for tt in times] for lv in levels}
-    out = pd.DataFrame.from_dict(rows, orient="index", columns=times)
-    out.index.name = group or "group"
+    """Numbers at risk (follow-up >= t), events and censorings in the interval since the previous time,
+    tidy: one row per group and time (group, time, n_risk, n_event, n_censor, method, engine).
+
+    The table under a KM plot and ``summary(survfit, times=, extend=TRUE)``'s ``n.risk``, ``n.event``,
+    ``n.censor``: it is :func:`kaplan_meier`'s ``at_times`` without the estimates. R twin: ``ps_r_km``.
+    """
+    km = kaplan_meier(time, event, group, data=data, times=check_times(times, increasing=False), id_col=id_col,
+                      engine=engine)
+    out = km.at_times[["group", "time", "n_risk", "n_event", "n_censor", "engine"]].copy()
+    out.insert(5, "method", "numbers at risk; events and censorings per interval (summary.survfit)")
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # log-rank
 # --------------------------------------------------------------------------------------------
-def logrank_test(data: pd.DataFrame | None, time, event, group,
+def logrank_test(time, event=None, group=None, *, data: pd.DataFrame | None = None,
                  id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
-    """K-sample log-rank test (``survival::survdiff``, rho = 0).
+    """K-sample log-rank test (``survival::survdiff``, rho = 0): ``logrank_test("time", "status", "sex",
+    data=lung)``, ``logrank_test(t, e, g)`` or ``logrank_test(y, g)``.
 
     Returns one row per group (n, observed, expected, (O-E)^2/E, (O-E)^2/V) with the overall
     ``statistic`` (chi-square), ``df`` and ``p`` repeated on every row. R twin: ``ps_r_logrank``.
     """
-    t, e = _check_survival(data, time, event, id_col, require_events=True, what="the log-rank test")
-    g, levels = _check_group(data, group, id_col, min_levels=2)
+    time, event, group = outcome_args(time, event, group)
+    t, e = _check_survival(time, event, data, id_col, require_events=True, what="the log-rank test")
+    g, levels = _check_group(group, data, len(t), id_col, min_levels=2)
     eng = rbridge.resolve_engine(engine, ("survival",))
     if eng == "R":
         gi = np.asarray([levels.index(x) for x in g]) + 1
@@ -343,18 +347,46 @@ def logrank_test(data: pd.DataFrame | None, time, event, group,
 # --------------------------------------------------------------------------------------------
 # Cox models
 # --------------------------------------------------------------------------------------------
-def _design(data: pd.DataFrame, covariates: Sequence[str], id_col: str | None) -> pd.DataFrame:
-    """Numeric design matrix; categorical columns get treatment (dummy) coding, first level = reference."""
-    if len(covariates) == 0:
+def _covariates(covariates, data: pd.DataFrame | None, n: int) -> tuple[pd.DataFrame, list]:
+    """(frame, covariate columns) with ``n`` rows: column name(s) of ``data`` (then the frame is ``data``,
+    so errors can name its patients), or a DataFrame / Series / array of their own (array columns are
+    named x1, x2, ...)."""
+    if covariates is None:
+        raise ValueError("covariates are missing")
+    if isinstance(covariates, str):
+        covariates = [covariates]
+    if isinstance(covariates, pd.Series):
+        covariates = covariates.to_frame(covariates.name if covariates.name is not None else "x")
+    elif isinstance(covariates, np.ndarray):
+        a = covariates.reshape(len(covariates), -1)
+        covariates = pd.DataFrame(a, columns=["x"] if a.shape[1] == 1 else [f"x{j + 1}" for j in range(a.shape[1])])
+    if isinstance(covariates, pd.DataFrame):
+        out, cols = covariates, list(covariates.columns)
+    else:
+        cols = list(covariates)
+        if data is None:
+            raise ValueError(message("data_needed", name="covariates"))
+        for c in cols:
+            if c not in data.columns:
+                raise KeyError(f"covariate column {c!r} not found in data")
+        out = data
+    if len(out) != n:
+        raise ValueError(message("length", name="covariates", n=len(out), ref="time", n_ref=n))
+    return out, cols
+
+
+def _design(covariates, data: pd.DataFrame | None, n: int, id_col: str | None) -> pd.DataFrame:
+    """Numeric design matrix of the covariates (:func:`_covariates`); categorical columns get treatment
+    (dummy) coding, first level = reference."""
+    covariates, cols = _covariates(covariates, data, n)
+    if len(cols) == 0:
         raise ValueError("at least one covariate is needed")
     parts = []
-    for c in covariates:
-        if c not in data.columns:
-            raise KeyError(f"covariate column {c!r} not found in data")
-        col = data[c]
+    for c in cols:
+        col = covariates[c]
         if col.isna().any():
             raise ValueError(f"covariate column {c!r} has {int(col.isna().sum())} missing value(s) "
-                             f"({_ids(data, col.isna().to_numpy(), id_col)}); impute or drop them first")
+                             f"({_ids(covariates, col.isna().to_numpy(), id_col)}); impute or drop them first")
         if col.dtype == bool:
             col = col.astype(int)
         if isinstance(col.dtype, pd.CategoricalDtype) or col.dtype == object or col.dtype.kind in "OSU":
@@ -402,17 +434,19 @@ def _hr_table(fit: _CoxFit, conf_level: float) -> pd.DataFrame:
                          "p": 2 * stats.norm.sf(np.abs(b / se)), "n": fit.n, "events": fit.events})
 
 
-def cox_hazard_ratios(data: pd.DataFrame, time, event, covariates: Sequence[str],
+def cox_hazard_ratios(time, event=None, covariates=None, *, data: pd.DataFrame | None = None,
                       conf_level: float = 0.95, id_col: str | None = "patient_id",
                       engine: str = "auto") -> pd.DataFrame:
     """Cox proportional-hazards HRs with Wald CIs and p values (``survival::coxph``, Efron ties).
 
-    Categorical covariates are dummy-coded against their first level (R's treatment contrasts).
-    The table's ``attrs`` hold the log partial likelihoods and the likelihood-ratio test.
-    R twin: ``ps_r_cox``.
+    ``cox_hazard_ratios("time", "status", ["age", "sex"], data=lung)``, or arrays with the covariates
+    as a DataFrame (``cox_hazard_ratios(t, e, X)`` or ``(y, X)``). Categorical covariates are
+    dummy-coded against their first level (R's treatment contrasts). The table's ``attrs`` hold the
+    log partial likelihoods and the likelihood-ratio test. R twin: ``ps_r_cox``.
     """
-    t, e = _check_survival(data, time, event, id_col, require_events=True, what="a Cox model")
-    X = _design(data, list(covariates), id_col)
+    time, event, covariates = outcome_args(time, event, covariates)
+    t, e = _check_survival(time, event, data, id_col, require_events=True, what="a Cox model")
+    X = _design(covariates, data, len(t), id_col)
     eng = rbridge.resolve_engine(engine, ("survival",))
     if eng == "R":
         out = rbridge.call_r("ps_r_cox", x=X, time=t, event=e, conf_level=float(conf_level))
@@ -430,18 +464,20 @@ def cox_hazard_ratios(data: pd.DataFrame, time, event, covariates: Sequence[str]
     return out
 
 
-def cox_zph(data: pd.DataFrame, time, event, covariates: Sequence[str],
-            transform: str = "km", id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
-    """Proportional-hazards test of a Cox model (``survival::cox.zph``, survival >= 3.0).
+def cox_zph(time, event=None, covariates=None, *, data: pd.DataFrame | None = None, transform: str = "km",
+            id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
+    """Proportional-hazards test of a Cox model (``survival::cox.zph``, survival >= 3.0), with the
+    arguments of :func:`cox_hazard_ratios`.
 
     Score test of theta = 0 in beta(t) = beta + theta * g(t) at the fitted beta, where g is the
     KM transform 1 - S(t-) (or ``"identity"``, ``"log"``, ``"rank"``) centred at its mean over
     events. One row per covariate (categorical covariates: one multi-df term) plus ``GLOBAL``.
     R twin: ``ps_r_cox_zph``.
     """
-    t, e = _check_survival(data, time, event, id_col, require_events=True, what="the PH test")
-    covariates = list(covariates)
-    X = _design(data, covariates, id_col)
+    time, event, covariates = outcome_args(time, event, covariates)
+    t, e = _check_survival(time, event, data, id_col, require_events=True, what="the PH test")
+    X = _design(covariates, data, len(t), id_col)
+    covariates = _covariates(covariates, data, len(t))[1]
     if transform not in ("km", "identity", "log", "rank"):
         raise ValueError(f"transform must be 'km', 'identity', 'log' or 'rank', got {transform!r}")
     assign = {c: [i for i, n in enumerate(X.columns) if n == c or (n.startswith(c) and c not in X.columns)]
@@ -543,7 +579,13 @@ class MedianRiskStratifier(TransformerMixin, BaseEstimator):
 
 @dataclass
 class RiskStratification:
-    """Risk groups on one cohort from a cut-off frozen on training risks, with KM, log-rank and HR."""
+    """Risk groups on one cohort from a cut-off frozen on training risks, with KM, log-rank and HR.
+
+    ``repr`` prints the cut-off, the groups' medians, the log-rank p and the HR; :meth:`summary` gives
+    one row per group (n, events, median survival with CI) with the HR and log-rank p beside it;
+    :meth:`to_frame` the long tidy table (``statistic, group, time, estimate, lower, upper, p, method,
+    engine``) of every number.
+    """
 
     cutoff: float
     groups: pd.Categorical
@@ -551,36 +593,81 @@ class RiskStratification:
     logrank: pd.DataFrame
     hazard_ratio: pd.DataFrame
 
+    def __repr__(self) -> str:
+        hr = self.hazard_ratio.iloc[0]
+        p = float(self.logrank["p"].iloc[0])
+        med = self.km.medians[["group", "n", "events", "median", "lower", "upper"]]
+        body = med.to_string(index=False, float_format=lambda v: f"{v:.1f}", na_rep="NA")
+        return (f"Risk stratification (cut-off {self.cutoff:.4g} frozen on training risks, engine "
+                f"{self.km.engine})\n{body}\nHR high vs low {hr['estimate']:.2f} ({hr['lower']:.2f}-"
+                f"{hr['upper']:.2f}); log-rank p {'< 0.0001' if p < 1e-4 else f'= {p:.4f}'}")
 
-def risk_stratification(train_risk, data: pd.DataFrame, risk, time: str, event: str,
+    def summary(self) -> pd.DataFrame:
+        """One row per risk group: group, n, events, median, lower, upper (median survival and CI), then
+        the HR of high vs low (hr, hr_lower, hr_upper; NaN on the reference row) and logrank_p."""
+        hr = self.hazard_ratio.iloc[0]
+        out = self.km.medians[["group", "n", "events", "median", "lower", "upper"]].copy()
+        high = out["group"] == "high"
+        for col, v in (("hr", hr["estimate"]), ("hr_lower", hr["lower"]), ("hr_upper", hr["upper"])):
+            out[col] = np.where(high, v, np.nan)
+        out["logrank_p"] = float(self.logrank["p"].iloc[0])
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """Every number, long: median survival and S(t) per group (``km.summary()``), the log-rank
+        chi-square and the HR of high vs low risk."""
+        km = self.km.summary()
+        km["p"] = np.nan
+        lr = self.logrank.iloc[[0]]
+        hr = self.hazard_ratio.iloc[[0]]
+        rows = [km[["statistic", "group", "time", "estimate", "lower", "upper", "p", "method", "engine"]],
+                pd.DataFrame({"statistic": "log-rank chi-square", "group": "all", "time": np.nan,
+                              "estimate": lr["statistic"].to_numpy(), "lower": np.nan, "upper": np.nan,
+                              "p": lr["p"].to_numpy(), "method": lr["method"].to_numpy(),
+                              "engine": lr["engine"].to_numpy()}),
+                pd.DataFrame({"statistic": "hazard ratio", "group": "high vs low", "time": np.nan,
+                              "estimate": hr["estimate"].to_numpy(), "lower": hr["lower"].to_numpy(),
+                              "upper": hr["upper"].to_numpy(), "p": hr["p"].to_numpy(),
+                              "method": hr["method"].to_numpy(), "engine": hr["engine"].to_numpy()})]
+        return pd.concat(rows, ignore_index=True)
+
+
+def risk_stratification(time, event=None, risk=None, *, train_risk, data: pd.DataFrame | None = None,
                         times: Iterable[float] | None = None, quantile: float = 0.5,
                         id_col: str | None = "patient_id", engine: str = "auto") -> RiskStratification:
     """Median-risk stratification of a cohort with the cut-off frozen from ``train_risk``.
 
-    ``risk`` holds the model's risk scores for the patients in ``data`` (same order). Returns the
-    groups ('low'/'high'), Kaplan-Meier by group (with ``times`` for the at-risk table), the
-    log-rank test and the Cox HR of high vs low risk with its 95% CI.
+    ``risk`` holds the model's risk scores for the cohort's patients (an array, or a column name of
+    ``data``). Returns the groups ('low'/'high'), Kaplan-Meier by group (with ``times`` for the
+    at-risk table), the log-rank test and the Cox HR of high vs low risk with its 95% CI.
     """
+    time, event, risk = outcome_args(time, event, risk)
+    t, e = _check_survival(time, event, data, id_col)
+    if risk is None:
+        raise ValueError("risk is missing")
+    risk = as_float_array(column(risk, data, "risk"), "risk")
+    same_length(len(t), ref="time", risk=risk)
     strat = MedianRiskStratifier(quantile=quantile).fit(train_risk)
-    risk = np.asarray(risk, dtype=float)
-    if risk.shape[0] != len(data):
-        raise ValueError(f"risk has {risk.shape[0]} scores for {len(data)} patients in data")
     groups = strat.labels(risk)
-    d = data.assign(risk_group=groups)
     present = pd.unique(np.asarray(groups))
     if len(present) < 2:
         raise ValueError(f"every patient falls in the {present[0]!r} risk group with the frozen cut-off "
                          f"{strat.cutoff_:.4g}: no comparison is possible")
-    km = kaplan_meier(d, time, event, "risk_group", times=times, id_col=id_col, engine=engine)
-    lr = logrank_test(d, time, event, "risk_group", id_col=id_col, engine=engine)
-    hr = cox_hazard_ratios(d, time, event, ["risk_group"], id_col=id_col, engine=engine)
+    g = pd.Series(groups, name="risk_group")
+    km = kaplan_meier(t, e, g, times=times, engine=engine)
+    lr = logrank_test(t, e, g, engine=engine)
+    hr = cox_hazard_ratios(t, e, g.to_frame(), engine=engine)
     return RiskStratification(strat.cutoff_, groups, km, lr, hr)
 
 
-def subgroup_hazard_ratios(data: pd.DataFrame, time, event, risk_group: str,
-                           subgroups: Sequence[str], conf_level: float = 0.95,
+def subgroup_hazard_ratios(time, event=None, risk_group=None, subgroups=None, *,
+                           data: pd.DataFrame | None = None, conf_level: float = 0.95,
                            id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """HR of ``risk_group`` (binary, 1 vs 0) overall and within each level of each subgroup variable.
+
+    ``subgroup_hazard_ratios("time", "status", "risk", ["sex", "age_group"], data=d)``; without
+    ``data``, ``risk_group`` is an array and ``subgroups`` a DataFrame (or mapping) of the subgroup
+    variables.
 
     The interaction p value is the likelihood-ratio test of Cox(risk_group * subgroup) against
     Cox(risk_group + subgroup) on all patients (df = levels - 1). Returns a forest-plot table:
@@ -589,10 +676,19 @@ def subgroup_hazard_ratios(data: pd.DataFrame, time, event, risk_group: str,
     Python only (the same Efron Cox as :func:`cox_hazard_ratios`; ``engine="R"`` raises).
     """
     rbridge.python_only(engine, "subgroup_hazard_ratios")
-    t, e = _check_survival(data, time, event, id_col)
-    rg, rlev = _check_group(data, risk_group, id_col, min_levels=2)
+    time, event, risk_group, subgroups = outcome_args(time, event, risk_group, subgroups)
+    t, e = _check_survival(time, event, data, id_col)
+    rg, rlev = _check_group(risk_group, data, len(t), id_col, min_levels=2, name="risk_group")
     if len(rlev) != 2:
-        raise ValueError(f"risk_group column {risk_group!r} must have exactly two levels, got {rlev}")
+        label = f"risk_group column {risk_group!r}" if isinstance(risk_group, str) else "risk_group"
+        raise ValueError(f"{label} must have exactly two levels, got {rlev}")
+    risk_group = risk_group if isinstance(risk_group, str) else "risk_group"
+    if isinstance(subgroups, Mapping):
+        subgroups = pd.DataFrame(subgroups)
+    if isinstance(subgroups, pd.DataFrame):
+        data, subgroups = subgroups, list(subgroups.columns)
+    elif subgroups is None or isinstance(subgroups, str):
+        subgroups = [] if subgroups is None else [subgroups]
     x = (rg == rlev[1]).astype(float)
     z = stats.norm.ppf(0.5 + conf_level / 2)
 
@@ -617,7 +713,7 @@ def subgroup_hazard_ratios(data: pd.DataFrame, time, event, risk_group: str,
     rows = [{"subgroup": "Overall", "level": "All patients", **hr(np.ones(len(t), bool)),
              "p_interaction": np.nan}]
     for s in subgroups:
-        sv, slev = _check_group(data, s, id_col, min_levels=1)
+        sv, slev = _check_group(s, data, len(t), id_col, min_levels=1)
         p_int = np.nan
         estimable = all(np.unique(x[sv == lv]).size == 2 for lv in slev)  # both risk groups in every level
         if len(slev) > 1 and estimable:
@@ -641,25 +737,37 @@ def subgroup_hazard_ratios(data: pd.DataFrame, time, event, risk_group: str,
     return out
 
 
-def adjusted_hazard_ratio(data: pd.DataFrame, time, event, exposure: str,
-                          covariates: Sequence[str], conf_level: float = 0.95,
-                          id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
+def adjusted_hazard_ratio(time, event=None, exposure=None, covariates=None, *, data: pd.DataFrame | None = None,
+                          conf_level: float = 0.95, id_col: str | None = "patient_id",
+                          engine: str = "auto") -> pd.DataFrame:
     """HR of ``exposure`` before (univariable) and after adjustment for ``covariates`` in one table.
 
-    Rows: model ("unadjusted"/"adjusted"), term, estimate, lower, upper, p. The adjusted rows list
-    every term of the multivariable model so the covariates' own HRs are visible too.
+    ``adjusted_hazard_ratio("time", "status", "risk", ["age", "sex"], data=d)``; without ``data`` the
+    exposure is a named Series (or array, named "exposure") and the covariates a DataFrame. Rows:
+    model ("unadjusted"/"adjusted"), term, estimate, lower, upper, p. The adjusted rows list every term
+    of the multivariable model so the covariates' own HRs are visible too.
     """
-    cov = [c for c in covariates if c != exposure]
+    time, event, exposure, covariates = outcome_args(time, event, exposure, covariates)
+    t, e = _check_survival(time, event, data, id_col, require_events=True, what="a Cox model")
+    if exposure is None:
+        raise ValueError("exposure is missing")
+    if not isinstance(exposure, str):
+        x = pd.Series(np.asarray(exposure), name=getattr(exposure, "name", None) or "exposure")
+        frame, cov = _covariates(covariates, data, len(t))
+        data, exposure = pd.concat([x, frame[cov].reset_index(drop=True)], axis=1), x.name
+        covariates = cov
+    cov = [c for c in _covariates(covariates, data, len(t))[1] if c != exposure]
     if not cov:
         raise ValueError("give at least one adjustment covariate different from the exposure")
-    un = cox_hazard_ratios(data, time, event, [exposure], conf_level, id_col, engine)
-    ad = cox_hazard_ratios(data, time, event, [exposure, *cov], conf_level, id_col, engine)
+    kw = dict(data=data, conf_level=conf_level, id_col=id_col, engine=engine)
+    un = cox_hazard_ratios(t, e, [exposure], **kw)
+    ad = cox_hazard_ratios(t, e, [exposure, *cov], **kw)
     un.insert(0, "model", "unadjusted")
     ad.insert(0, "model", "adjusted for " + ", ".join(cov))
     return pd.concat([un, ad], ignore_index=True)
 
 
-def median_followup(data: pd.DataFrame | None, time, event, conf_level: float = 0.95,
+def median_followup(time, event=None, *, data: pd.DataFrame | None = None, conf_level: float = 0.95,
                     id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
     """Median follow-up by the reverse Kaplan-Meier method (censoring as the event; Schemper & Smith).
 
@@ -668,25 +776,29 @@ def median_followup(data: pd.DataFrame | None, time, event, conf_level: float = 
     """
     t, e = as_survival(time, event, data=data, id_col=id_col, require_events=False, require_censored=True,
                        what="reverse-KM follow-up")
-    km = kaplan_meier(None, t, 1 - e, conf_level=conf_level, id_col=None, engine=engine)
+    km = kaplan_meier(t, 1 - e, conf_level=conf_level, id_col=None, engine=engine)
     s = km.medians.iloc[0]
     return pd.DataFrame([{"statistic": "median follow-up", "estimate": s["median"], "lower": s["lower"],
                           "upper": s["upper"], "n": len(t), "censored": int((e == 0).sum()),
                           "method": "reverse Kaplan-Meier, log CI", "engine": km.engine}])
 
 
-def restricted_mean_survival(data: pd.DataFrame | None, time, event, tau: float,
-                             group=None, conf_level: float = 0.95,
-                             id_col: str | None = "patient_id", engine: str = "auto") -> pd.DataFrame:
+def restricted_mean_survival(time, event=None, group=None, *, tau: float, data: pd.DataFrame | None = None,
+                             conf_level: float = 0.95, id_col: str | None = "patient_id",
+                             engine: str = "auto") -> pd.DataFrame:
     """Restricted mean survival time up to ``tau`` with SE (``print.survfit(rmean=tau)``) and Wald CI.
+
+    ``restricted_mean_survival("time", "status", "sex", tau=500, data=lung)``; ``tau`` keeps the name of
+    the R twin and of survRM2 (one restriction time, not a grid of horizons).
 
     ``tau`` beyond a group's last follow-up time raises, unless the curve has reached 0 there (the
     area would otherwise be extrapolated; ``print.survfit`` extends the last value). R twin: ``ps_r_rmst``.
     """
-    t, e = _check_survival(data, time, event, id_col)
+    time, event, group = outcome_args(time, event, group)
+    t, e = _check_survival(time, event, data, id_col)
     if not np.isfinite(tau) or tau <= 0:
         raise ValueError(message("times_invalid", name="tau", values=[tau]) + " (and > 0)")
-    g, levels = (np.zeros(len(t), dtype=int), [0]) if group is None else _check_group(data, group, id_col)
+    g, levels = (np.zeros(len(t), dtype=int), [0]) if group is None else _check_group(group, data, len(t), id_col)
     for lv in levels:
         if kaplan_meier_curve(t[g == lv], e[g == lv]).surv[-1] > 0:
             check_horizon([tau], t[g == lv], name="tau", what="the restricted mean", inclusive=True)

@@ -41,11 +41,12 @@ def km_tables(data: pd.DataFrame, time: str, event: str, group: str | None = Non
 
     Returns ``(curves, at_risk)``: ``curves`` is :func:`~prime_stats.evaluation.survival.kaplan_meier`'s
     ``curve`` (group, time, n_risk, n_event, n_censor, surv, std_err, lower, upper, method, engine);
-    ``at_risk`` its ``at_times`` on the grid of :func:`at_risk_times` (0, 6, 12, ... months). R twin:
+    ``at_risk`` its ``at_times`` on the grid of :func:`at_risk_times` (0, 6, 12, ... months): the tidy
+    numbers at risk with events and censorings per interval (as ``survival.numbers_at_risk``). R twin:
     ``summary(survfit(...), times = seq(0, by = 6 * 30.4375, ...), extend = TRUE)``.
     """
     t_max = float(pd.to_numeric(data[time], errors="coerce").max())
-    km = sv.kaplan_meier(data, time, event, group, times=at_risk_times(t_max, every, time_scale),
+    km = sv.kaplan_meier(time, event, group, data=data, times=at_risk_times(t_max, every, time_scale),
                          id_col=id_col, engine=engine)
     return km.curve, km.at_times
 

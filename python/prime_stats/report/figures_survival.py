@@ -38,7 +38,7 @@ def plot_kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | No
     step = float(risk_times[1] - risk_times[0]) if risk_times is not None and len(risk_times) > 1 else (
         6.0 if abs(time_scale - 30.4375) < 1e-9 else float(np.diff(np.histogram_bin_edges([0, t_max / time_scale],
                                                                                          bins=6))[0]))
-    km = sv.kaplan_meier(data, time, event, group, times=at_risk_times(t_max, step, time_scale))
+    km = sv.kaplan_meier(time, event, group, data=data, times=at_risk_times(t_max, step, time_scale))
     levels = [str(g) for g in km.medians["group"]]
     labels = {str(k): str(v) for k, v in (group_labels or {}).items()}
     order = [g for g in labels if g in levels] + [g for g in levels if g not in labels]
@@ -47,10 +47,10 @@ def plot_kaplan_meier(data: pd.DataFrame, time: str, event: str, group: str | No
     if group is not None and len(order) >= 2 and km.medians["events"].sum() > 0:
         d = data.assign(**{group: data[group].astype(str)})
         if show_logrank:
-            parts.append(f"Log-rank {_fmt_p(float(sv.logrank_test(d, time, event, group)['p'].iloc[0]))}")
+            parts.append(f"Log-rank {_fmt_p(float(sv.logrank_test(time, event, group, data=d)['p'].iloc[0]))}")
         if show_hr and len(order) == 2:
             d["_second"] = (d[group] == order[1]).astype(float)
-            hr = sv.cox_hazard_ratios(d, time, event, ["_second"]).iloc[0]
+            hr = sv.cox_hazard_ratios(time, event, ["_second"], data=d).iloc[0]
             parts.append(annotation_text({"hr": hr["estimate"], "hr_lower": hr["lower"], "hr_upper": hr["upper"],
                                           "contrast": f"{groups[order[1]]} vs {groups[order[0]]}".lower()}))
     text = ";  ".join(parts) or None

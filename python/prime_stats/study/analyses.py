@@ -230,16 +230,16 @@ def risk_group_analyses(art: Artefacts, pred: Predictions, clinical: pd.DataFram
 def _risk_group_split(g, split, cols, times, engine, rows):
     from ..report.figures_data import km_tables
 
-    kw = dict(time=cols.time, event=cols.event, id_col=cols.id)
-    km = surv.kaplan_meier(g, group="risk_group", times=times, engine=engine, **kw)
+    y, kw = (cols.time, cols.event), dict(data=g, id_col=cols.id, engine=engine)
+    km = surv.kaplan_meier(*y, "risk_group", times=times, **kw)
     rows["km_groups"].append(km.at_times.assign(split=split))
     curves, at_risk = km_tables(g, cols.time, cols.event, "risk_group", engine=engine, id_col=cols.id)
     rows["km_curves"].append(curves.assign(split=split))
     rows["km_at_risk"].append(at_risk.assign(split=split))
-    rows["logrank"].append(surv.logrank_test(g, group="risk_group", engine=engine, **kw).assign(split=split))
-    rows["followup"].append(surv.median_followup(g, engine=engine, **kw).assign(split=split))
-    rows["cox_hr"].append(surv.cox_hazard_ratios(g, covariates=["high_risk"], engine=engine, **kw).assign(split=split))
-    rows["cox_zph"].append(surv.cox_zph(g, covariates=["high_risk"], engine=engine, **kw).assign(split=split))
+    rows["logrank"].append(surv.logrank_test(*y, "risk_group", **kw).assign(split=split))
+    rows["followup"].append(surv.median_followup(*y, **kw).assign(split=split))
+    rows["cox_hr"].append(surv.cox_hazard_ratios(*y, ["high_risk"], **kw).assign(split=split))
+    rows["cox_zph"].append(surv.cox_zph(*y, ["high_risk"], **kw).assign(split=split))
 
 
 def _subgroups_and_adjusted(art, d, cols, clinical, engine):
@@ -264,11 +264,11 @@ def _subgroups_and_adjusted(art, d, cols, clinical, engine):
     if "ehm" in ext:
         sub["ehm"] = np.where(ext["ehm"] == 1, "extrahepatic metastasis", "no EHM")
         subgroup_cols.append("ehm")
-    art.table("subgroups", art.guarded("subgroups", surv.subgroup_hazard_ratios, sub, cols.time, cols.event,
-                                       "risk_group", subgroup_cols, id_col=cols.id))
+    art.table("subgroups", art.guarded("subgroups", surv.subgroup_hazard_ratios, cols.time, cols.event,
+                                       "risk_group", subgroup_cols, data=sub, id_col=cols.id))
     if cols.subsequent_therapy and cols.subsequent_therapy in ext:
-        art.table("adjusted_cox", art.guarded("adjusted_cox", surv.adjusted_hazard_ratio, ext, cols.time,
-                                              cols.event, "high_risk", [cols.subsequent_therapy],
+        art.table("adjusted_cox", art.guarded("adjusted_cox", surv.adjusted_hazard_ratio, cols.time,
+                                              cols.event, "high_risk", [cols.subsequent_therapy], data=ext,
                                               id_col=cols.id, engine=engine))
 
 
