@@ -141,3 +141,34 @@ def test_errors(bc):
         calibration_binary(y, np.r_[p[:5], np.nan, p[6:]])
     with pytest.raises(ValueError, match="beyond the last follow-up"):
         calibration_survival(np.arange(1.0, 11), np.ones(10), np.linspace(0.1, 0.9, 10), 20.0)
+
+
+def test_predictions_of_exactly_0_or_1_are_moved_inside_for_calibration():
+    """Tree ensembles predict exactly 0 or 1: the calibration figures' tables move them to 1e-6 / 1 - 1e-6
+    (rms::val.prob would drop them) and count them, instead of failing the whole table."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+
+    from prime_stats.evaluation.calibration import PROBABILITY_FLOOR, calibration_binary, clip_probability
+    from prime_stats.report import figures_data as fd
+
+    X, y = load_breast_cancer(return_X_y=True)
+    p = RandomForestClassifier(n_estimators=50, random_state=0).fit(X[:300], y[:300]).predict_proba(X[300:])[:, 1]
+    y = y[300:]
+    n01 = int(((p == 0) | (p == 1)).sum())
+    assert n01 > 0
+    with pytest.raises(ValueError, match="contains 0 or 1"):
+        calibration_binary(y, p, engine="python")
+    moved, k = clip_probability(p)
+    assert k == n01 and moved.min() == PROBABILITY_FLOOR and moved.max() == 1 - PROBABILITY_FLOOR
+    np.testing.assert_array_equal(moved[(p > 0) & (p < 1)], p[(p > 0) & (p < 1)])
+    curves = fd.calibration_curves(y, {"forest": p}, n_boot=20)
+    assert (curves["n_clipped"] == n01).all() and np.isfinite(curves["observed"]).any()
+    # survival risks F(t|x) = 0 for a whole group (a forest's leaf with no deaths) are moved the same way
+    from lifelines.datasets import load_gbsg2
+    gb = load_gbsg2()
+    t, e = gb["time"].to_numpy(float), gb["cens"].to_numpy(int)
+    F = np.clip((gb["pnodes"].to_numpy(float) - 1) / 30, 0, 1)        # risk 0 for one-node patients
+    assert (F == 0).sum() > 0
+    sc = fd.calibration_curves_survival(t, e, {"nodes": F}, 730.5, n_boot=0)
+    assert (sc["n_clipped"] == int(((F == 0) | (F == 1)).sum())).all() and np.isfinite(sc["observed"]).all()

@@ -419,14 +419,14 @@ def test_checklist_covers_every_tripod_ai_item(built):
     items = load_checklist(known_sections=rb.SECTION_KEYS)
     assert len(items) == 52 and sorted({it.main for it in items}) == list(range(1, 28))
     table = page[page.index('id="sec-checklist"'):]
-    rows = re.findall(r'<tr class="(auto|authors|na)"><td class="item">([0-9a-g]+)</td>', table)
+    rows = re.findall(r'<tr class="(auto|partial|authors|na)"><td class="item">([0-9a-g]+)</td>', table)
     assert [r[1] for r in rows] == [it.id for it in items]
     status = dict((i, c) for c, i in rows)
     assert status["17"] == "authors" and status["1"] == "authors"           # ethics, title
-    assert status["23a"] == "auto" and status["20a"] == "auto"              # performance, flow
-    assert status["22"] == "auto"                                           # specification has features
-    # item 7 maps to reproducibility (absent here) and provenance (present): reported, linked to provenance
-    assert status["7"] == "auto"
+    assert status["23a"] == "auto" and status["20a"] == "partial"           # performance; flow lacks screening
+    assert status["22"] == "partial" and status["5a"] == "partial"          # model access; data sources
+    # item 7 maps to reproducibility (absent here) and provenance (present): partly reported, linked to provenance
+    assert status["7"] == "partial"
     row7 = table[table.index('<td class="item">7</td>'):].split("</tr>")[0]
     assert "#sec-provenance" in row7 and "#sec-reproducibility" not in row7
 
@@ -436,7 +436,7 @@ def test_filled_checklist_csv_gives_sections_and_pdf_pages(built):
     cl = pd.read_csv(res["checklist"], dtype=str).fillna("")
     assert len(cl) == 52 and cl["item"].iloc[0] == "1" and cl["item"].iloc[-1] == "27c"
     row = cl.set_index("item").loc["23a"]
-    assert row["status"] == "Reported automatically" and "Model performance" in row["report_sections"]
+    assert row["status"] == "Addressed" and "Model performance" in row["report_sections"]
     pages = [int(p) for p in row["pdf_pages"].split(", ")]
     assert len(pages) == row["report_sections"].count("§") and all(p >= 1 for p in pages)
     if shutil.which("pdftotext"):   # the page given for the performance section really holds it
@@ -520,7 +520,7 @@ def test_a_nearly_empty_study_still_gives_a_complete_report(tmp_path):
     res = rb.build_report(tmp_path)
     page = Path(res["html"]).read_text()
     assert set(res["missing_sections"]) == {s.key for s in rb.SECTIONS} - {"flow"}
-    omics = page[page.index('id="sec-omics"'):page.index('id="sec-provenance"')]
+    omics = page[page.index('id="sec-omics"'):page.index('id="sec-limitations"')]
     assert omics.count("not available</span>") == 1
     assert "this section (tables &#39;de&#39;, &#39;gsea&#39;, &#39;ssgsea&#39;, &#39;immune&#39;; figures" in omics
     assert "provenance.json: not found in the study folder" in page

@@ -57,6 +57,19 @@ def rcs_basis(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return np.column_stack(cols)
 
 
+PROBABILITY_FLOOR = 1e-6
+
+
+def clip_probability(p, eps: float = PROBABILITY_FLOOR) -> tuple[np.ndarray, int]:
+    """Predicted probabilities (or risks F(t|x)) moved into [eps, 1 - eps], so that logit(p) and
+    cloglog(p) are finite, and how many were moved. Tree ensembles predict exactly 0 or 1;
+    ``rms::val.prob`` drops such predictions from its logistic recalibration (with a warning), whereas
+    moving them keeps every patient in the calibration statistics and curves."""
+    p = np.asarray(p, dtype=float)
+    moved = np.clip(p, eps, 1 - eps)
+    return moved, int(np.sum(moved != p))
+
+
 def _logit(p):
     return np.log(p / (1 - p))
 

@@ -26,6 +26,7 @@ import yaml
 
 from .. import __version__
 from ..study.record import SPLIT_SUFFIX, caption
+from . import summary as sm
 from . import tables as tb
 from .tripod import ChecklistItem, items_for_section, load_checklist
 
@@ -37,67 +38,101 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 class Section:
     key: str
     title: str
-    intro: str
+    intro: tuple = ()             # (artefact keys, sentence or callable(st) -> sentence): said when a key is present
     tables: tuple[str, ...] = ()
     figures: tuple[str, ...] = ()
     always: bool = False          # built from provenance/config, present whenever those are
 
 
+def _fusion_models(st) -> str:
+    fw = st.tables["fusion_weights"]
+    names = list(dict.fromkeys(fw["model"].astype(str))) if "model" in fw else []
+    return "Fusion weights" + (f" ({'; '.join(names)})." if names else ".")
+
+
+def _adjusted(st) -> str:
+    a = st.tables["adjusted_cox"]
+    models = [m for m in a["model"].astype(str).unique() if m != "unadjusted"] if "model" in a else []
+    return "The risk group's hazard ratio unadjusted" + (f" and {'; '.join(models)}." if models else ".")
+
+
+CAL_FIGURES = ("calibration_test", "calibration_external", "calibration_survival_test",
+               "calibration_survival_external")
 SECTIONS: tuple[Section, ...] = (
+    Section("summary", "Summary", ((("metrics",), "The headline validated estimates per endpoint, computed from "
+                                                   "this run's tables."),)),
     Section("design", "Study design and data use",
-            "How the centres were used, the endpoints and horizons, and the analysis settings, read from "
-            "the resolved study configuration.", always=True),
-    Section("flow", "Participant flow",
-            "Participants, outcome events and follow-up in each analysis set.", ("flow", "followup")),
+            ((("*config",), "How the centres were used, the endpoints and horizons, and the analysis settings, read "
+                            "from the resolved study configuration."),), always=True),
+    Section("flow", "Participant flow", ((("flow",), "Participants and outcome events in each analysis set."),
+                                         (("followup",), "Follow-up by the reverse Kaplan-Meier method.")),
+            ("flow", "followup")),
     Section("table1", "Participant characteristics",
-            "Baseline characteristics by analysis set, with the test used for each comparison and the "
-            "standardised mean difference (SMD).", ("table1",)),
+            ((("table1",), "Baseline characteristics by analysis set, with the test used for each comparison and "
+                           "the standardised mean difference (SMD)."),), ("table1",)),
     Section("missingness", "Missing data",
-            "Missing values per candidate predictor before any exclusion or imputation.", ("missingness",)),
+            ((("missingness",), "Missing values per candidate predictor before any exclusion or imputation."),
+             (("*imputation",), lambda st: f"Imputation: {st.notes['imputation']}.")), ("missingness",)),
     Section("reproducibility", "Radiomic feature reproducibility",
-            "Inter- and intra-observer agreement (ICC) of the radiomic features and how many passed the "
-            "reproducibility filter.", ("icc_summary",)),
+            ((("icc_summary",), "Inter- and intra-observer agreement (ICC) of the radiomic features and how many "
+                                "passed the reproducibility filter."),), ("icc_summary",)),
     Section("specification", "Model specification",
-            "The fitted models: selected predictors with their coefficients or importances, tuned "
-            "hyperparameters, and the late-fusion weights (PRIME-R meta-classifier, PRIME-S Bayesian "
-            "model averaging).", ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
+            ((("features_response", "features_survival"), "The selected predictors with their coefficients or "
+                                                           "importances."),
+             (("hyperparameters",), "The tuned hyperparameters."), (("fusion_weights",), _fusion_models)),
+            ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
     Section("performance", "Model performance",
-            "Every model in every validation set, with 95% confidence intervals.", ("metrics", "optimism")),
+            ((("metrics",), "Every model in every validation set, with 95% confidence intervals."),),
+            ("metrics", "optimism")),
     Section("discrimination", "Discrimination",
-            "ROC curves for the response models and time-dependent AUC for the survival models.",
-            (), ("roc_test", "roc_external", "td_auc")),
+            ((("roc_test", "roc_external"), "ROC curves of the response models."),
+             (("td_auc",), "Time-dependent AUC of the survival models.")), (), ("roc_test", "roc_external", "td_auc")),
     Section("calibration", "Calibration and overall accuracy",
-            "Calibration intercept, slope and summary errors, calibration curves, and the Brier score "
-            "over time.", ("calibration_response", "calibration_survival"),
-            ("calibration_test", "calibration_external", "brier_time")),
+            ((("*calibration_metrics",), "Calibration intercept, slope and summary errors."),
+             (CAL_FIGURES, "Calibration curves with their 95% bands."),
+             (("brier_time",), "The Brier score over time.")),
+            ("calibration_response", "calibration_survival"), CAL_FIGURES + ("brier_time",)),
     Section("utility", "Clinical utility",
-            "Decision-curve analysis: net benefit across threshold probabilities against treat-all and "
-            "treat-none.", ("decision_curve*",), ("decision_test", "decision_external")),
+            ((("decision_curve_test", "decision_curve_external", "decision_test", "decision_external"),
+              "Decision-curve analysis of the response models: net benefit across threshold probabilities against "
+              "treat-all and treat-none."),
+             (("decision_curve_survival", "decision_survival_test", "decision_survival_external"),
+              "Net benefit of the survival models at each horizon.")),
+            ("decision_curve*",), ("decision_test", "decision_external", "decision_survival_test",
+                                   "decision_survival_external")),
     Section("risk_groups", "Risk stratification",
-            "Patients split at the risk threshold frozen on the training data: Kaplan-Meier curves with "
-            "numbers at risk, log-rank tests and Cox hazard ratios.", ("km_groups", "logrank", "cox_hr"),
-            ("km_test", "km_external")),
+            ((("km_groups", "logrank", "cox_hr", "km_test", "km_external"),
+              "Patients split at the risk threshold frozen on the training data."),
+             (("km_test", "km_external"), "Kaplan-Meier curves with numbers at risk."),
+             (("logrank",), "Log-rank tests."), (("cox_hr",), "Cox hazard ratios, high versus low risk.")),
+            ("km_groups", "logrank", "cox_hr"), ("km_test", "km_external")),
     Section("subgroups", "Subgroup analyses",
-            "Hazard ratio of the high- versus low-risk group within clinical subgroups.", ("subgroups",),
-            ("forest_subgroups",)),
+            ((("subgroups", "forest_subgroups"), "Hazard ratio of the high- versus low-risk group within clinical "
+                                                 "subgroups."),), ("subgroups",), ("forest_subgroups",)),
     Section("adjusted", "Adjusted Cox analysis",
-            "The risk group's hazard ratio before and after adjustment, and the proportional-hazards check "
-            "(Schoenfeld residuals).", ("adjusted_cox", "cox_zph")),
+            ((("adjusted_cox",), _adjusted), (("cox_zph",), "The proportional-hazards check (Schoenfeld "
+                                                            "residuals).")), ("adjusted_cox", "cox_zph")),
     Section("explain", "Model explanations",
-            "SHAP values averaged over cross-validation folds, SurvSHAP(t) for the survival model, and the "
-            "divergence between the predictors driving response and those driving survival.",
+            ((("shap_response", "shap_survival"), "SHAP values averaged over cross-validation folds."),
+             (("survshap",), "SurvSHAP(t) of the survival model."),
+             (("divergence",), "The divergence between the predictors driving response and those driving "
+                               "survival.")),
             ("shap_response", "shap_survival", "survshap", "divergence"),
             ("shap_response", "shap_survival", "survshap", "divergence")),
     Section("paradox", "The responder paradox",
-            "Patients cross-classified by predicted response and predicted survival risk (thresholds frozen "
-            "on the training data), and their survival.", ("paradox", "paradox_hr"), ("paradox_km",)),
+            ((("paradox", "paradox_hr", "paradox_km"), "Patients cross-classified by predicted response and predicted "
+                                                        "survival risk (thresholds frozen on the training data), and "
+                                                        "their survival."),), ("paradox", "paradox_hr"), ("paradox_km",)),
     Section("omics", "Transcriptomics",
-            "Differential expression between predicted groups, gene-set enrichment (Hallmark), ssGSEA "
-            "scores and immune-cell infiltration.", ("de", "gsea", "ssgsea", "immune"),
-            ("volcano", "gsea_enrichment", "immune")),
+            ((("de",), "Differential expression between predicted groups."), (("gsea",), "Gene-set enrichment (GSEA)."),
+             (("ssgsea",), "ssGSEA scores."), (("immune",), "Immune-cell infiltration by group.")),
+            ("de", "gsea", "ssgsea", "immune"), ("volcano", "gsea_enrichment", "immune")),
+    Section("limitations", "Limitations",
+            ((("sample_size", "flow", "missingness", "metrics"), "Limitations computed from this run's tables."),)),
     Section("provenance", "Provenance",
-            "What produced these numbers: software versions, the engine (R or Python) behind each statistic, "
-            "the random seed, SHA-256 hashes of the input files and the full configuration.", always=True),
+            ((("*provenance",), "What produced these numbers: software versions, the engine (R or Python) behind "
+                                "each statistic, the random seed, SHA-256 hashes of the input files and the full "
+                                "configuration."),), always=True),
 )
 SECTION_KEYS = tuple(s.key for s in SECTIONS) + ("additional", "checklist")
 
@@ -111,6 +146,8 @@ NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimina
 CALIBRATION_METRICS = {"citl", "intercept", "slope", "o/e", "e/o", "ici", "eavg", "e50", "e90", "emax",
                        "calibration slope", "calibration intercept", "calibration-in-the-large"}
 DEFAULT_MAX_ROWS = 40
+# tables laid out by a computed section, or drawn as a figure, rather than listed under "Additional results"
+SHOWN_ELSEWHERE = {"sample_size", "calibration_curves", "calibration_rug"}
 RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
 UNCLIPPED = {"hyperparameters", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
@@ -342,22 +379,54 @@ class _Builder:
             ("External validation centre(s)", ", ".join(map(str, g("split", "external", []) or [])) or "none"),
             ("Development split", (f"{1 - tf:.0%} training / {tf:.0%} internal test, stratified by "
                                    f"{g('split', 'stratify', 'none')}") if isinstance(tf, (int, float)) else "not set"),
-            ("Data use", "prime-stats fits every learned step (imputation, scaling, selection, tuning, fusion) on "
-                         "the training split only; the internal test split and external centres receive the frozen "
-                         "models."),
-            ("Response endpoint", f"{cols.get('response', 'response_3m')} (binary)"),
-            ("Survival endpoint", f"{cols.get('time', 'os_days')} (days), event indicator {cols.get('event', 'os_event')}"),
+            ("Data use", self.data_use(g("models", "family", "prime"))),
+            ("Response endpoint", f"{cols.get('response', 'response_3m')} (binary)" if cols.get("response", 1)
+             else "none"),
+            ("Survival endpoint", f"{cols.get('time', 'os_days')} (days), event indicator {cols.get('event', 'os_event')}"
+             if cols.get("time", 1) and cols.get("event", 1) else "none"),
             ("Evaluation horizons", ", ".join(tb.fmt_time(t) for t in times) or "not set"),
             ("Missing-data rule", f"candidate predictors with more than {g('features', 'max_missing', 0.3):.0%} "
-                                  "missing values excluded" if isinstance(g("features", "max_missing"), (int, float))
-             else "not set"),
-            ("Models", f"{g('models', 'family', '?')}" + (" (fast grids)" if g("models", "fast") else "")),
-            ("Bootstrap replicates", str(g("evaluation", "bootstrap", "not set"))),
+                                  "missing values in the training split excluded"
+                                  if isinstance(g("features", "max_missing"), (int, float)) else "not set"),
+            ("Models", self.models_row(g)),
+            ("Internal validation", self.internal_validation()),
             ("Statistics engine requested", str(g("evaluation", "engine", "auto"))),
             ("Random seed", str(cfg.get("seed", self.st.provenance.get("seed", "not set")))),
         ]
         df = pd.DataFrame(rows, columns=["Setting", "Value"])
         return [_table_block(df.map(self.text), "Study design", "", self.counter, "kv")]
+
+    def data_use(self, family: str) -> str:
+        steps = ("imputation, scaling, feature selection, hyperparameter tuning and fusion" if family == "prime"
+                 else "imputation, scaling and the penalised regression")
+        f = self.st.tables.get("flow")
+        splits = set(f["split"].astype(str)) if f is not None and "split" in f else set()
+        rec = [lab for k, lab in (("test", "the internal test split"), ("external", "the external centre(s)"))
+               if k in splits]
+        return (f"Every learned step ({steps}) is fitted on the training split only"
+                + (f"; {' and '.join(rec)} received the frozen models." if rec else "."))
+
+    def models_row(self, g) -> str:
+        fam = g("models", "family", "?")
+        if fam != "prime":
+            return f"{fam} (ridge logistic and ridge Cox regression on the clinical predictors)" \
+                if fam == "baseline" else str(fam)
+        return (f"PRIME (selection recipe '{g('models', 'recipe', '?')}', survival model averaging "
+                f"'{g('models', 'averaging', '?')}'" + (", fast grids)" if g("models", "fast") else ")"))
+
+    def internal_validation(self) -> str:
+        m = self.st.tables.get("metrics")
+        splits = set(m["split"].astype(str)) if m is not None and "split" in m else set()
+        said = []
+        if "train" in splits:
+            said.append("apparent performance on the training split")
+        if "nested_cv" in splits:
+            said.append("nested cross-validation within the training split")
+        if "optimism_corrected" in splits:
+            b = (self.st.config.get("evaluation") or {}).get("bootstrap")
+            said.append(f"Harrell's bootstrap optimism correction ({b} replicates)" if b else
+                        "Harrell's bootstrap optimism correction")
+        return "; ".join(said) if said else "none in this run"
 
     def flow_diagram(self) -> dict | None:
         f = self.st.tables.get("flow")
@@ -373,6 +442,26 @@ class _Builder:
             boxes.append({"title": FLOW_LABEL.get(str(r["split"]), str(r["split"]).capitalize()) + centre,
                           "lines": lines})
         return {"kind": "flow", "boxes": boxes}
+
+    @staticmethod
+    def clipping_note(curves: pd.DataFrame) -> str:
+        """Which models had predictions of exactly 0 or 1 moved inside (0, 1) for the calibration curves."""
+        if "n_clipped" not in curves:
+            return ""
+        keys = [c for c in ("endpoint", "split", "horizon", "model") if c in curves]
+        per = curves.groupby(keys, dropna=False)["n_clipped"].first()
+        per = per[per > 0]
+        if per.empty:
+            return ""
+        parts = []
+        for idx, k in per.items():
+            d = dict(zip(keys, idx if isinstance(idx, tuple) else (idx,)))
+            where = f"{d.get('model')}, {d.get('split', '')}" + (f" at {tb.fmt_time(d['horizon'])}"
+                                                                  if pd.notna(d.get("horizon")) else "")
+            parts.append(f"{where}: {int(k)} of {int(curves.loc[curves['model'] == d.get('model'), 'n'].iloc[0])}")
+        return ("Predicted probabilities or risks of exactly 0 or 1 have an infinite logit/cloglog; they were moved "
+                "to 1e-6 / 1 - 1e-6 before the calibration curves and statistics (rms::val.prob instead drops them): "
+                + "; ".join(parts) + ".")
 
     def metrics_frame(self, calibration: bool) -> pd.DataFrame:
         """The tidy metrics table: calibration measures only, or everything else."""
@@ -390,10 +479,14 @@ class _Builder:
         blocks = []
         if not len(df):
             return blocks
-        for endpoint, wide, meth in tb.performance_tables(df):
+        sparse = sm.sparse_horizons(self.st)
+        for endpoint, wide, meth in tb.performance_tables(df, sparse=set(zip(sparse["split"], sparse["time"]))):
             blocks.append({"kind": "subheading", "text": ENDPOINT_TITLE.get(endpoint, endpoint or "All endpoints")})
-            blocks.append(_table_block(wide, f"{what}: estimate (95% CI) in each validation set", "", self.counter,
-                                       "perf"))
+            grey = wide.map(lambda v: str(v).endswith(tb.SPARSE_MARK)).to_numpy().any()
+            blocks.append(_table_block(wide, f"{what}: estimate (95% CI) in each validation set",
+                                       f"{tb.SPARSE_MARK} Greyed: fewer than {sm.MIN_AT_RISK} patients at risk or "
+                                       "events by this horizon in this split; unstable, not used in the summary."
+                                       if grey else "", self.counter, "perf"))
             if len(meth) == 1:
                 blocks.append({"kind": "note", "text": "; ".join(f"{c}: {v}" for c, v in meth.iloc[0].items()) + "."})
             else:
@@ -456,6 +549,12 @@ class _Builder:
             return self.design(), bool(self.st.config)
         if s.key == "provenance":
             return self.provenance(), bool(self.st.provenance)
+        if s.key in ("summary", "limitations"):
+            made = (sm.summary_blocks if s.key == "summary" else sm.limitations_blocks)(self.st)
+            blocks = [_table_block(tb.tidy_for_display(tb.format_frame(b["df"]))[0], self.caption(b["key"]), "",
+                                   self.counter) if b["kind"] == "table_df" else
+                      {**b, "text": self.text(b["text"])} if "text" in b else b for b in made]
+            return blocks, any(b["kind"] != "missing" for b in blocks)
         blocks, present = [], False
         for k, secs in NOTE_SECTIONS.items():
             if s.key in secs and k in self.st.notes:
@@ -470,6 +569,10 @@ class _Builder:
         tables = self.expand(s.tables, self.st.tables)
         figures = self.expand(s.figures, self.st.figures)
         covered = set()      # absent tables whose content the tidy metrics already give
+        if s.key == "calibration" and "calibration_curves" in self.st.tables:
+            note = self.clipping_note(self.st.tables["calibration_curves"])
+            if note:
+                blocks.append({"kind": "note", "text": note})
         if s.key == "calibration" and "metrics" in self.st.tables:
             cal = self.metrics_frame(calibration=True)
             if len(cal) and "endpoint" in cal.columns:
@@ -511,7 +614,7 @@ class _Builder:
         known_t = {k for s in SECTIONS for k in self.expand(s.tables, self.st.tables)}
         known_f = {k for s in SECTIONS for k in self.expand(s.figures, self.st.figures)}
         for k in self.st.tables:
-            if k not in known_t:
+            if k not in known_t and k not in SHOWN_ELSEWHERE:
                 blocks.append(self.table(k))
         extra_f = [k for k in self.st.figures if k not in known_f]
         if extra_f:
@@ -526,32 +629,110 @@ SPLIT_ROLE = {"train": "apparent performance on the training split (optimistic b
               "external": "the external centre, which received the frozen models"}
 
 
+def _has(st: _Study, key: str) -> bool:
+    """Whether this run produced artefact ``key`` (``*name``: the configuration, provenance, a note, or
+    calibration rows in the metrics table)."""
+    if key == "*config":
+        return bool(st.config)
+    if key == "*provenance":
+        return bool(st.provenance)
+    if key == "*calibration_metrics":
+        m = st.tables.get("metrics")
+        return m is not None and "metric" in m and m["metric"].astype(str).str.lower().isin(CALIBRATION_METRICS).any()
+    if key.startswith("*"):
+        return key[1:] in st.notes
+    return key in st.tables or key in st.figures
+
+
 def _intro(s: Section, st: _Study) -> str:
-    """A section's introduction, completed from what this run produced (never a fixed claim)."""
-    if s.key == "performance" and "metrics" in st.tables and "split" in st.tables["metrics"]:
+    """A section's introduction, assembled from the sentences whose artefacts this run produced (never a
+    fixed claim); for the performance section, the validation designs that ran."""
+    said = [text(st) if callable(text) else text for keys, text in s.intro if any(_has(st, k) for k in keys)]
+    if not said:
+        return "This run produced nothing for this section; the notes below say why."
+    if s.key == "performance" and "split" in st.tables["metrics"]:
         ran = [SPLIT_ROLE[k] for k in SPLIT_ROLE if k in set(st.tables["metrics"]["split"].astype(str))]
         if ran:
-            return f"{s.intro} This run estimated performance by: " + "; ".join(ran) + "."
-    if s.key == "adjusted" and "adjusted_cox" in st.tables and "model" in st.tables["adjusted_cox"]:
-        models = [m for m in st.tables["adjusted_cox"]["model"].astype(str).unique() if m != "unadjusted"]
-        if models:
-            return f"{s.intro} Models in this run: unadjusted; " + "; ".join(models) + "."
-    return s.intro
+            said.append("This run estimated performance by: " + "; ".join(ran) + ".")
+    return " ".join(said)
 
 
-def _checklist_rows(items: list[ChecklistItem], present: dict, numbers: dict, titles: dict) -> list[dict]:
-    rows = []
+def _run_details(st: _Study) -> dict:
+    """What this run itself says for the TRIPOD+AI items it can describe (from the configuration, the
+    artefacts and the files in the study folder)."""
+    cfg = st.config or {}
+    g = lambda sec, k, d=None: (cfg.get(sec) or {}).get(k, d)  # noqa: E731
+    data = cfg.get("data") or {}
+    cols = cfg.get("columns") or {}
+    out = {"5a": "Data files: " + ", ".join(f"{k} = {v}" for k, v in data.items() if v)
+                 + f"; development centre(s) {', '.join(map(str, g('split', 'development', []) or []))}, "
+                   f"external centre(s) {', '.join(map(str, g('split', 'external', []) or [])) or 'none'}."}
+    if data.get("features"):
+        pre = f"Radiomic features read precomputed from {data['features']} (no image pre-processing in this run)"
+    elif data.get("manifest"):
+        pre = ("Images pre-processed and features extracted with the radiomics settings "
+               f"{cfg.get('radiomics') or 'defaults'}; ICC filter > {g('reproducibility', 'icc_threshold')} "
+               f"({g('reproducibility', 'icc_type')})")
+    else:
+        pre = "No imaging data in this run (clinical predictors only)"
+    out["7"] = pre + "."
+    ends = []
+    if cols.get("response"):
+        ends.append(f"response: {cols['response']} (binary)")
+    if cols.get("time") and cols.get("event"):
+        ends.append(f"survival: {cols['time']} with event {cols['event']}, horizons "
+                    + ", ".join(tb.fmt_time(t) for t in g("evaluation", "times", []) or []))
+    out["8a"] = "Outcomes " + "; ".join(ends) + "." if ends else ""
+    ss = st.tables.get("sample_size")
+    n_par = f"{int(ss['parameters'].iloc[0])} candidate predictor parameters; " if ss is not None and len(ss) else ""
+    fam = g("models", "family", "?")
+    out["9a"] = n_par + (f"selection recipe '{g('models', 'recipe')}' within each modality pipeline, fitted on "
+                         "the training split" if fam == "prime" else "all clinical predictors, ridge-penalised") + "."
+    miss = [f"more than {g('features', 'max_missing'):.0%} missing in training: excluded"
+            if isinstance(g("features", "max_missing"), (int, float)) else ""]
+    if "imputation" in st.notes:
+        miss.append(f"then {st.notes['imputation']}")
+    out["11"] = "; ".join(m for m in miss if m) + "."
+    m = st.tables.get("metrics")
+    splits = set(m["split"].astype(str)) if m is not None and "split" in m else set()
+    iv = [lab for k, lab in (("nested_cv", "nested CV"), ("optimism_corrected", "bootstrap optimism correction"))
+          if k in splits]
+    out["12c"] = (f"Model family {fam}" + (f" ({'fast' if g('models', 'fast') else 'full'} tuning grids)"
+                                            if fam == "prime" else "")
+                  + "; internal validation: " + (", ".join(iv) if iv else "apparent performance only") + ".")
+    if m is not None and "metric" in m:
+        out["12e"] = "Measures in this run: " + ", ".join(dict.fromkeys(m["metric"].astype(str))) + "."
+    f = st.tables.get("flow")
+    if f is not None and {"split", "n"} <= set(f.columns):
+        out["20a"] = "; ".join(f"{FLOW_LABEL.get(str(r['split']), r['split'])} n = {int(r['n'])}"
+                               for r in f.to_dict("records")) + "."
+    files = sorted(p.name for p in (st.root / "models").glob("*.skops")) if (st.root / "models").is_dir() else []
+    if files:
+        out["22"] = (f"Frozen models saved with skops in models/ ({', '.join(files)}); "
+                     "prime_stats.study.FrozenStudy.load(study folder) scores new patients.")
+    if {"test", "external"} & splits:
+        out["23b"] = ("Performance reported separately for "
+                      + " and ".join(SPLIT_ROLE[k].split(",")[0] for k in ("test", "external") if k in splits) + ".")
+    return {k: v for k, v in out.items() if v}
+
+
+def _checklist_rows(items: list[ChecklistItem], present: dict, numbers: dict, titles: dict,
+                    details: dict | None = None) -> list[dict]:
+    rows, details = [], details or {}
     for it in items:
         links = [k for k in it.sections if present.get(k)]
         see = [k for k in it.see if present.get(k)]
-        if it.sections and links:
-            status, cls = "Reported automatically", "auto"
+        if it.sections and links and it.partial:
+            status, cls = f"Partly addressed; missing: {it.partial}", "partial"
+        elif it.sections and links:
+            status, cls = "Addressed", "auto"
         elif it.sections:
             status, cls = "Not available in this run: for the authors", "na"
         else:
             status, cls = "For the authors", "authors"
+        note = " ".join(x for x in (f"This run: {details[it.id]}" if it.id in details and links else "", it.note) if x)
         rows.append({"id": it.id, "part": it.part, "topic": it.topic if it.topic == it.part else f"{it.part}: {it.topic}", "text": it.text, "status": status,
-                     "cls": cls, "note": it.note,
+                     "cls": cls, "note": note,
                      "links": [{"href": f"#sec-{k}", "label": f"§{numbers[k]} {titles[k]}"} for k in links + see]})
     return rows
 
@@ -586,8 +767,9 @@ def _render(study_dir, include_identifiers: bool, title: str | None) -> tuple[st
         present["additional"] = True
     numbers = {s["key"]: s["number"] for s in sections}
     titles = {s["key"]: s["title"] for s in sections}
-    checklist = _checklist_rows(items, present, numbers, titles)
+    checklist = _checklist_rows(items, present, numbers, titles, _run_details(st))
     n_auto = sum(r["cls"] == "auto" for r in checklist)
+    n_partial = sum(r["cls"] == "partial" for r in checklist)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     page = env.get_template("report.html.j2").render(
@@ -595,7 +777,7 @@ def _render(study_dir, include_identifiers: bool, title: str | None) -> tuple[st
         subtitle=f"prime-stats {st.provenance.get('prime_stats', __version__)} · study folder “{st.root.resolve().name}” · "
                  f"generated {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         css=(TEMPLATES / "report.css").read_text(), sections=sections, checklist=checklist,
-        checklist_number=len(sections) + 1, n_auto=n_auto, n_items=len(checklist),
+        checklist_number=len(sections) + 1, n_auto=n_auto, n_partial=n_partial, n_items=len(checklist),
         identifiers_included=include_identifiers, missing=missing)
     return page, missing, checklist
 

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from prime_stats.evaluation import survival as sv
-from prime_stats.evaluation.calibration import calibration_curve_binary, calibration_curve_survival
+from prime_stats.evaluation.calibration import (PROBABILITY_FLOOR, calibration_curve_binary,
+                                                calibration_curve_survival, clip_probability)
 from prime_stats.evaluation.score import DAYS_PER_MONTH
 
 __all__ = ["DAYS_PER_MONTH", "at_risk_times", "km_tables", "km_annotation", "calibration_curves",
@@ -73,26 +74,35 @@ def km_annotation(logrank: pd.DataFrame, cox_hr: pd.DataFrame, term: str = "high
             "hr_upper": float(hr["upper"]), "contrast": contrast}
 
 
-def _long(curves: Mapping[str, pd.DataFrame], endpoint: str, horizon: float, n: int, n_boot: int) -> pd.DataFrame:
-    out = pd.concat([c.assign(model=str(m)) for m, c in curves.items()], ignore_index=True)
+def _long(curves: Mapping[str, tuple[pd.DataFrame, int]], endpoint: str, horizon: float, n: int,
+          n_boot: int) -> pd.DataFrame:
+    out = pd.concat([c.assign(model=str(m), n_clipped=k) for m, (c, k) in curves.items()], ignore_index=True)
     out = out.assign(endpoint=endpoint, horizon=horizon, n=n, n_boot=n_boot, engine="python")
-    return out[["endpoint", "horizon", "model", "predicted", "observed", "lower", "upper", "n", "n_boot",
-                "method", "engine"]]
+    return out[["endpoint", "horizon", "model", "predicted", "observed", "lower", "upper", "n", "n_clipped",
+                "n_boot", "method", "engine"]]
+
+
+def _clipped(predictions: Mapping[str, np.ndarray]) -> dict:
+    """Each model's predictions inside [1e-6, 1 - 1e-6] and how many were moved there."""
+    return {m: clip_probability(p, PROBABILITY_FLOOR) for m, p in predictions.items()}
 
 
 def calibration_curves(y, predictions: Mapping[str, np.ndarray], method: str = "loess", n_boot: int = 200,
                        n_points: int = 50, random_state: int | None = 0) -> pd.DataFrame:
     """Calibration curves of predicted probabilities (binary endpoint), one block per model, for the
     rms-style calibration figure: columns endpoint ("response"), horizon (NaN), model, predicted,
-    observed, lower, upper (pointwise 95% band), n, n_boot, method, engine.
+    observed, lower, upper (pointwise 95% band), n, n_clipped, n_boot, method, engine.
+    Probabilities of exactly 0 or 1 are moved to 1e-6 / 1 - 1e-6 first (``n_clipped`` counts them; see
+    :func:`~prime_stats.evaluation.calibration.clip_probability`).
 
     Each block is :func:`~prime_stats.evaluation.calibration.calibration_curve_binary` (lowess
     ``iter=0`` with a percentile-bootstrap band, or an RCS logistic fit with a Wald band): the curve of
     ``rms::val.prob`` / ``rms::calibrate``. Store it with :func:`prediction_rug` for the rug.
     """
     y = np.asarray(y)
-    curves = {m: calibration_curve_binary(y, p, method=method, n_points=n_points, n_boot=n_boot,
-                                          random_state=random_state) for m, p in predictions.items()}
+    curves = {m: (calibration_curve_binary(y, p, method=method, n_points=n_points, n_boot=n_boot,
+                                           random_state=random_state), k)
+              for m, (p, k) in _clipped(predictions).items()}
     return _long(curves, "response", np.nan, len(y), n_boot if method == "loess" else 0)
 
 
@@ -100,15 +110,17 @@ def calibration_curves_survival(time, event, risks: Mapping[str, np.ndarray], ho
                                 n_boot: int = 200, n_points: int = 50, nk: int = 3,
                                 random_state: int | None = 0) -> pd.DataFrame:
     """Calibration curves of predicted risks F(t|x) = 1 - S(t|x) by ``horizon`` (survival endpoint),
-    same columns as :func:`calibration_curves` with endpoint "survival" and the horizon.
+    same columns as :func:`calibration_curves` with endpoint "survival" and the horizon (risks of exactly
+    0 or 1, e.g. from survival forests, moved to 1e-6 / 1 - 1e-6 and counted in ``n_clipped``).
 
     Each block is :func:`~prime_stats.evaluation.calibration.calibration_curve_survival` (Austin, Harrell
     & van Klaveren 2020: Cox model on a restricted cubic spline of cloglog F, percentile-bootstrap
     band); R twin ``ps_r_calibration_survival``'s smoothed observed risk.
     """
     time = np.asarray(time, dtype=float)
-    curves = {m: calibration_curve_survival(time, event, F, horizon, nk=nk, n_points=n_points, n_boot=n_boot,
-                                            random_state=random_state) for m, F in risks.items()}
+    curves = {m: (calibration_curve_survival(time, event, F, horizon, nk=nk, n_points=n_points, n_boot=n_boot,
+                                             random_state=random_state), k)
+              for m, (F, k) in _clipped(risks).items()}
     return _long(curves, "survival", float(horizon), len(time), n_boot)
 
 

@@ -251,9 +251,13 @@ def _ci_cell(r) -> str:
     return est
 
 
-def performance_tables(metrics: pd.DataFrame) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+SPARSE_MARK = "\u2020"
+
+
+def performance_tables(metrics: pd.DataFrame, sparse=frozenset()) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
     """One wide table per endpoint: rows model x metric x time, columns the validation splits,
-    cells "estimate (lower to upper)"; and the method/engine behind each metric."""
+    cells "estimate (lower to upper)"; and the method/engine behind each metric. Cells of the
+    (split, time) pairs in ``sparse`` end in ``SPARSE_MARK`` (drawn greyed)."""
     need = ["model", "split", "metric", "estimate"]
     missing = [c for c in need if c not in metrics.columns]
     if missing:
@@ -263,7 +267,8 @@ def performance_tables(metrics: pd.DataFrame) -> list[tuple[str, pd.DataFrame, p
                        ("method", ""), ("engine", "")):
         if c not in m.columns:
             m[c] = default
-    m["cell"] = [_ci_cell(r) for r in m.to_dict("records")]
+    m["cell"] = [_ci_cell(r) + (SPARSE_MARK if (str(r["split"]), r["time"]) in sparse else "")
+                 for r in m.to_dict("records")]
     m["Time"] = m["time"].map(fmt_time)
     m["time_sort"] = pd.to_numeric(m["time"], errors="coerce").fillna(-1.0)
     splits = [s for s in SPLIT_ORDER if s in set(m["split"])] + sorted(set(m["split"]) - set(SPLIT_ORDER), key=str)
@@ -366,7 +371,7 @@ def decision_wide(df: pd.DataFrame) -> pd.DataFrame | None:
 
 
 # ------------------------------------------------------------------------------------------ HTML
-_NUMERIC_TEXT = re.compile(r"^[<−\-+]?[0-9][0-9.,]*(e[-+]?\d+)?( \(.*\)| \[.*\])?$")
+_NUMERIC_TEXT = re.compile(r"^[<−\-+]?[0-9][0-9.,]*(e[-+]?\d+)?( \(.*\)| \[.*\])?\u2020?$")
 
 
 def _bracket_nbsp(text: str) -> str:
@@ -387,7 +392,8 @@ def to_html(df: pd.DataFrame, caption: str = "", css_class: str = "") -> str:
                    for c, num in zip(df.columns, numeric))
     rows = []
     for rec in df.itertuples(index=False):
-        cells = [f'<td class="num">{html.escape(_bracket_nbsp(str(v)))}</td>' if num
+        cells = [f'<td class="num{" sparse" if str(v).endswith(SPARSE_MARK) else ""}">'
+                 f'{html.escape(_bracket_nbsp(str(v)))}</td>' if num
                  else f"<td>{html.escape(str(v))}</td>" for v, num in zip(rec, numeric)]
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cap = f'<p class="caption">{html.escape(caption)}</p>' if caption else ""

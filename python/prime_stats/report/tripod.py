@@ -28,6 +28,7 @@ class ChecklistItem:
     sections: tuple[str, ...]   # empty: for the authors
     see: tuple[str, ...] = ()   # sections that help the authors
     note: str = ""
+    partial: str = ""           # what the report cannot give: the item is then only partly addressed
 
     @property
     def main(self) -> int:
@@ -83,7 +84,7 @@ def load_checklist(path: str | Path | None = None, known_sections=None) -> list[
             if unknown:
                 raise ValueError(f"{where}: unknown report section(s) {unknown}")
         items.append(ChecklistItem(iid, str(r["part"]), str(r["topic"]), str(r["text"]), sections, see,
-                                   str(r.get("note") or "")))
+                                   str(r.get("note") or ""), str(r.get("partial") or "")))
     mains = sorted({it.main for it in items})
     if mains != list(range(1, N_MAIN_ITEMS + 1)) or len(items) != N_SUB_ITEMS:
         raise ValueError(f"{p}: expected the {N_MAIN_ITEMS} TRIPOD+AI items with {N_SUB_ITEMS} sub-items, "

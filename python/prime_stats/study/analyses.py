@@ -16,6 +16,7 @@ from .. import rbridge
 from ..cohort import CohortColumns
 from ..evaluation import decision, descriptive
 from ..evaluation import survival as surv
+from ..evaluation.calibration import clip_probability
 from ..evaluation.score import score_binary, score_survival
 from .predictions import PRIME_R, PRIME_S, SPLITS, Predictions
 from .record import Artefacts
@@ -38,8 +39,8 @@ def response_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
         if len(g) < 10 or len(np.unique(y)) < 2:
             continue
         # probabilities of exactly 0 or 1 (e.g. from tree ensembles) have an infinite logit; they
-        # are moved to 1e-6 / 1 - 1e-6 for the calibration regression (rms::val.prob cannot use them)
-        probs = {m: np.clip(g[c].to_numpy(), 1e-6, 1 - 1e-6) for m, c in pred.response.items()}
+        # are moved to 1e-6 / 1 - 1e-6 for the calibration regression (rms::val.prob drops them)
+        probs = {m: clip_probability(g[c].to_numpy())[0] for m, c in pred.response.items()}
 
         def score(names, calibration=True, compare=True):
             return score_binary(y, {m: probs[m] for m in names}, engine=engine, calibration=calibration,
@@ -63,7 +64,7 @@ def survival_metrics(pred: Predictions, engine: str) -> pd.DataFrame:
         idx = [times.index(t) for t in t_ok]
         skipped = [t for t in times if t not in t_ok]
         # F(t|x) = 1 - S(t|x), kept inside (0, 1) for the cloglog calibration model
-        risks = {m: np.clip(1 - g[c].to_numpy()[:, idx], 1e-6, 1 - 1e-6) for m, c in pred.survival.items()}
+        risks = {m: clip_probability(1 - g[c].to_numpy()[:, idx])[0] for m, c in pred.survival.items()}
         scores = {m: g[c].to_numpy() for m, c in pred.risk.items()}
         time, event = g[cols.time].to_numpy(float), g[cols.event].astype(int).to_numpy()
 

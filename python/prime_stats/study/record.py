@@ -36,6 +36,7 @@ TABLES = {
     "features_response": "PRIME-R: selected predictors",
     "features_survival": "PRIME-S: selected predictors",
     "hyperparameters": "Tuned hyperparameters",
+    "sample_size": "Events per candidate parameter and the minimum sample size (Riley et al. 2020)",
     "fusion_weights": "Fusion weights (meta-classifier coefficients; model-averaging weights)",
     "km_groups": "Survival by risk group",
     "km_curves": "Kaplan-Meier curves by risk group (the figure's table)",

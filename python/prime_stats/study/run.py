@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..cohort import Cohort
-from . import analyses, render
+from . import analyses, development, render
 from .config import StudyConfig
 from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
 from .fit import (fit_baseline, fit_prime, nested_cv_table, optimism_table, read_models, save_frozen_models,
@@ -120,6 +120,8 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     if fs.icc is not None:
         art.table("icc_summary", fs.icc.summary)
     analyses.model_tables(art, models)
+    art.guarded("sample_size", development.record, art, models, len(fs.clinical) + len(fs.radiomics), y_resp,
+                y_surv, cfg.times)
     paradox = shap = omics = None
     if prime:
         if cols.has_response and cols.has_survival:
