@@ -48,7 +48,8 @@ SECTIONS: tuple[Section, ...] = (
             "How the centres were used, the endpoints and horizons, and the analysis settings, read from "
             "the resolved study configuration.", always=True),
     Section("flow", "Participant flow",
-            "Participants, outcome events and follow-up in each analysis set.", ("flow", "followup")),
+            "Participants, outcome events and follow-up in each analysis set.", ("flow", "followup"),
+            ("flow_diagram",)),
     Section("table1", "Participant characteristics",
             "Baseline characteristics by analysis set, with the test used for each comparison and the "
             "standardised mean difference (SMD).", ("table1",)),
@@ -59,30 +60,39 @@ SECTIONS: tuple[Section, ...] = (
             "reproducibility filter.", ("icc_summary",)),
     Section("specification", "Model specification",
             "The fitted models: selected predictors with their coefficients or importances, tuned "
-            "hyperparameters, and the late-fusion weights (PRIME-R meta-classifier, PRIME-S Bayesian "
-            "model averaging).", ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
+            "hyperparameters, the late-fusion weights (PRIME-R meta-classifier, PRIME-S Bayesian "
+            "model averaging) and the correlation of the selected predictors.",
+            ("features_response", "features_survival", "hyperparameters", "fusion_weights"),
+            ("correlation_response", "correlation_survival")),
     Section("performance", "Model performance",
             "Every model in every validation set, with 95% confidence intervals.", ("metrics", "optimism")),
     Section("discrimination", "Discrimination",
-            "ROC curves for the response models and time-dependent AUC for the survival models.",
-            (), ("roc_test", "roc_external", "td_auc")),
+            "ROC curves for the response models, time-dependent AUC for the survival models, every model's "
+            "AUC / Harrell's and Uno's C in every split, and PRIME-S against each survival model (paired "
+            "bootstrap differences).", ("survival_contrasts",),
+            ("discrimination_summary", "roc_test", "roc_external", "td_auc", "survival_contrasts")),
     Section("calibration", "Calibration and overall accuracy",
             "Calibration intercept, slope and summary errors, calibration curves, and the Brier score "
             "over time.", ("calibration_response", "calibration_survival"),
-            ("calibration_test", "calibration_external", "brier_time")),
+            ("calibration_test", "calibration_external", "calibration_survival_test",
+             "calibration_survival_external", "brier_time")),
     Section("utility", "Clinical utility",
             "Decision-curve analysis: net benefit across threshold probabilities against treat-all and "
-            "treat-none.", ("decision_curve*",), ("decision_test", "decision_external")),
+            "treat-none.", ("decision_curve*",), ("decision_test", "decision_external", "decision_survival_test",
+                                              "decision_survival_external")),
     Section("risk_groups", "Risk stratification",
             "Patients split at the risk threshold frozen on the training data: Kaplan-Meier curves with "
-            "numbers at risk, log-rank tests and Cox hazard ratios.", ("km_groups", "logrank", "cox_hr"),
-            ("km_test", "km_external")),
+            "numbers at risk, median overall survival, log-rank tests and Cox hazard ratios (high vs low) in "
+            "every split; survival by treatment.", ("km_medians", "km_groups", "logrank", "cox_hr", "logrank_treatment"),
+            ("km_train", "km_test", "km_external", "km_treatment_train", "km_treatment_test",
+             "km_treatment_external")),
     Section("subgroups", "Subgroup analyses",
             "Hazard ratio of the high- versus low-risk group within clinical subgroups.", ("subgroups",),
             ("forest_subgroups",)),
     Section("adjusted", "Adjusted Cox analysis",
             "The risk group's hazard ratio before and after adjustment, and the proportional-hazards check "
-            "(Schoenfeld residuals).", ("adjusted_cox", "cox_zph")),
+            "(Schoenfeld residuals), in the external centre and in all patients pooled.",
+            ("adjusted_cox", "pooled_cox", "cox_zph"), ("pooled_cox",)),
     Section("explain", "Model explanations",
             "SHAP values averaged over cross-validation folds, SurvSHAP(t) for the survival model, and the "
             "divergence between the predictors driving response and those driving survival.",
