@@ -209,8 +209,7 @@ def correlation_heatmap(long: pd.DataFrame, title: str | None = None, max_label:
     ax = fig.add_axes([left / width, left / height, cell * k / width, cell * k / height])
     shown = r.copy()
     np.fill_diagonal(shown, np.nan)           # the diagonal (1) in grey, so the scale shows the pairs
-    cmap = matplotlib.colormaps["RdBu_r"].copy()
-    cmap.set_bad("0.88")
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.88")
     im = ax.imshow(shown, cmap=cmap, norm=TwoSlopeNorm(0.0, -1.0, 1.0))
     ax.set_xticks(range(k))
     ax.set_yticks(range(k))

@@ -74,7 +74,7 @@ FIGURES = {
     "flow_diagram": "Patient flow diagram",
     "discrimination_summary": "Discrimination of every model in every split: AUC (response); Harrell's and Uno's C (survival)",
     "survival_contrasts": "PRIME-S minus each survival model: C-index and AUC(t) differences with 95% bootstrap CIs",
-    "pooled_cox": "Adjusted hazard ratios, all patients pooled",
+    "pooled_cox": "PRIME-S risk group (high vs low), unadjusted and adjusted: all patients pooled and external",
     "correlation_response": "Correlation of PRIME-R's selected predictors (Spearman, training)",
     "correlation_survival": "Correlation of PRIME-S's selected predictors (Spearman, training)",
     "td_auc": "Time-dependent AUC",
