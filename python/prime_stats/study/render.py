@@ -48,7 +48,7 @@ def response_figures(art: Artefacts, pred: Predictions, engine: str):
 def survival_model_figures(art: Artefacts, engine: str):
     """Calibration at 12/24 months and decision curves at each horizon of the survival models, per
     validation split, from their stored tables."""
-    for split in ("test", "external"):
+    for split in VALIDATION_SPLITS:
         label = SPLIT_LABELS[split]
         if "calibration_curves" in art.tables:
             curves = _one_split(art.tables["calibration_curves"], split, endpoint="survival")
