@@ -324,3 +324,32 @@ def test_figure_errors_name_the_table_and_column(km_stored):
         F.km_figure(two, km_stored["km_at_risk"], None, "python")
     with pytest.raises(ValueError, match="no model rows"):
         F.decision_curve_figure(pd.DataFrame({"threshold": [0.1], "model": ["all"], "net_benefit": [0.2]}), "python")
+
+
+def test_interval_figure_flow_order_and_arrows_beyond_the_axis():
+    from matplotlib.text import Annotation
+
+    from prime_stats.report.figures_summary import interval_figure
+
+    t = pd.DataFrame({"panel": "C", "row": ["a", "a", "a", "b"], "split": ["external", "train", "test", "test"],
+                      "estimate": [0.7, 0.8, 0.45, 0.6], "lower": [0.6, 0.7, 0.1, 0.5], "upper": [0.8, 0.9, 0.6, 0.7]})
+    fig = interval_figure(t, "panel", "row", reference=0.5, xlim=(0.3, 1.0))
+    ax = fig.axes[0]
+    arrows = [c for c in ax.get_children() if isinstance(c, Annotation)]
+    assert len(arrows) == 1 and arrows[0].xy[0] == pytest.approx(0.3)     # the test CI below 0.3
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["training (apparent)", "internal test", "external"]
+
+
+def test_roc_legend_sits_under_the_axes(bc):
+    from prime_stats.report.figures_validation import plot_roc
+
+    y, preds = bc
+    p = preds["radius"]
+    fig = plot_roc(y, {"A": p, "B": p})     # two identical curves: distinct dash patterns and widths
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if ln.get_label() in ax.get_legend_handles_labels()[1]]
+    assert lines[0].get_linestyle() != lines[1].get_linestyle() and lines[0].get_linewidth() > lines[1].get_linewidth()
+    leg = ax.get_legend().get_window_extent()
+    assert leg.y1 <= ax.get_window_extent().y0

@@ -126,6 +126,12 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
     assert (res.output_dir / "models" / "response_prime_r.skops").is_file()
     art = json.loads((res.output_dir / "artefacts.json").read_text())
     assert "km_external" in art["figures"] and "risk_cutoff" in art["notes"]
+    # issue 12's analyses run in a default prime study (or leave a note): flow diagram, KM in every split
+    # and by treatment with median OS, paired C-index differences, pooled adjusted Cox, correlations
+    assert {"flow_diagram", "km_medians", "survival_contrasts", "pooled_cox", "km_treatment_curves",
+            "correlation_survival"} <= set(art["tables"])
+    assert {"flow_diagram", "discrimination_summary", "km_train", "km_treatment_external", "pooled_cox",
+            "survival_contrasts", "correlation_survival"} <= set(art["figures"])
 
     # the frozen study scores the same patients identically and validates new cohorts separately
     from prime_stats.cohort import Cohort

@@ -64,9 +64,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("design", "Study design and data use",
             ((("*config",), "How the centres were used, the endpoints and horizons, and the analysis settings, read "
                             "from the resolved study configuration."),), always=True),
-    Section("flow", "Participant flow", ((("flow",), "Participants and outcome events in each analysis set."),
+    Section("flow", "Participant flow", ((("flow", "flow_diagram"), "Participants and outcome events in each "
+                                                                    "analysis set."),
                                          (("followup",), "Follow-up by the reverse Kaplan-Meier method.")),
-            ("flow", "followup")),
+            ("flow", "followup"), ("flow_diagram",)),
     Section("table1", "Participant characteristics",
             ((("table1",), "Baseline characteristics by analysis set, with the test used for each comparison and "
                            "the standardised mean difference (SMD)."),), ("table1",)),
@@ -79,14 +80,22 @@ SECTIONS: tuple[Section, ...] = (
     Section("specification", "Model specification",
             ((("features_response", "features_survival"), "The selected predictors with their coefficients or "
                                                            "importances."),
-             (("hyperparameters",), "The tuned hyperparameters."), (("fusion_weights",), _fusion_models)),
-            ("features_response", "features_survival", "hyperparameters", "fusion_weights")),
+             (("hyperparameters",), "The tuned hyperparameters."), (("fusion_weights",), _fusion_models),
+             (("correlation_response", "correlation_survival"), "The correlation of the selected predictors "
+                                                                 "(training split).")),
+            ("features_response", "features_survival", "hyperparameters", "fusion_weights"),
+            ("correlation_response", "correlation_survival")),
     Section("performance", "Model performance",
             ((("metrics",), "Every model in every validation set, with 95% confidence intervals."),),
             ("metrics", "optimism")),
     Section("discrimination", "Discrimination",
-            ((("roc_test", "roc_external"), "ROC curves of the response models."),
-             (("td_auc",), "Time-dependent AUC of the survival models.")), (), ("roc_test", "roc_external", "td_auc")),
+            ((("discrimination_summary",), "Every model's AUC, Harrell's and Uno's C in every split."),
+             (("roc_test", "roc_external"), "ROC curves of the response models."),
+             (("td_auc",), "Time-dependent AUC of the survival models."),
+             (("survival_contrasts",), "PRIME-S against each other survival model: paired bootstrap differences "
+                                       "of the C-indices and AUC(t).")),
+            ("survival_contrasts",), ("discrimination_summary", "roc_test", "roc_external", "td_auc",
+                                      "survival_contrasts")),
     Section("calibration", "Calibration and overall accuracy",
             ((("*calibration_metrics",), "Calibration intercept, slope and summary errors."),
              (CAL_FIGURES, "Calibration curves with their 95% bands."),
@@ -103,15 +112,23 @@ SECTIONS: tuple[Section, ...] = (
     Section("risk_groups", "Risk stratification",
             ((("km_groups", "logrank", "cox_hr", "km_test", "km_external"),
               "Patients split at the risk threshold frozen on the training data."),
-             (("km_test", "km_external"), "Kaplan-Meier curves with numbers at risk."),
-             (("logrank",), "Log-rank tests."), (("cox_hr",), "Cox hazard ratios, high versus low risk.")),
-            ("km_groups", "logrank", "cox_hr"), ("km_test", "km_external")),
+             (("km_train", "km_test", "km_external"), "Kaplan-Meier curves with numbers at risk in every split "
+                                                     "(training: apparent)."),
+             (("km_medians",), "Median overall survival per group."),
+             (("logrank",), "Log-rank tests."), (("cox_hr",), "Cox hazard ratios, high versus low risk."),
+             (("logrank_treatment", "km_treatment_test", "km_treatment_external"), "Survival by treatment.")),
+            ("km_medians", "km_groups", "logrank", "cox_hr", "logrank_treatment"),
+            ("km_train", "km_test", "km_external", "km_treatment_train", "km_treatment_test",
+             "km_treatment_external")),
     Section("subgroups", "Subgroup analyses",
             ((("subgroups", "forest_subgroups"), "Hazard ratio of the high- versus low-risk group within clinical "
                                                  "subgroups."),), ("subgroups",), ("forest_subgroups",)),
     Section("adjusted", "Adjusted Cox analysis",
-            ((("adjusted_cox",), _adjusted), (("cox_zph",), "The proportional-hazards check (Schoenfeld "
-                                                            "residuals).")), ("adjusted_cox", "cox_zph")),
+            ((("adjusted_cox",), _adjusted),
+             (("pooled_cox",), "The risk group's hazard ratio in all scored patients pooled, unadjusted and "
+                               "adjusted for the prespecified covariates and the centre."),
+             (("cox_zph",), "The proportional-hazards check (Schoenfeld residuals).")),
+            ("adjusted_cox", "pooled_cox", "cox_zph"), ("pooled_cox",)),
     Section("explain", "Model explanations",
             ((("shap_response", "shap_survival"), "SHAP values averaged over cross-validation folds."),
              (("survshap",), "SurvSHAP(t) of the survival model."),

@@ -230,8 +230,12 @@ def plot_paradox_km(paradox_result, *, time_scale: float = 30.4375,
     data = paradox_result.data.assign(quadrant=paradox_result.data["quadrant"].astype(str))
     short = {q: q.replace("non-responder", "NR").replace("responder", "R") for q in data["quadrant"].unique()}
     hr = paradox_result.hazard_ratio.iloc[0]
-    extra = (f"R/high vs R/low risk: HR {hr['estimate']:.2f} (95% CI {hr['lower']:.2f}-{hr['upper']:.2f})\n"
-             "R = predicted responder (PRIME-R), risk = PRIME-S")
+    ci = np.array([hr["lower"], hr["upper"]], dtype=float)
+    if np.isfinite(ci).all() and ci[0] > 0:
+        line = f"R/high vs R/low risk: HR {hr['estimate']:.2f} (95% CI {hr['lower']:.2f}-{hr['upper']:.2f})"
+    else:   # a quadrant without events or with one patient: the Cox HR is not estimable
+        line = "R/high vs R/low risk: HR not estimable (a quadrant too small or without deaths)"
+    extra = f"{line}\nR = predicted responder (PRIME-R), risk = PRIME-S"
     return plot_kaplan_meier(data, "os_days", "os_event", "quadrant", time_scale=time_scale, xlabel=xlabel,
                              title=title, group_labels=short, show_logrank=True, show_hr=False,
                              extra_annotation=extra, figsize=figsize)

@@ -43,20 +43,25 @@ def _style(ax) -> None:
 
 def plot_roc(y, predictions, title: str | None = None, palette: Sequence[str] = OKABE_ITO,
              figsize: tuple[float, float] = (5.2, 5.0)) -> Figure:
-    """ROC curves with AUC and DeLong 95% CI in the legend (one curve per model)."""
+    """ROC curves with AUC and DeLong 95% CI in the legend (one curve per model). The ROC points are
+    joined by straight lines (tied scores give a diagonal segment, as ``pROC::plot.roc``; the area under
+    them is the AUC); each model has its own colour, dash pattern and width, drawn thinner on top, so a
+    model whose curve coincides with another's stays visible; the legend sits under the axes, never over
+    the curves."""
     y = as_binary(y)
-    fig, ax = plt.subplots(figsize=figsize)
+    preds = _as_dict(predictions)
+    fig = plt.figure(figsize=(figsize[0], figsize[1] + 0.22 * len(preds)))
+    ax = fig.add_subplot(111)
     ax.plot([0, 1], [0, 1], ls=":", color="0.5", lw=1)
-    for i, (name, p) in enumerate(_as_dict(predictions).items()):
+    for i, (name, p) in enumerate(preds.items()):
         fpr, tpr, _ = roc_curve(y, p)
         a = auc_delong(y, p).iloc[0]
-        ax.step(fpr, tpr, where="post", color=palette[i % len(palette)], lw=line_width(i),
-                ls=LINESTYLES[i % len(LINESTYLES)],
-                label=f"{name}: AUC {a.estimate:.3f} ({a.lower:.3f}-{a.upper:.3f})")
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="Sensitivity", aspect="equal")
+        ax.plot(fpr, tpr, color=palette[i % len(palette)], lw=line_width(i), ls=LINESTYLES[i % len(LINESTYLES)],
+                label=f"{name}: AUC {a.estimate:.3f} ({a.lower:.3f}-{a.upper:.3f})", clip_on=False)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="1 - specificity", ylabel="Sensitivity", aspect="equal")
     if title:
         ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), fontsize=8, frameon=False, handlelength=3.2)
     _style(ax)
     fig.tight_layout()
     return fig

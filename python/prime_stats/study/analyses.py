@@ -16,9 +16,10 @@ from .. import rbridge
 from ..cohort import CohortColumns
 from ..evaluation import decision, descriptive
 from ..evaluation import survival as surv
+from ..evaluation.bootstrap import bootstrap_survival
 from ..evaluation.calibration import clip_probability
-from ..evaluation.score import score_binary, score_survival
-from .predictions import PRIME_R, PRIME_S, SPLITS, Predictions
+from ..evaluation.score import DAYS_PER_MONTH, score_binary, score_survival
+from .predictions import PRIME_R, PRIME_S, SPLITS, VALIDATION_SPLITS, Predictions, slug
 from .record import Artefacts
 
 NET_BENEFIT_THRESHOLDS = np.round(np.arange(0.05, 0.96, 0.01), 2)
@@ -151,24 +152,34 @@ CALIBRATION_HORIZONS = (365.25, 730.5)     # 12 and 24 months: the survival cali
 def calibration_tables(art: Artefacts, pred: Predictions, seed: int):
     """The calibration figures' tables for both endpoints, per validation split: smoothed curves with
     their 95% bootstrap bands (``calibration_curves``) and the predictions beneath them
-    (``calibration_rug``); survival at 12 and 24 months for every model with S(t|x)."""
+    (``calibration_rug``); survival at 12 and 24 months for every model with S(t|x). Each endpoint and
+    split, model and horizon is guarded on its own: a failure is a note and the other curves are still drawn."""
     from ..report import figures_data as fd
 
     cols, curves, rugs = pred.columns, [], []
-    for split in ("test", "external"):
+
+    def response(g, split, model):
+        p = {model: g[pred.response[model]].to_numpy()}
+        curves.append(fd.calibration_curves(g[cols.response].astype(int).to_numpy(), p,
+                                            random_state=seed).assign(split=split))
+        rugs.append(fd.prediction_rug(p).assign(split=split))
+
+    def survival(g, split, model, t):
+        F = {model: 1 - g[pred.survival[model][pred.times.index(t)]].to_numpy()}
+        curves.append(fd.calibration_curves_survival(g[cols.time].to_numpy(float), g[cols.event].to_numpy(int),
+                                                     F, t, random_state=seed).assign(split=split))
+        rugs.append(fd.prediction_rug(F, t).assign(split=split))
+
+    for split in VALIDATION_SPLITS:
         g = pred.in_split(split)
-        if cols.has_response and pred.response and g[cols.response].nunique() == 2:
-            probs = {m: g[c].to_numpy() for m, c in pred.response.items()}
-            curves.append(fd.calibration_curves(g[cols.response].astype(int).to_numpy(), probs,
-                                                random_state=seed).assign(split=split))
-            rugs.append(fd.prediction_rug(probs).assign(split=split))
-        if cols.has_survival and pred.survival and g[cols.event].sum() >= 3:
+        if cols.has_response and g[cols.response].nunique() == 2:
+            for m in pred.response:
+                art.guarded(f"calibration_curves_{slug(m)}_{split}", response, g, split, m)
+        if cols.has_survival and g[cols.event].sum() >= 3:
             for t in (h for h in CALIBRATION_HORIZONS if h in pred.times and h < g[cols.time].max()):
-                k = pred.times.index(t)
-                risks = {m: 1 - g[c[k]].to_numpy() for m, c in pred.survival.items()}
-                curves.append(fd.calibration_curves_survival(g[cols.time].to_numpy(float), g[cols.event].to_numpy(int),
-                                                             risks, t, random_state=seed).assign(split=split))
-                rugs.append(fd.prediction_rug(risks, t).assign(split=split))
+                for m in pred.survival:
+                    art.guarded(f"calibration_curves_{slug(m)}_{t / DAYS_PER_MONTH:g}m_{split}", survival,
+                                g, split, m, t)
     if curves:
         art.table("calibration_curves", pd.concat(curves, ignore_index=True))
         art.table("calibration_rug", pd.concat(rugs, ignore_index=True))
@@ -195,6 +206,35 @@ def survival_decision_tables(art: Artefacts, pred: Predictions):
         art.table("decision_curve_survival", pd.concat(frames, ignore_index=True))
 
 
+CONTRAST_BOOTSTRAP = 1000      # paired bootstrap replicates of the survival model comparisons
+
+
+def survival_contrasts(art: Artefacts, pred: Predictions, seed: int, B: int = CONTRAST_BOOTSTRAP):
+    """Paired differences of Harrell's C, Uno's C and AUC(t) between PRIME-S and every other survival
+    model (its members, early fusion, a baseline), per validation split: all models re-evaluated on the
+    same B bootstrap resamples of the split (:func:`~prime_stats.evaluation.bootstrap.bootstrap_survival`,
+    percentile CI and the inverted-interval p; riskRegression::Score's ``contrasts`` and
+    compareC). A positive difference favours PRIME-S."""
+    cols, frames = pred.columns, []
+    if not (cols.has_survival and PRIME_S in pred.survival and len(pred.survival) > 1):
+        return
+    order = [PRIME_S] + [m for m in pred.survival if m != PRIME_S]
+    for split in VALIDATION_SPLITS:
+        g = pred.in_split(split)
+        if len(g) < 10 or g[cols.event].sum() < 3:
+            continue
+        idx = [k for k, t in enumerate(pred.times) if t < g[cols.time].max()]
+        risks = {m: 1 - g[pred.survival[m]].to_numpy()[:, idx] for m in order}
+        scores = {m: g[pred.risk[m]].to_numpy() for m in order}
+        boot = bootstrap_survival(g[cols.time].to_numpy(float), g[cols.event].to_numpy(int), risks,
+                                  [pred.times[k] for k in idx], scores, B=B, seed=seed,
+                                  metrics=("harrell", "uno", "auc"), bca=False)
+        c = boot.contrasts(metrics=("C-index", "AUC(t)"))
+        frames.append(c[c["model"].str.startswith(f"{PRIME_S} vs ")].assign(split=split, n=len(g)))
+    if frames:
+        art.table("survival_contrasts", pd.concat(frames, ignore_index=True).drop(columns="threshold"))
+
+
 # --------------------------------------------------------------------------- survival analyses
 def risk_groups(pred: Predictions) -> tuple[pd.DataFrame, surv.MedianRiskStratifier]:
     """The main survival model's risk groups: the median risk of the training split, frozen and
@@ -207,25 +247,48 @@ def risk_groups(pred: Predictions) -> tuple[pd.DataFrame, surv.MedianRiskStratif
     return d, strat
 
 
-def risk_group_analyses(art: Artefacts, pred: Predictions, clinical: pd.DataFrame, engine: str):
-    """Median-risk groups frozen from training; KM, log-rank, Cox HR, PH check and reverse-KM
-    follow-up per validation split; subgroups and the adjusted Cox on the external split."""
+RISK_GROUP_TABLES = ("km_groups", "km_curves", "km_at_risk", "logrank", "cox_hr", "cox_zph", "followup")
+TREATMENT_TABLES = {"km_curves": "km_treatment_curves", "km_at_risk": "km_treatment_at_risk",
+                    "logrank": "logrank_treatment"}
+
+
+def risk_group_analyses(art: Artefacts, pred: Predictions, clinical: pd.DataFrame, engine: str,
+                        adjust_for=()):
+    """Median-risk groups frozen from training; KM (with median OS), log-rank, Cox HR (high vs low),
+    PH check and reverse-KM follow-up in every split (training: apparent); KM by treatment in every
+    split; subgroups and the adjusted Cox on the external split; the pooled adjusted Cox."""
     cols = pred.columns
     d, strat = risk_groups(pred)
     art.notes["risk_cutoff"] = (f"PRIME-S median risk score in the training split = "
-                                f"{strat.cutoff_:.4f}, frozen and applied to every split")
-    rows = {k: [] for k in ("km_groups", "km_curves", "km_at_risk", "logrank", "cox_hr", "cox_zph", "followup")}
-    for split in ("test", "external"):
+                                f"{strat.cutoff_:.4f}, frozen and applied to every split; in the training "
+                                f"split the groups are apparent (in-sample)")
+    rows = {k: [] for k in RISK_GROUP_TABLES + tuple(TREATMENT_TABLES.values()) + ("km_medians",)}
+    treatment = clinical["treatment"].reindex(d[cols.id]).to_numpy() if "treatment" in clinical else None
+    for split in SPLITS:
         g = d[d["split"] == split]
         if g["risk_group"].nunique() < 2 or g[cols.event].sum() < 3:
             art.notes[f"risk_groups_{split}"] = f"{split}: fewer than 3 deaths or one risk group only"
             continue
         art.guarded(f"risk_groups_{split}", _risk_group_split, g, split, cols, pred.times, engine, rows)
+        if treatment is not None:
+            gt = g.assign(treatment=treatment[(d["split"] == split).to_numpy()]).dropna(subset=["treatment"])
+            if gt["treatment"].nunique() >= 2:
+                art.guarded(f"km_treatment_{split}", _km_by_treatment, gt, split, cols, engine, rows)
     for key, r in rows.items():
         if r:
             art.table(key, pd.concat(r, ignore_index=True))
-    _subgroups_and_adjusted(art, d, cols, clinical, engine)
+    _subgroups_and_adjusted(art, d, cols, clinical, engine, adjust_for)
+    art.guarded("pooled_cox", pooled_cox, art, d, cols, clinical, adjust_for, engine)
     return d[[cols.id, "split", cols.time, cols.event, "risk_group"]]
+
+
+def _medians(km, split: str, grouping: str) -> pd.DataFrame:
+    """Median OS per group (``print.survfit``), in days and months."""
+    m = km.medians[["group", "n", "events", "median", "lower", "upper"]].copy()
+    for c in ("median", "lower", "upper"):
+        m[f"{c}_months"] = m[c] / DAYS_PER_MONTH
+    return m.assign(grouping=grouping, split=split, method=km.medians.get("method", "Kaplan-Meier"),
+                    engine=km.engine)
 
 
 def _risk_group_split(g, split, cols, times, engine, rows):
@@ -234,6 +297,7 @@ def _risk_group_split(g, split, cols, times, engine, rows):
     y, kw = (cols.time, cols.event), dict(data=g, id_col=cols.id, engine=engine)
     km = surv.kaplan_meier(*y, "risk_group", times=times, **kw)
     rows["km_groups"].append(km.at_times.assign(split=split))
+    rows["km_medians"].append(_medians(km, split, "PRIME-S risk group"))
     curves, at_risk = km_tables(g, cols.time, cols.event, "risk_group", engine=engine, id_col=cols.id)
     rows["km_curves"].append(curves.assign(split=split))
     rows["km_at_risk"].append(at_risk.assign(split=split))
@@ -243,7 +307,75 @@ def _risk_group_split(g, split, cols, times, engine, rows):
     rows["cox_zph"].append(surv.cox_zph(*y, ["high_risk"], **kw).assign(split=split))
 
 
-def _subgroups_and_adjusted(art, d, cols, clinical, engine):
+def _km_by_treatment(g, split, cols, engine, rows):
+    """KM by treatment arm in one split: curves and numbers at risk for the figure, log-rank, medians."""
+    from ..report.figures_data import km_tables
+
+    g = g.assign(treatment=g["treatment"].astype(str))
+    y, kw = (cols.time, cols.event), dict(data=g, id_col=cols.id, engine=engine)
+    km = surv.kaplan_meier(*y, "treatment", **kw)
+    rows["km_medians"].append(_medians(km, split, "treatment"))
+    curves, at_risk = km_tables(g, cols.time, cols.event, "treatment", engine=engine, id_col=cols.id)
+    rows["km_treatment_curves"].append(curves.assign(split=split))
+    rows["km_treatment_at_risk"].append(at_risk.assign(split=split))
+    rows["logrank_treatment"].append(surv.logrank_test(*y, "treatment", **kw).assign(split=split))
+
+
+def post_baseline(covariates, cols: CohortColumns) -> list[str]:
+    """The covariates measured after treatment start (subsequent therapy, 1-month changes ``*_1m``):
+    adjusting for them conditions on what happens after the prediction is made."""
+    return [c for c in covariates if c == cols.subsequent_therapy or str(c).endswith("_1m")]
+
+
+def _mark_post_baseline(res: pd.DataFrame, covariates, cols: CohortColumns) -> pd.DataFrame:
+    """``post_baseline``: the term belongs to a covariate recorded after treatment start."""
+    late = post_baseline(covariates, cols)
+    return res.assign(post_baseline=[any(str(t).startswith(c) for c in late) for t in res["term"]])
+
+
+def _adjustment_data(data: pd.DataFrame, covariates, cols: CohortColumns, exposure: str):
+    """Complete cases on the covariates present in ``data`` that vary; returns (data, used, note)."""
+    absent = [c for c in covariates if c not in data.columns]
+    used = [c for c in covariates if c in data.columns]
+    cc = data.dropna(subset=used)
+    constant = [c for c in used if cc[c].nunique() < 2]
+    used = [c for c in used if c not in constant and c != exposure]
+    notes = []
+    if absent:
+        notes.append(f"not in the data: {', '.join(absent)}")
+    if constant:
+        notes.append(f"constant, left out: {', '.join(constant)}")
+    if len(cc) < len(data):
+        notes.append(f"{len(data) - len(cc)} patient(s) with a missing covariate left out (complete cases)")
+    late = post_baseline(used, cols)
+    if late:
+        notes.append(f"caveat: {', '.join(late)} is recorded after treatment start (post-baseline); adjusting "
+                     "for it conditions on the course after prediction, so the adjusted HR is not the HR of a "
+                     "baseline prognostic model")
+    return cc, used, "; ".join(notes)
+
+
+def pooled_cox(art: Artefacts, d: pd.DataFrame, cols: CohortColumns, clinical: pd.DataFrame, adjust_for,
+               engine: str):
+    """Cox model of the PRIME-S risk group (high vs low) in all scored patients pooled (training, test,
+    external), unadjusted and adjusted for the prespecified covariates and the centre
+    (``survival::coxph(Surv(time, event) ~ high_risk + covariates + centre)``, Efron ties)."""
+    data = d.merge(clinical.drop(columns=[c for c in (cols.time, cols.event, cols.centre) if c in clinical]),
+                   left_on=cols.id, right_index=True, how="left", suffixes=("", "_clin"))
+    covs = list(adjust_for) + ([cols.centre] if data[cols.centre].nunique() > 1 else [])
+    data, used, note = _adjustment_data(data, covs, cols, "high_risk")
+    if not used:
+        raise ValueError(f"none of the prespecified covariates {list(adjust_for)} can be used ({note})")
+    data = data.assign(**{cols.centre: data[cols.centre].astype(str)})
+    res = surv.adjusted_hazard_ratio(cols.time, cols.event, "high_risk", used, data=data, id_col=cols.id,
+                                     engine=engine)
+    art.table("pooled_cox", _mark_post_baseline(res, used, cols)
+              .assign(population="all scored patients (training, test, external)"))
+    art.notes["pooled_cox"] = ("training patients' risk groups are apparent (the model was fitted on them)"
+                               + (f"; {note}" if note else ""))
+
+
+def _subgroups_and_adjusted(art, d, cols, clinical, engine, adjust_for=()):
     ext = d[d["split"] == "external"].merge(clinical, left_on=cols.id, right_index=True, how="left",
                                             suffixes=("", "_clin"))
     if len(ext) < 20:
@@ -267,24 +399,62 @@ def _subgroups_and_adjusted(art, d, cols, clinical, engine):
         subgroup_cols.append("ehm")
     art.table("subgroups", art.guarded("subgroups", surv.subgroup_hazard_ratios, cols.time, cols.event,
                                        "risk_group", subgroup_cols, data=sub, id_col=cols.id))
-    if cols.subsequent_therapy and cols.subsequent_therapy in ext:
-        art.table("adjusted_cox", art.guarded("adjusted_cox", surv.adjusted_hazard_ratio, cols.time,
-                                              cols.event, "high_risk", [cols.subsequent_therapy], data=ext,
-                                              id_col=cols.id, engine=engine))
+    art.guarded("adjusted_cox", _adjusted_external, art, ext, cols, adjust_for, engine)
+
+
+def _adjusted_external(art, ext, cols, adjust_for, engine):
+    """The external split's risk-group HR, unadjusted and adjusted for the prespecified covariates."""
+    data, used, note = _adjustment_data(ext, adjust_for, cols, "high_risk")
+    if not used:
+        raise ValueError(f"none of the prespecified covariates {list(adjust_for)} can be used ({note})")
+    art.table("adjusted_cox", _mark_post_baseline(surv.adjusted_hazard_ratio(
+        cols.time, cols.event, "high_risk", used, data=data, id_col=cols.id, engine=engine), used, cols))
+    if note:
+        art.notes["adjusted_cox"] = note
 
 
 # ----------------------------------------------------------------------------------- descriptive
+COHORT_LABELS = {"train": "Training", "test": "Internal test", "external": "External"}
+MAX_CODED_LEVELS = 3     # an integer-coded variable with at most this many values is a category (e.g. ECOG)
+
+
+def table_one_data(clinical: pd.DataFrame, variables, categorical=()) -> tuple[pd.DataFrame, list[str]]:
+    """Table 1's display coding: 0/1 variables as no/yes, integer codes with at most
+    ``MAX_CODED_LEVELS`` values (ECOG 0-2) and ``categorical`` as categories; returns the recoded
+    frame and the categorical variables."""
+    d, cats = clinical.copy(), []
+    for c in variables:
+        x = d[c]
+        if not pd.api.types.is_numeric_dtype(x) or x.dtype == bool:
+            cats.append(c)
+            continue
+        v = x.dropna()
+        coded = len(v) and np.allclose(v, np.round(v)) and v.nunique() <= MAX_CODED_LEVELS
+        if coded and set(v.unique()) <= {0, 1}:
+            d[c] = x.map({0: "no", 1: "yes"}).astype(pd.CategoricalDtype(["no", "yes"]))
+            cats.append(c)
+        elif coded or c in categorical:
+            levels = sorted(v.unique())
+            d[c] = x.map(lambda a: np.nan if pd.isna(a) else f"{a:g}").astype(
+                pd.CategoricalDtype([f"{a:g}" for a in levels]))
+            cats.append(c)
+    return d, cats
+
+
 def descriptive_tables(art: Artefacts, clinical: pd.DataFrame, split: pd.Series, cols: CohortColumns,
-                       excluded: list[str], train_missing: pd.Series):
-    """Table 1 by analysis set and the missing-value table."""
-    d = clinical.loc[split.index[split != "excluded"]].copy()
-    d["cohort"] = split.loc[d.index].map({"train": "Training", "test": "Internal test",
-                                          "external": "External"})
-    variables = [c for c in d.columns if c not in (cols.centre, "cohort") and not c.endswith("_1m")]
-    t1 = art.guarded("table1", descriptive.table_one, d, "cohort", variables)
+                       excluded: list[str], train_missing: pd.Series, categorical=()):
+    """Table 1 by analysis set (in flow order: training, internal test, external; coded variables as
+    categories) and the missing-value table."""
+    scored = split.index[split != "excluded"]
+    variables = [c for c in clinical.columns if c != cols.centre and not c.endswith("_1m")]
+    d, cats = table_one_data(clinical.loc[scored], variables, categorical)
+    present = [s for s in SPLITS if (split.loc[scored] == s).any()]
+    d["cohort"] = pd.Categorical(split.loc[d.index].map(COHORT_LABELS),
+                                 categories=[COHORT_LABELS[s] for s in present])
+    t1 = art.guarded("table1", descriptive.table_one, d, "cohort", variables, categorical=cats)
     if t1 is not None:
         art.table("table1", t1.summary())
-    miss = d.drop(columns=["cohort"]).isna().groupby(d["cohort"]).mean().T * 100
+    miss = clinical.loc[scored].isna().groupby(d["cohort"], observed=True).mean().T * 100
     miss = miss.round(1).add_suffix(" missing %")
     miss["training missing %"] = (train_missing.reindex(miss.index) * 100).round(1)
     miss["excluded (> threshold in training)"] = miss.index.isin(excluded)
@@ -309,6 +479,64 @@ def flow_table(cohort, split: pd.Series, cols: CohortColumns) -> pd.DataFrame:
             row.update(deaths=int(c.loc[ids, cols.event].sum()))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def flow_diagram_table(cohort, split: pd.Series, cols: CohortColumns, development, external,
+                       imputed_radiomics=()) -> pd.DataFrame:
+    """The patient-flow diagram as a table, one box per row (level ``centre`` -> ``split``, with
+    ``exclusion`` boxes beside): box, level, parent, label, n, responders, deaths, detail. Counts come
+    from the split and the cohort; ``imputed_radiomics`` (patients whose radiomics were imputed) is
+    reported per split."""
+    c = cohort.clinical
+    centre = c[cols.centre].astype(str)
+    dev, ext = {str(x) for x in development}, {str(x) for x in external}
+    imputed = set(map(str, imputed_radiomics))
+
+    def counts(ids):
+        out = {"n": len(ids)}
+        if cols.has_response:
+            out["responders"] = int(c.loc[ids, cols.response].sum())
+        if cols.has_survival:
+            out["deaths"] = int(c.loc[ids, cols.event].sum())
+        return out
+
+    rows = []
+    for ctr in sorted(centre.unique()):
+        ids = centre.index[centre == ctr]
+        role = "development" if ctr in dev else "external validation" if ctr in ext else "not used"
+        rows.append({"box": f"centre {ctr}", "level": "centre", "parent": "", "label": f"Centre {ctr} ({role})",
+                     **counts(ids), "detail": ""})
+        gone = ids[split.loc[ids] == "excluded"]
+        if len(gone):
+            rows.append({"box": f"excluded {ctr}", "level": "exclusion", "parent": f"centre {ctr}",
+                         "label": "Excluded", **counts(gone),
+                         "detail": "centre not listed in split.development or split.external"})
+    for s in SPLITS:
+        ids = split.index[split == s]
+        if not len(ids):
+            continue
+        parents = sorted(centre.loc[ids].unique())
+        n_imp = len(imputed & set(map(str, ids)))
+        rows.append({"box": s, "level": "split", "parent": ", ".join(f"centre {p}" for p in parents),
+                     "label": {"train": "Training", "test": "Internal test", "external": "External validation"}[s],
+                     **counts(ids), "detail": f"{n_imp} with imputed radiomics" if n_imp else ""})
+    return pd.DataFrame(rows)
+
+
+def correlation_tables(art: Artefacts, X: pd.DataFrame, train_ids, models: dict):
+    """Spearman correlations (BH-adjusted p) of each fused model's selected predictors in the training
+    split (:func:`~prime_stats.evaluation.descriptive.correlation_matrix`), one long table per endpoint."""
+    for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
+        m = models.get(endpoint, {}).get(key)
+        if m is None:
+            continue
+        feats = [f for f in dict.fromkeys(m.selected_features_["feature"].astype(str)) if f in X.columns]
+        if len(feats) < 2:
+            art.notes[f"correlation_{endpoint}"] = f"{key} selected fewer than two predictors"
+            continue
+        res = art.guarded(f"correlation_{endpoint}", descriptive.correlation_matrix, X.loc[train_ids], feats)
+        if res is not None:
+            art.table(f"correlation_{endpoint}", res.long.assign(split="train"))
 
 
 # --------------------------------------------------------------------------- model description

@@ -75,6 +75,8 @@ class EvaluationConfig:
     engine: str = "auto"           # "auto" (R when available), "python" or "R"
     nested_cv: bool = True         # nested CV of clinical / radiomics / early / late fusion
     bootstrap: int = 0             # Harrell bootstrap optimism of the whole pipeline (replicates; 0: none)
+    # prespecified covariates of the adjusted Cox models of the PRIME-S risk group (absent ones are noted)
+    adjust_for: list = field(default_factory=lambda: ["age", "ecog", "bclc", "pvtt", "ehm", "subsequent_therapy"])
 
 
 @dataclass

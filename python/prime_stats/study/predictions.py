@@ -115,7 +115,8 @@ def predict_all(models: dict, X: pd.DataFrame, cohort: Cohort, split: pd.Series,
                 times: list[float]) -> Predictions:
     """Every model's predictions for every scored patient: PRIME-R and its per-modality base
     probabilities, PRIME-S and each modality's best base model (Cox-calibrated on training
-    out-of-fold scores), the comparators; ``(estimator, features)`` pairs for the baseline family."""
+    out-of-fold scores), the comparators (early fusion with its pipeline's S(t|x), so it is scored on
+    every survival metric); ``(estimator, features)`` pairs for the baseline family."""
     pred = Predictions.for_patients(cohort, split, cols, times)
     X = X.loc[pred.ids]
     for name, m in models.get("response", {}).items():
@@ -139,6 +140,6 @@ def predict_all(models: dict, X: pd.DataFrame, cohort: Cohort, split: pd.Series,
                 score = members[f"{kind}/{learner}"].to_numpy()
                 cal = m.calibrations_[f"{kind}/{learner}"]
                 pred.add_risk(kind, cal.linear_predictor(score), cal.survival(score, pred.times))
-        else:
-            pred.add_risk(name, m.predict(X))
+        else:   # a ModalitySurvival comparator (early fusion): its best pipeline's own S(t|x)
+            pred.add_risk(name, m.predict(X), survival_at(m.predict_survival_function(X), pred.times))
     return pred

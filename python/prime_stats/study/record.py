@@ -27,6 +27,7 @@ FIGURE_DPI = 150
 # evaluation split as ``<key>_<split>`` (e.g. ``km_external``).
 TABLES = {
     "flow": "Participants, responders and deaths per analysis set",
+    "flow_diagram": "Patient flow: centres, exclusions and analysis sets (the flow diagram's table)",
     "followup": "Follow-up (reverse Kaplan-Meier)",
     "table1": "Baseline characteristics",
     "missingness": "Missing values per variable",
@@ -39,6 +40,14 @@ TABLES = {
     "sample_size": "Events per candidate parameter and the minimum sample size (Riley et al. 2020)",
     "fusion_weights": "Fusion weights (meta-classifier coefficients; model-averaging weights)",
     "km_groups": "Survival by risk group",
+    "km_medians": "Median overall survival by PRIME-S risk group and by treatment, every split",
+    "km_treatment_curves": "Kaplan-Meier curves by treatment (the figures' table)",
+    "km_treatment_at_risk": "Numbers at risk by treatment every 6 months",
+    "logrank_treatment": "Log-rank tests by treatment",
+    "survival_contrasts": "PRIME-S minus each survival model: paired bootstrap differences of C-index and AUC(t)",
+    "pooled_cox": "PRIME-S risk group (high vs low) in all patients pooled, unadjusted and adjusted",
+    "correlation_response": "Spearman correlations of PRIME-R's selected predictors (training)",
+    "correlation_survival": "Spearman correlations of PRIME-S's selected predictors (training)",
     "km_curves": "Kaplan-Meier curves by risk group (the figure's table)",
     "km_at_risk": "Numbers at risk by risk group every 6 months",
     "calibration_curves": "Calibration curves with their 95% bands (the figures' table)",
@@ -48,7 +57,7 @@ TABLES = {
     "cox_hr": "Cox hazard ratios, high vs low risk",
     "cox_zph": "Proportional-hazards test",
     "subgroups": "Hazard ratios within subgroups",
-    "adjusted_cox": "Unadjusted and adjusted hazard ratios",
+    "adjusted_cox": "PRIME-S risk group (high vs low), external: unadjusted and adjusted hazard ratios",
     "calibration_response": "Calibration of the response models",
     "calibration_survival": "Calibration of the survival models",
     "shap_response": "PRIME-R: mean |SHAP| per feature",
@@ -63,6 +72,12 @@ TABLES = {
     "immune": "Immune-cell infiltration by group",
 }
 FIGURES = {
+    "flow_diagram": "Patient flow diagram",
+    "discrimination_summary": "Discrimination of every model in every split: AUC (response); Harrell's and Uno's C (survival)",
+    "survival_contrasts": "PRIME-S minus each survival model: C-index and AUC(t) differences with 95% bootstrap CIs",
+    "pooled_cox": "PRIME-S risk group (high vs low), unadjusted and adjusted: all patients pooled and external",
+    "correlation_response": "Correlation of PRIME-R's selected predictors (Spearman, training)",
+    "correlation_survival": "Correlation of PRIME-S's selected predictors (Spearman, training)",
     "td_auc": "Time-dependent AUC",
     "brier_time": "Brier score over time",
     "forest_subgroups": "Subgroup hazard ratios",
@@ -78,6 +93,7 @@ FIGURES = {
 PER_SPLIT_TABLES = {"decision_curve": "Net benefit"}
 PER_SPLIT_FIGURES = {"roc": "ROC curves", "calibration": "Calibration of the response models",
                      "decision": "Decision curves", "km": "Kaplan-Meier curves by risk group",
+                     "km_treatment": "Kaplan-Meier curves by treatment",
                      "calibration_survival": "Calibration of the survival models",
                      "decision_survival": "Decision curves at the survival horizons"}
 SPLIT_SUFFIX = {"train": "training set", "test": "internal test set", "external": "external validation centre"}

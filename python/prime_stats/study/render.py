@@ -2,16 +2,17 @@
 computes a statistic that a table reports."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ..report import figures as F
 from ..report import figures_data as FD
 from ..report.figures_data import DAYS_PER_MONTH
 from ..report import figures_explain as fe
+from ..report import figures_summary as fs
 from ..report import figures_validation as fv
-from .predictions import SPLIT_LABELS, Predictions
+from .predictions import PRIME_R, PRIME_S, SPLIT_LABELS, SPLITS, VALIDATION_SPLITS, Predictions
 from .record import Artefacts
-
 
 
 def _one_split(table: pd.DataFrame, split: str, **where) -> pd.DataFrame:
@@ -47,7 +48,7 @@ def response_figures(art: Artefacts, pred: Predictions, engine: str):
 def survival_model_figures(art: Artefacts, engine: str):
     """Calibration at 12/24 months and decision curves at each horizon of the survival models, per
     validation split, from their stored tables."""
-    for split in ("test", "external"):
+    for split in VALIDATION_SPLITS:
         label = SPLIT_LABELS[split]
         if "calibration_curves" in art.tables:
             curves = _one_split(art.tables["calibration_curves"], split, endpoint="survival")
@@ -60,6 +61,63 @@ def survival_model_figures(art: Artefacts, engine: str):
             if len(nb):
                 _draw(art, f"decision_survival_{split}",
                       F.decision_curve_figure(nb, engine, title=f"Decision curves by the horizon, {label}"))
+    if "survival_contrasts" in art.tables:
+        art.figure("survival_contrasts", contrast_figure(art.tables["survival_contrasts"]))
+
+
+def _metric_label(metric: str, method: str, time: float) -> str:
+    if metric.startswith("C-index"):
+        return "Uno's C" if "Uno" in str(method) else "Harrell's C"
+    return f"AUC({time / DAYS_PER_MONTH:g} months)"
+
+
+def contrast_figure(contrasts: pd.DataFrame):
+    """PRIME-S minus each survival model, per metric and validation split (the stored paired-bootstrap
+    table)."""
+    c = contrasts.assign(panel=[_metric_label(m.replace(" difference", ""), me, t) for m, me, t in
+                                zip(contrasts["metric"], contrasts["method"], contrasts["time"])],
+                         row=contrasts["model"].str.replace(f"{PRIME_S} vs ", "vs ", regex=False))
+    panels = [p for p in ("Harrell's C", "Uno's C") if p in set(c["panel"])] + \
+        sorted({p for p in c["panel"] if p.startswith("AUC")}, key=lambda p: float(p[4:].split()[0]))
+    return fs.interval_figure(c, "panel", "row", panels=panels, reference=0.0, xlim=(-0.5, 0.5),
+                              xlabel="PRIME-S minus comparator (95% CI)",
+                              title="Paired bootstrap differences in discrimination (positive favours PRIME-S)")
+
+
+def flow_figure(art: Artefacts):
+    """The patient-flow diagram from its stored table."""
+    if "flow_diagram" in art.tables:
+        art.figure("flow_diagram", fs.flow_diagram_figure(art.tables["flow_diagram"], title="Patient flow"))
+
+
+def discrimination_figure(art: Artefacts, metrics: pd.DataFrame):
+    """AUC of every response model and Harrell's and Uno's C of every survival model (early fusion
+    included) in every split, from the metrics table."""
+    if "metric" not in metrics:
+        return
+    m = metrics[metrics["split"].isin(SPLITS) & metrics["estimate"].notna()]
+    resp = m[(m["endpoint"] == "response") & (m["metric"] == "AUC")].assign(panel="Response: AUC")
+    c = m[(m["endpoint"] == "survival") & (m["metric"] == "C-index")]
+    c = c.assign(panel=["Survival: " + _metric_label("C-index", me, np.nan) for me in c["method"]])
+    d = pd.concat([resp, c], ignore_index=True)
+    if d.empty:
+        return
+    fused = "PRIME-R / PRIME-S"
+    d["model"] = d["model"].replace({PRIME_R: fused, PRIME_S: fused})
+    art.figure("discrimination_summary", fs.interval_figure(
+        d, "panel", "model", panels=["Response: AUC", "Survival: Harrell's C", "Survival: Uno's C"],
+        rows=[fused] + [m for m in dict.fromkeys(d["model"]) if m != fused],
+        reference=0.5, xlim=(0.2, 1.0), xlabel="Estimate (95% CI)",
+        title="Discrimination in every split (training is apparent)"))
+
+
+def correlation_figures(art: Artefacts):
+    """Heatmaps of the selected predictors' correlations, from their stored tables."""
+    for endpoint, name in (("response", "PRIME-R"), ("survival", "PRIME-S")):
+        key = f"correlation_{endpoint}"
+        if key in art.tables:
+            art.figure(key, fs.correlation_heatmap(art.tables[key],
+                                                   title=f"{name}: selected predictors, Spearman (training)"))
 
 
 def survival_figures(art: Artefacts, metrics: pd.DataFrame):
@@ -76,21 +134,68 @@ def survival_figures(art: Artefacts, metrics: pd.DataFrame):
                                                         title="Brier score over time, external"))
 
 
+def _median_line(medians: pd.DataFrame, labels: dict) -> str | None:
+    """'Median OS, months (95% CI): Low risk not reached; High risk 10.4 (6.5-20.9)' from the stored
+    medians of one split and grouping, in the legend's order."""
+    if medians is None or medians.empty:
+        return None
+
+    def months(v):
+        return "NA" if pd.isna(v) else f"{v / DAYS_PER_MONTH:.1f}"
+
+    by = medians.assign(group=medians["group"].astype(str)).set_index("group")
+    parts = [f"{lab} not reached" if pd.isna(by.at[g, "median"]) else
+             f"{lab} {months(by.at[g, 'median'])} ({months(by.at[g, 'lower'])}-{months(by.at[g, 'upper'])})"
+             for g, lab in labels.items() if g in by.index]
+    return "Median OS, months (95% CI): " + "; ".join(parts)
+
+
 def risk_group_figures(art: Artefacts, engine: str):
-    """Kaplan-Meier curves of the frozen risk groups with numbers at risk, log-rank p and HR (high vs
-    low) per validation split, and the subgroup forest plot, from their stored tables."""
-    if "km_curves" in art.tables:
-        for split in ("test", "external"):
+    """Kaplan-Meier curves of the frozen risk groups (numbers at risk, log-rank p, HR high vs low, median
+    OS) in every split, KM by treatment in every split, the subgroup forest plot and the adjusted hazard
+    ratios, from their stored tables."""
+    med = art.tables.get("km_medians")
+    risk_labels = {"low": "Low risk", "high": "High risk"}
+    for split in SPLITS:
+        if "km_curves" in art.tables:
             curves = _one_split(art.tables["km_curves"], split)
-            if not len(curves):
-                continue
-            note = FD.km_annotation(_one_split(art.tables["logrank"], split), _one_split(art.tables["cox_hr"], split))
-            _draw(art, f"km_{split}", F.km_figure(curves, _one_split(art.tables["km_at_risk"], split), note, engine,
-                                                  groups={"low": "Low risk", "high": "High risk"},
-                                                  title=f"PRIME-S risk groups, {SPLIT_LABELS[split]}"))
+            if len(curves):
+                note = FD.km_annotation(_one_split(art.tables["logrank"], split),
+                                        _one_split(art.tables["cox_hr"], split))
+                text = "\n".join(x for x in (F.annotation_text(note), _median_line(
+                    None if med is None else _one_split(med, split, grouping="PRIME-S risk group"), risk_labels)) if x)
+                _draw(art, f"km_{split}", F.km_figure(curves, _one_split(art.tables["km_at_risk"], split), text, engine,
+                                                      groups=risk_labels, title=f"PRIME-S risk groups, {SPLIT_LABELS[split]}"))
+        if "km_treatment_curves" in art.tables:
+            curves = _one_split(art.tables["km_treatment_curves"], split)
+            if len(curves):
+                arms = {g: g for g in sorted(curves["group"].astype(str).unique())}
+                lr = _one_split(art.tables["logrank_treatment"], split)
+                text = "\n".join(x for x in (F.annotation_text({"logrank_p": float(lr["p"].iloc[0])}), _median_line(
+                    None if med is None else _one_split(med, split, grouping="treatment"), arms)) if x)
+                _draw(art, f"km_treatment_{split}", F.km_figure(
+                    curves, _one_split(art.tables["km_treatment_at_risk"], split), text, engine, groups=arms,
+                    title=f"Overall survival by treatment, {SPLIT_LABELS[split]}"))
     if "subgroups" in art.tables:
         _draw(art, "forest_subgroups", F.forest_figure(art.tables["subgroups"], engine,
                                                        title="PRIME-S high vs low risk by subgroup, external"))
+    frames = [art.tables[k].assign(population=p) for k, p in (("pooled_cox", "All patients pooled"),
+                                                              ("adjusted_cox", "External"))
+              if k in art.tables]
+    if frames:
+        art.figure("pooled_cox", adjusted_cox_figure(pd.concat(frames, ignore_index=True)))
+
+
+def adjusted_cox_figure(table: pd.DataFrame):
+    """Hazard ratios of the unadjusted and adjusted Cox models (one panel per population), log axis."""
+    late = table["post_baseline"].fillna(False).astype(bool) if "post_baseline" in table else False
+    terms = table["term"].astype(str).replace({"high_risk": "PRIME-S high vs low risk"})
+    t = table.assign(split=["unadjusted" if m == "unadjusted" else "adjusted" for m in table["model"]],
+                     term=np.where(late, terms + " (post-baseline)", terms))
+    rows = ["PRIME-S high vs low risk"] + [x for x in dict.fromkeys(t["term"]) if x != "PRIME-S high vs low risk"]
+    return fs.interval_figure(t, "population", "term", rows=rows, reference=1.0, log=True, xlim=(0.1, 20.0),
+                              xlabel="Hazard ratio (95% CI, log scale)",
+                              title="Cox models of the PRIME-S risk group, adjusted for the prespecified covariates")
 
 
 def paradox_figure(art: Artefacts, paradox_result):

@@ -90,6 +90,8 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     # statistics
     art = Artefacts(out)
     art.table("flow", analyses.flow_table(cohort, split, cols))
+    art.table("flow_diagram", art.guarded("flow_diagram", analyses.flow_diagram_table, cohort, split, cols,
+                                          cfg.split.development, cfg.split.external, fs.radiomics_excluded))
     log("statistics: discrimination, calibration, overall performance per split")
     metrics = pd.concat([analyses.response_metrics(pred, engine), analyses.survival_metrics(pred, engine)],
                         ignore_index=True)
@@ -112,11 +114,14 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
     art.guarded("decision_curves", analyses.decision_tables, art, pred, engine)
     art.guarded("decision_curves_survival", analyses.survival_decision_tables, art, pred)
     art.guarded("calibration_curves", analyses.calibration_tables, art, pred, cfg.seed)
+    art.guarded("survival_contrasts", analyses.survival_contrasts, art, pred, cfg.seed)
     groups = None
     if cols.has_survival:
-        groups = art.guarded("risk_groups", analyses.risk_group_analyses, art, pred, cohort.clinical, engine)
+        groups = art.guarded("risk_groups", analyses.risk_group_analyses, art, pred, cohort.clinical, engine,
+                             cfg.evaluation.adjust_for)
     art.guarded("descriptive", analyses.descriptive_tables, art, cohort.clinical, split, cols,
-                fs.excluded_missing, fs.train_missing)
+                fs.excluded_missing, fs.train_missing, cfg.features.categorical)
+    art.guarded("correlation", analyses.correlation_tables, art, fs.X, train, models)
     if fs.icc is not None:
         art.table("icc_summary", fs.icc.summary)
     analyses.model_tables(art, models)
@@ -133,6 +138,9 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
             omics = art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
 
     # figures, drawn from the stored tables and results
+    art.guarded("flow_figure", render.flow_figure, art)
+    art.guarded("discrimination_figure", render.discrimination_figure, art, metrics)
+    art.guarded("correlation_figures", render.correlation_figures, art)
     art.guarded("response_figures", render.response_figures, art, pred, engine)
     art.guarded("survival_figures", render.survival_figures, art, metrics)
     art.guarded("survival_model_figures", render.survival_model_figures, art, engine)
