@@ -43,7 +43,7 @@ __all__ = ["resample_indices", "resample_counts", "bootstrap_survival", "bootstr
            "SurvivalWeights", "BinaryWeights", "bca_interval"]
 
 BLOCK = 8                    # replicates per generator block: replicate b depends only on (seed, b)
-CHUNK_ELEMENTS = 1 << 20     # ~1M floats (8 MiB) per work matrix: cache-friendly, 2-3x faster than 32 MiB
+CHUNK_ELEMENTS = 1 << 18     # ~256K floats (2 MiB, an L2 cache) per work matrix: 1.5x faster than 8 MiB
 FENWICK_BLOCK = 32           # replicates per Fenwick-tree node (int32 counts: 128 bytes, the fastest measured)
 JACKKNIFE_MAX = 1000         # exact jackknife up to this n, delete-group jackknife (this many groups) above
 
@@ -126,15 +126,14 @@ class _KaplanMeier:
     """Per-replicate (weighted) Kaplan-Meier of the events or of the censorings (reverse KM) on the
     original data's distinct times; a time absent from a replicate contributes a factor of exactly 1,
     so every replicate's curve is bit-identical to the unweighted KM of its resampled rows
-    (``CensoringKM`` and ``km_risk``)."""
+    (``CensoringKM`` and ``km_risk``). Rows must be sorted by time (as :class:`SurvivalWeights` keeps them)."""
 
     def __init__(self, time: np.ndarray, event: np.ndarray, censoring: bool):
         jump = event == 0 if censoring else event == 1
         self.u = np.unique(time[jump])
         n = len(time)
         self._jump = _indicator(np.flatnonzero(jump), np.searchsorted(self.u, time[jump]), (n, len(self.u)))
-        self._sorted = np.argsort(time, kind="stable")
-        self._first = np.searchsorted(time[self._sorted], self.u, side="left")   # T >= u from here
+        self._first = np.searchsorted(time, self.u, side="left")   # T >= u from here (distinct, increasing)
         if censoring:  # events at a censoring time leave its risk set first (survival/prodlim convention)
             ev = event == 1
             at_u = np.isin(time, self.u) & ev
@@ -144,9 +143,11 @@ class _KaplanMeier:
 
     def surv(self, W: np.ndarray) -> np.ndarray:
         """S_b(u) at each distinct jump time (len(u) x B) for weights W (n x B)."""
+        if not len(self.u):
+            return np.ones((0, W.shape[1]))
         d = self._jump.T @ W
-        cs = _cumsum0(W[self._sorted])
-        at_risk = cs[-1:] - cs[self._first]
+        seg = np.add.reduceat(W, self._first, axis=0)                # rows from one jump time to the next
+        at_risk = np.cumsum(seg[::-1], axis=0)[::-1]                  # integer counts: exact in any order
         if self._ties is not None:
             at_risk = at_risk - self._ties.T @ W
         with np.errstate(divide="ignore", invalid="ignore"):
