@@ -120,7 +120,7 @@ def paired_best(n, nB, t, e, F, lp, repeats):
 
 
 def scaling_row(n, nB, t, e, F, lp):
-    res, secs, f_secs = paired_best(n, nB, t, e, F, lp, 1 if n > 20000 else 2)
+    res, secs, f_secs = paired_best(n, nB, t, e, F, lp, 3)
     chunk = res.info["chunk"]
     mem = peak_mib(lambda: run_prime(t, e, F, lp, min(nB, 4 * chunk)))
     return {"n": n, "B": nB, "prime-stats (s)": secs, "per replicate (ms)": 1000 * secs / nB,

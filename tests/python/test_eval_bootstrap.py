@@ -87,6 +87,24 @@ def test_survival_replicates_equal_per_replicate_functions(gbsg, ties):
         concordance_index(t, e, s).estimate[0], abs=1e-14)
 
 
+def test_concordance_heavy_ties_equal_per_replicate_function():
+    """The Fenwick sweep on data that is mostly ties: 5 distinct times (events and censorings tied with
+    each other), 3 distinct risk scores, 40 replicates; Harrell and Uno equal concordance_index on the
+    resampled rows to 1e-12. Weights must be whole numbers (frequency weights)."""
+    rng = np.random.default_rng(15)
+    n = 60
+    t, e, s = rng.integers(1, 6, n).astype(float), rng.integers(0, 2, n), rng.integers(0, 3, n).astype(float)
+    ev = bs.SurvivalWeights(t, e, np.zeros((n, 0)), s, [], metrics=("harrell", "uno"))
+    idx = bs.resample_indices(n, 3, 0, 40)
+    got = ev.evaluate(bs.resample_counts(idx, n))
+    for b, i in enumerate(idx):
+        for tw, name in (("n", "Harrell"), ("n/G2", "Uno (n/G2)")):
+            ref = concordance_index(t[i], e[i], s[i], tw, engine="python").estimate[0]
+            assert abs(got[("C-index", name, np.nan, np.nan)][b] - ref) < 1e-12, (b, name)
+    with pytest.raises(ValueError, match="whole numbers"):
+        ev.evaluate(np.full((n, 1), 0.5))
+
+
 def test_efron_slope_equals_statsmodels_on_resampled_rows(gbsg):
     """Efron ties (survival::coxph's default): the weighted likelihood of duplicated rows, checked against a
     fully converged statsmodels PHReg(ties="efron") on each resample (month-rounded times: many ties)."""

@@ -3,7 +3,8 @@
 A bootstrap replicate of n patients is a vector of counts w (how often each patient was drawn), so
 every metric of fixed predictions is a *weighted* re-evaluation of the same sorted data. This module
 sorts once, then evaluates a whole chunk of replicates (a B_chunk x n weight matrix) with cumulative
-sums, gathers and matrix products - no per-replicate Python loop - and gives numbers identical (to
+sums, gathers and matrix products, and the C-indices with one numba Fenwick-tree sweep (O(n log n) per
+replicate) - no per-replicate Python loop - and gives numbers identical (to
 rounding, 1e-12; ``tests/python/test_eval_bootstrap.py``) to calling the per-replicate functions of
 :mod:`.discrimination`, :mod:`.overall`, :mod:`.calibration` and :mod:`.decision` on the resampled rows.
 The censoring Kaplan-Meier (IPCW weights) and the Kaplan-Meier of the null model are refitted in every
@@ -22,7 +23,8 @@ groups) above; on the same resamples the interval equals ``scipy.stats.bootstrap
 Paired contrasts between models use the same replicates (percentile CI; p-value by inverting the
 percentile interval: 2 (1 + min(#{diff* <= 0}, #{diff* >= 0})) / (B + 1)).
 
-Chunk sizes are chosen to keep each work matrix near ``chunk_elements`` floats; replicate b's rows
+Chunk sizes are chosen to keep each work matrix near ``chunk_elements`` floats (in multiples of the
+Fenwick tree's replicate block); replicate b's rows
 depend only on (seed, b) (:func:`resample_indices`), so results do not depend on the chunking (beyond
 rounding in the last digit) and a bootstrap can be extended or resumed.
 """
@@ -33,13 +35,16 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from numba import njit
 from scipy import sparse, stats
+from threadpoolctl import threadpool_limits
 
 __all__ = ["resample_indices", "resample_counts", "bootstrap_survival", "bootstrap_binary", "BootstrapResult",
            "SurvivalWeights", "BinaryWeights", "bca_interval"]
 
 BLOCK = 8                    # replicates per generator block: replicate b depends only on (seed, b)
-CHUNK_ELEMENTS = 1 << 20     # ~1M floats (8 MiB) per work matrix: cache-friendly, 2-3x faster than 32 MiB
+CHUNK_ELEMENTS = 1 << 18     # ~256K floats (2 MiB, an L2 cache) per work matrix: 1.5x faster than 8 MiB
+FENWICK_BLOCK = 32           # replicates per Fenwick-tree node (int32 counts: 128 bytes, the fastest measured)
 JACKKNIFE_MAX = 1000         # exact jackknife up to this n, delete-group jackknife (this many groups) above
 
 
@@ -121,15 +126,14 @@ class _KaplanMeier:
     """Per-replicate (weighted) Kaplan-Meier of the events or of the censorings (reverse KM) on the
     original data's distinct times; a time absent from a replicate contributes a factor of exactly 1,
     so every replicate's curve is bit-identical to the unweighted KM of its resampled rows
-    (``CensoringKM`` and ``km_risk``)."""
+    (``CensoringKM`` and ``km_risk``). Rows must be sorted by time (as :class:`SurvivalWeights` keeps them)."""
 
     def __init__(self, time: np.ndarray, event: np.ndarray, censoring: bool):
         jump = event == 0 if censoring else event == 1
         self.u = np.unique(time[jump])
         n = len(time)
         self._jump = _indicator(np.flatnonzero(jump), np.searchsorted(self.u, time[jump]), (n, len(self.u)))
-        self._sorted = np.argsort(time, kind="stable")
-        self._first = np.searchsorted(time[self._sorted], self.u, side="left")   # T >= u from here
+        self._first = np.searchsorted(time, self.u, side="left")   # T >= u from here (distinct, increasing)
         if censoring:  # events at a censoring time leave its risk set first (survival/prodlim convention)
             ev = event == 1
             at_u = np.isin(time, self.u) & ev
@@ -139,9 +143,11 @@ class _KaplanMeier:
 
     def surv(self, W: np.ndarray) -> np.ndarray:
         """S_b(u) at each distinct jump time (len(u) x B) for weights W (n x B)."""
+        if not len(self.u):
+            return np.ones((0, W.shape[1]))
         d = self._jump.T @ W
-        cs = _cumsum0(W[self._sorted])
-        at_risk = cs[-1:] - cs[self._first]
+        seg = np.add.reduceat(W, self._first, axis=0)                # rows from one jump time to the next
+        at_risk = np.cumsum(seg[::-1], axis=0)[::-1]                  # integer counts: exact in any order
         if self._ties is not None:
             at_risk = at_risk - self._ties.T @ W
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -155,88 +161,93 @@ class _KaplanMeier:
         return S1[idx + 1]
 
 
-class _Concordance:
-    """Harrell's and Uno's C of one risk score for weight matrices.
+@njit(cache=True, nogil=True)
+def _pair_sums(Wp, rank, run_end, m, less, tie, comp):
+    """Weighted comparable-pair sums of every event, for all replicates at once (numba).
 
-    Comparable pairs (i event, T_j > T_i, or T_j == T_i with j censored) are counted in the order
-    (time, events before censorings, risk descending); the pairs j after i with r_j < r_i (or ==) are
-    summed by an offline divide-and-conquer on that order (at each level of a merge-sort tree, the
-    events of every left block against its right block sorted by risk; O(n log n) pairs of positions
-    precomputed once), which per chunk is one gather, one cumulative sum and three sparse products;
-    events tied in time with i, which are not comparable, are subtracted.
-    """
+    ``Wp`` (n x B): frequency weights in the processing order (time descending, censorings before events
+    at a tied time); ``rank``: dense 0-based rank of the risk score; ``run_end[p]``: for the first event
+    of a time, one past the last event at that time (``p`` for every other position). Walking that order,
+    the rows already inserted into a Fenwick (binary indexed) tree over risk ranks are exactly the rows
+    comparable with the next event time's events (T_j > T_i, or T_j == T_i with j censored), so per event
+    ``less`` = sum of w_j with r_j < r_i, ``tie`` = with r_j == r_i and ``comp`` = all of them: O(n log n)
+    per replicate. Each tree node holds the integer counts of a block of ``FENWICK_BLOCK`` replicates
+    (one sweep per block; exact in any order)."""
+    n, B = Wp.shape
+    n_ev = less.shape[0]
+    for j0 in range(0, B, FENWICK_BLOCK):
+        nb = min(FENWICK_BLOCK, B - j0)
+        w = np.empty((n, nb), dtype=np.int32)           # contiguous int32 blocks: ~3x faster than strided
+        for s in range(n):
+            for j in range(nb):
+                x = Wp[s, j0 + j]
+                w[s, j] = np.int32(x)
+                if w[s, j] != x or x < 0:
+                    raise ValueError("frequency weights must be non-negative whole numbers (bootstrap counts)")
+        lo = np.zeros((n_ev, nb), dtype=np.int32)
+        ti, co = np.empty((n_ev, nb), dtype=np.int32), np.empty((n_ev, nb), dtype=np.int32)
+        tree = np.zeros((m + 1, nb), dtype=np.int32)
+        at_rank = np.zeros((m, nb), dtype=np.int32)
+        total = np.zeros(nb, dtype=np.int32)
+        p = 0
+        k = 0
+        while p < n:
+            q = run_end[p]
+            if q == p:
+                q = p + 1
+            else:
+                for s in range(p, q):    # events at one time: queried before any of them is inserted
+                    r = rank[s]
+                    for j in range(nb):
+                        ti[k, j] = at_rank[r, j]
+                        co[k, j] = total[j]
+                    i = r
+                    while i > 0:
+                        for j in range(nb):
+                            lo[k, j] += tree[i, j]
+                        i -= i & (-i)
+                    k += 1
+            for s in range(p, q):
+                r = rank[s]
+                for j in range(nb):
+                    at_rank[r, j] += w[s, j]
+                    total[j] += w[s, j]
+                i = r + 1
+                while i <= m:
+                    for j in range(nb):
+                        tree[i, j] += w[s, j]
+                    i += i & (-i)
+            p = q
+        less[:, j0:j0 + nb] = lo
+        tie[:, j0:j0 + nb] = ti
+        comp[:, j0:j0 + nb] = co
+
+
+class _Concordance:
+    """Harrell's and Uno's C of one risk score for weight matrices (the pairs of ``concordance_index``:
+    i an event, T_j > T_i or T_j == T_i with j censored; tied risks count 1/2), by one sort shared across
+    replicates and a Fenwick-tree sweep per replicate batch (:func:`_pair_sums`)."""
 
     def __init__(self, time, event, risk):
         n = len(time)
-        xo = np.lexsort((-risk, 1 - event, time))
-        ts, es, rs = time[xo], event[xo], risk[xo]
-        pos = np.arange(n)
-        ev_pos = np.flatnonzero(es == 1)
-        self.events = xo[ev_pos]                 # original row of each anchor (event)
-        self.n_ev = len(ev_pos)
-        ev_index = np.full(n, -1)
-        ev_index[ev_pos] = np.arange(self.n_ev)
-        perm, rows_less, rows_leq, rows_0, cols = [xo], [], [], [], []   # segment 0: the x order itself
-        offset = n
-        L = 0
-        while (1 << L) < n:
-            blk, side = pos >> (L + 1), (pos >> L) & 1
-            right = np.flatnonzero(side == 1)
-            right = right[np.lexsort((rs[right], blk[right]))]
-            anchors = np.flatnonzero((side == 0) & (es == 1))
-            if right.size and anchors.size:
-                # merged sort by (block, risk, type): the rights before an anchor are the right elements
-                # of earlier blocks plus those of its block with smaller (type 0 first) / not larger risk
-                for typ, store in ((0, rows_less), (2, rows_leq)):
-                    keys_b = np.concatenate([blk[right], blk[anchors]])
-                    keys_r = np.concatenate([rs[right], rs[anchors]])
-                    keys_t = np.concatenate([np.ones(right.size), np.full(anchors.size, typ)])
-                    o = np.lexsort((keys_t, keys_r, keys_b))
-                    is_right = o < right.size
-                    before = np.cumsum(is_right) - is_right
-                    g = np.empty(anchors.size, dtype=np.int64)
-                    g[o[~is_right] - right.size] = before[~is_right]
-                    store.append(offset + g)
-                rows_0.append(offset + np.searchsorted(blk[right], blk[anchors], side="left"))
-                cols.append(ev_index[anchors])
-                perm.append(xo[right])
-                offset += right.size
-            L += 1
-        self.perm = np.concatenate(perm)
-        m = offset + 1
-        # tied event times: group end (first position after the last event at that time) and the first
-        # position of the group with a smaller risk (events of a group are sorted by risk descending)
-        t_ev = ts[ev_pos]
-        gend = ev_pos[np.searchsorted(t_ev, t_ev, side="right") - 1] + 1
-        q = ev_pos.copy() + 1
-        tied = np.flatnonzero(gend > ev_pos + 1)
-        for i in tied:   # only events sharing their time with another event
-            p, e_ = ev_pos[i], gend[i]
-            q[i] = p + np.searchsorted(-rs[p:e_], -rs[p], side="right")
-        all_cols = np.concatenate(cols) if cols else np.zeros(0, int)
-        ev = np.arange(self.n_ev)
-
-        def mat(plus, minus, pc, mc):
-            r = np.concatenate([plus, minus])
-            c = np.concatenate([pc, mc])
-            v = np.concatenate([np.ones(len(plus)), -np.ones(len(minus))])
-            return sparse.csr_matrix((v, (r, c)), shape=(m, self.n_ev))
-
-        cat = lambda a: np.concatenate(a) if a else np.zeros(0, int)  # noqa: E731
-        # less: CDQ pairs with r_j < r_i, minus the tied-time events after i with r_j < r_i
-        self.D_less = mat(np.concatenate([cat(rows_less), q]), np.concatenate([cat(rows_0), gend]),
-                          np.concatenate([all_cols, ev]), np.concatenate([all_cols, ev]))
-        # tie: CDQ pairs with r_j == r_i, minus the tied-time events after i with r_j == r_i
-        self.D_tie = mat(np.concatenate([cat(rows_leq), ev_pos + 1]), np.concatenate([cat(rows_less), q]),
-                         np.concatenate([all_cols, ev]), np.concatenate([all_cols, ev]))
-        # all comparable: positions from gend to the end of the x order
-        self.D_comp = mat(np.full(self.n_ev, n), gend, ev, ev)
-        self.width = m - 1
+        self.order = np.lexsort((event, -time))
+        ts, es = time[self.order], event[self.order]
+        vals, rank = np.unique(risk[self.order], return_inverse=True)
+        self.rank, self.m = rank.astype(np.int64), len(vals)
+        ev = np.flatnonzero(es == 1)
+        self.events = self.order[ev]             # original row of each anchor, in the processing order
+        self.run_end = np.arange(n)
+        if ev.size:
+            first = np.flatnonzero(np.r_[True, ts[ev][1:] != ts[ev][:-1]])   # first event of each event time
+            self.run_end[ev[first]] = ev[np.r_[first[1:], ev.size] - 1] + 1
+        self.width = n
 
     def counts(self, W: np.ndarray, anchors: Sequence[np.ndarray]):
         """(concordant, tied-risk, comparable) weighted pair sums for each anchor-weight matrix."""
-        cs = _cumsum0(W[self.perm])
-        less, tie, comp = self.D_less.T @ cs, self.D_tie.T @ cs, self.D_comp.T @ cs
+        if W.shape[0] and W.sum(0).max() >= 2 ** 31:
+            raise ValueError("frequency weights must sum to less than 2**31 (int32 counts)")
+        less, tie, comp = (np.empty((len(self.events), W.shape[1]), dtype=np.int32) for _ in range(3))
+        _pair_sums(W[self.order], self.rank, self.run_end, self.m, less, tie, comp)
         return [((A * less).sum(0), (A * tie).sum(0), (A * comp).sum(0)) for A in anchors]
 
 
@@ -268,8 +279,12 @@ class SurvivalWeights:
         if ties not in ("efron", "breslow"):
             raise ValueError(f"ties must be 'efron' or 'breslow', got {ties!r}")
         self.ties = ties
-        self.time, self.event = np.asarray(time, float), np.asarray(event, int)
-        self.risk, self.score = np.asarray(risk, float), np.asarray(score, float)
+        time, event = np.asarray(time, float), np.asarray(event, int)
+        # rows are kept in time order (events first at a tie): :meth:`evaluate` permutes the weights once,
+        # and the gathers of every metric then walk the work matrix forwards (or backwards) in memory
+        self._perm = np.lexsort((1 - event, time))
+        self.time, self.event = time[self._perm], event[self._perm]
+        self.risk, self.score = np.asarray(risk, float)[self._perm], np.asarray(score, float)[self._perm]
         self.times = [float(t) for t in times]
         unknown = set(metrics) - set(self.ALL)
         if unknown:
@@ -354,7 +369,7 @@ class SurvivalWeights:
 
     def evaluate(self, W: np.ndarray) -> dict:
         """{(metric, method, time): values (B,)} for frequency weights W of shape (n, B)."""
-        W = np.asarray(W, float)
+        W = np.asarray(W, float)[self._perm]
         nb = W.sum(0)
         out = {}
         G = self.gkm.surv(W)
@@ -650,7 +665,7 @@ def _run(evaluators: Mapping[str, object], n: int, B: int, seed, strata, bca: bo
          chunk_elements: int, progress: bool) -> BootstrapResult:
     seed = _seed(seed)
     width = max(ev.width for ev in evaluators.values())
-    chunk = max(BLOCK, (chunk_elements // max(width, 1)) // BLOCK * BLOCK)
+    chunk = max(FENWICK_BLOCK, (chunk_elements // max(width, 1)) // FENWICK_BLOCK * FENWICK_BLOCK)
 
     def evaluate_all(W):
         res = {}
@@ -675,11 +690,14 @@ def _run(evaluators: Mapping[str, object], n: int, B: int, seed, strata, bca: bo
             out[s:e] = np.column_stack([res[k] for k in keys])
         return out
 
-    reps = collect(lambda s, e: resample_counts(resample_indices(n, seed, s, e, strata), n), B)
-    jack = None
-    if bca:
-        g = min(n, jackknife_max)
-        jack = collect(lambda s, e: _jackknife_weights(n, seed, s, e, g), g)
+    # the chunks' matrix-vector products are memory-bound: BLAS threads only contend (with the other
+    # chunk work and other processes; 10-20x slower on a loaded 2-core machine, benchmarks/bench_bootstrap.py)
+    with threadpool_limits(limits=1, user_api="blas"):
+        reps = collect(lambda s, e: resample_counts(resample_indices(n, seed, s, e, strata), n), B)
+        jack = None
+        if bca:
+            g = min(n, jackknife_max)
+            jack = collect(lambda s, e: _jackknife_weights(n, seed, s, e, g), g)
     return BootstrapResult(keys, estimate, reps, jack, B, seed, strata is not None,
                            info={"chunk": chunk, "jackknife_groups": min(n, jackknife_max) if bca else 0})
 
