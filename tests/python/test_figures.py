@@ -17,7 +17,7 @@ from sklearn.datasets import load_breast_cancer
 from sksurv.datasets import load_gbsg2
 
 from prime_stats.evaluation import survival as sv
-from prime_stats.evaluation.calibration import calibration_curve_binary
+from prime_stats.evaluation.calibration import calibration_curve_binary, clip_probability
 from prime_stats.evaluation.decision import net_benefit, net_benefit_survival
 from prime_stats.report import figures as F
 from prime_stats.report import figures_data as FD
@@ -121,9 +121,13 @@ def test_calibration_tables_long_and_equal_to_the_curves(bc):
     y, preds = bc
     tab = FD.calibration_curves(y, preds, n_boot=20)
     assert list(tab["model"].unique()) == ["radius+texture", "radius"]
-    one = calibration_curve_binary(y, preds["radius"], n_boot=20)
-    np.testing.assert_allclose(tab.loc[tab["model"] == "radius", ["predicted", "observed", "lower", "upper"]],
-                               one[["predicted", "observed", "lower", "upper"]])
+    # the table's curve is the one of the predictions moved inside [1e-6, 1 - 1e-6] (n_clipped of them)
+    moved, n_moved = clip_probability(preds["radius"])
+    one = calibration_curve_binary(y, moved, n_boot=20)
+    block = tab[tab["model"] == "radius"]
+    np.testing.assert_allclose(block[["predicted", "observed", "lower", "upper"]],
+                               one[["predicted", "observed", "lower", "upper"]], rtol=1e-12)
+    assert (block["n_clipped"] == n_moved).all()
     assert (tab["endpoint"] == "response").all() and tab["horizon"].isna().all()
     rug = FD.prediction_rug(preds)
     assert len(rug) == 2 * len(y) and set(rug.columns) == {"endpoint", "model", "horizon", "predicted"}
