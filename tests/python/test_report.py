@@ -526,3 +526,20 @@ def test_a_nearly_empty_study_still_gives_a_complete_report(tmp_path):
     assert "provenance.json: not found in the study folder" in page
     cl = pd.read_csv(res["checklist"], dtype=str).fillna("")
     assert (cl.set_index("item").loc["23a", "status"] == "Not available in this run: for the authors")
+
+
+def test_fusion_weights_are_one_table_per_model_without_the_other_models_columns(tmp_path):
+    fw = pd.DataFrame({
+        "term": ["intercept", "logit_p_clinical", "logit_p_radiomics", None, None],
+        "coefficient": [0.1, 0.8, 0.4, np.nan, np.nan],
+        "feature_kind": [None, None, None, "clinical", "radiomics"],
+        "learner": [None, None, None, "coxnet", "rsf"],
+        "weight": [np.nan, np.nan, np.nan, 0.7, 0.3],
+        "model": ["PRIME-R (stacker)"] * 3 + ["PRIME-S (stacking)"] * 2})
+    st = rb._Study(tmp_path, {}, {}, tables={"fusion_weights": fw})
+    st.paths["table:fusion_weights"] = "tables/fusion_weights.csv"
+    blocks = rb._Builder(st, include_identifiers=True).tables("fusion_weights")
+    assert len(blocks) == 2
+    r, s = (b["html"] for b in blocks)
+    assert "PRIME-R (stacker)" in r and "Coefficient" in r and "Weight" not in r and "Learner" not in r
+    assert "PRIME-S (stacking)" in s and "Weight" in s and "Coefficient" not in s

@@ -167,6 +167,7 @@ DEFAULT_MAX_ROWS = 40
 SHOWN_ELSEWHERE = {"sample_size", "calibration_curves", "calibration_rug"}
 RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
 UNCLIPPED = {"hyperparameters", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
+BY_MODEL = {"fusion_weights"}   # one table per model: PRIME-R's stacker coefficients and PRIME-S's weights differ in layout
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
@@ -309,8 +310,8 @@ class _Builder:
     def text(self, s: str) -> str:
         return s if self.include_identifiers else self.ids.scrub_text(s)
 
-    def prepare(self, key: str) -> tuple[pd.DataFrame, str]:
-        df = self.st.tables[key]
+    def prepare(self, key: str, df: pd.DataFrame | None = None) -> tuple[pd.DataFrame, str]:
+        df = self.st.tables[key] if df is None else df
         note = ""
         if not self.include_identifiers:
             df, dropped = self.ids.scrub_frame(df)
@@ -355,14 +356,23 @@ class _Builder:
         reason = self.st.unusable.get(f"{kind}:{key}") or self.st.notes.get(key) or "not produced by this study run"
         return {"kind": "missing", "what": f"{what or key} ({kind} '{key}')", "reason": self.text(reason)}
 
-    def table(self, key: str) -> dict:
-        df, note = self.prepare(key)
+    def table(self, key: str, rows: pd.DataFrame | None = None, model: str = "") -> dict:
+        df, note = self.prepare(key, rows)
         shown, clipped = tb.format_frame(df), ""
         if key not in UNCLIPPED:
             shown, clipped = tb.clip_text(shown)
         extra = self.st.notes.get(key, "")
-        return _table_block(shown, self.caption(key), self.text(f"{extra} {note}{clipped}").strip(),
-                            self.counter, "t1" if key == "table1" else "")
+        return _table_block(shown, self.caption(key) + (f": {model}" if model else ""),
+                            self.text(f"{extra} {note}{clipped}").strip(), self.counter,
+                            "t1" if key == "table1" else "")
+
+    def tables(self, key: str) -> list[dict]:
+        """A table's blocks: one per model for the tables in BY_MODEL (each with its own columns)."""
+        df = self.st.tables[key]
+        if key in BY_MODEL and "model" in df and df["model"].nunique() > 1:
+            return [self.table(key, df[df["model"] == m].drop(columns="model"), str(m))
+                    for m in dict.fromkeys(df["model"])]
+        return [self.table(key)]
 
     def figures(self, keys) -> dict:
         figs = []
@@ -609,7 +619,7 @@ class _Builder:
                                "reason": self.text(str(exc))})
         else:
             for k in tables:       # the section's tables, then its figures
-                blocks.append(self.table(k))
+                blocks += self.tables(k)
                 present = True
             if figures:
                 blocks.append(self.figures(figures))
