@@ -327,6 +327,10 @@ def test_rankings_are_ordered(built):
     assert "Ordered by largest |mean_abs_shap|" in page
     g = pd.DataFrame({"Term": list("abc"), "NOM p-val": [0.01, 0.2, 0.03], "FDR q-val": [0.3, 0.1, 0.2]})
     assert list(tb.rank_rows(g)[0]["Term"]) == ["b", "c", "a"]      # adjusted p before nominal p
+    imp = pd.DataFrame({"feature": list("abcd"), "importance": [0.0, -0.5, 0.0, 0.2]})
+    ranked, how = tb.rank_rows(imp)
+    assert list(ranked["feature"]) == ["b", "d"] and how == "largest |importance|; 2 rows with importance = 0 left out"
+    assert len(tb.rank_rows(imp.assign(importance=0.0))[0]) == 4     # all zero: nothing to rank, all kept
 
 
 def test_hyperparameters_are_shown_whole(built):

@@ -223,7 +223,8 @@ def shorten(df: pd.DataFrame, max_rows: int) -> tuple[pd.DataFrame, str]:
 
 def rank_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     """Rows by relevance: smallest adjusted p, else smallest p, else largest |importance|
-    (mean |SHAP|, importance, coefficient, NES, log FC, estimate); None if no such column."""
+    (mean |SHAP|, importance, coefficient, NES, log FC, estimate; rows of importance 0 are left out
+    when others are not); None if no such column."""
     p_cols = [c for c in df.columns if is_p_column(c)]
     adjusted = [c for c in p_cols if re.search(r"adj|fdr|q|fwer|bh|holm", str(c), re.I)]
     for c in adjusted + p_cols:
@@ -232,8 +233,13 @@ def rank_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     for name in _IMPORTANCE:
         cols = [c for c in df.columns if str(c).lower() == name and pd.api.types.is_numeric_dtype(df[c])]
         if cols:
-            order = df[cols[0]].abs().sort_values(ascending=False, kind="stable").index
-            return df.loc[order], f"largest |{cols[0]}|"
+            size = df[cols[0]].abs()
+            zero = size == 0
+            if zero.any() and not zero.all():      # padding: features the model gives no weight
+                size = size[~zero]
+            order = size.sort_values(ascending=False, kind="stable").index
+            dropped = f"; {int(zero.sum())} rows with {cols[0]} = 0 left out" if len(order) < len(df) else ""
+            return df.loc[order], f"largest |{cols[0]}|{dropped}"
     return None
 
 
