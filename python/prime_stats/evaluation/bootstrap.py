@@ -179,13 +179,18 @@ def _horizon_sums(W, WG, ctrl, F_ctrl, cases, F_cases, less, leq, out):
     cum = np.zeros(B)
     num = np.zeros(B)
     b_ctrl = np.zeros(B)
+    w_case = np.zeros(B)
+    b_case = np.zeros(B)
     a = 0
     c = 0
     for p in range(m + 1):       # cum = weight of the p controls of smallest risk
         while a < nc and less[a] <= p:
             i = cases[a]
+            g = (1.0 - F_cases[a]) ** 2
             for j in range(B):
                 num[j] += WG[i, j] * cum[j]
+                w_case[j] += WG[i, j]
+                b_case[j] += WG[i, j] * g
             a += 1
         while c < nc and leq[c] <= p:
             i = cases[c]
@@ -198,14 +203,6 @@ def _horizon_sums(W, WG, ctrl, F_ctrl, cases, F_cases, less, leq, out):
             for j in range(B):
                 cum[j] += W[r, j]
                 b_ctrl[j] += W[r, j] * f2
-    w_case = np.zeros(B)
-    b_case = np.zeros(B)
-    for a in range(nc):
-        i = cases[a]
-        g = (1.0 - F_cases[a]) ** 2
-        for j in range(B):
-            w_case[j] += WG[i, j]
-            b_case[j] += WG[i, j] * g
     out[0] = 0.5 * num
     out[1] = w_case
     out[2] = cum
