@@ -211,13 +211,15 @@ def _horizon_sums(W, WG, ctrl, F_ctrl, cases, F_cases, less, leq, out):
 
 
 @njit(cache=True, nogil=True)
-def _pair_sums(W, order, rank, run_end, m, G_ev, ev_pos, out):
+def _pair_sums(W, order, rank, run_end, m, tie_slot, n_tied, G_ev, ev_pos, out):
     """Harrell's (``out[0]``) and Uno's (``out[1]``, when ``G_ev`` has rows) concordant, tied-risk and
     comparable pair sums for all replicates at once (numba Fenwick tree).
 
     ``W[order]`` (n x B) are the frequency weights in the processing order (time descending, censorings
-    before events at a tied time); ``rank``: dense 0-based rank of the risk score; ``run_end[p]``: for
-    the first event of a time, one past the last event at that time (``p`` for every other position).
+    before events at a tied time); ``rank``: dense 0-based rank of the risk score (``tie_slot[rank]``:
+    the risk value's counter among the ``n_tied`` values shared by several rows, -1 if unique: only those
+    can tie); ``run_end[p]``: for the first event of a time, one past the last event at that time (``p``
+    for every other position).
     Walking that order, the rows already inserted into a Fenwick (binary indexed) tree over risk ranks are
     exactly the rows comparable with the next event time's events (T_j > T_i, or T_j == T_i with j
     censored), so per event the weights of rows with r_j < r_i, r_j == r_i and in all are summed, O(log n)
@@ -244,7 +246,7 @@ def _pair_sums(W, order, rank, run_end, m, G_ev, ev_pos, out):
             raise ValueError("frequency weights must sum to less than 2**31 (int32 counts)")
         lo = np.empty(nb, dtype=np.int32)
         tree = np.zeros((m + 1, nb), dtype=np.int32)
-        at_rank = np.zeros((m, nb), dtype=np.int32)
+        at_rank = np.zeros((n_tied, nb), dtype=np.int32)
         inserted = np.zeros(nb, dtype=np.int32)
         p = 0
         k = 0
@@ -262,24 +264,30 @@ def _pair_sums(W, order, rank, run_end, m, G_ev, ev_pos, out):
                         for j in range(nb):
                             lo[j] += tree[i, j]
                         i -= i & (-i)
+                    t = tie_slot[r]
                     for j in range(nb):
                         a = float(w[s, j])
                         out[0, 0, j0 + j] += a * lo[j]
-                        out[0, 1, j0 + j] += a * at_rank[r, j]
                         out[0, 2, j0 + j] += a * inserted[j]
+                        if t >= 0:
+                            out[0, 1, j0 + j] += a * at_rank[t, j]
                     if uno:
                         g = ev_pos[k]
                         for j in range(nb):
                             a = w[s, j] / max(G_ev[g, j0 + j], 1e-300) ** 2
                             out[1, 0, j0 + j] += a * lo[j]
-                            out[1, 1, j0 + j] += a * at_rank[r, j]
                             out[1, 2, j0 + j] += a * inserted[j]
+                            if t >= 0:
+                                out[1, 1, j0 + j] += a * at_rank[t, j]
                     k += 1
             for s in range(p, q):
                 r = rank[s]
+                t = tie_slot[r]
                 for j in range(nb):
-                    at_rank[r, j] += w[s, j]
                     inserted[j] += w[s, j]
+                if t >= 0:
+                    for j in range(nb):
+                        at_rank[t, j] += w[s, j]
                 i = r + 1
                 while i <= m:
                     for j in range(nb):
@@ -300,6 +308,8 @@ class _Concordance:
         ts, es = time[self.order], event[self.order]
         vals, rank = np.unique(risk[self.order], return_inverse=True)
         self.rank, self.m = rank.astype(np.int64), len(vals)
+        tied = np.bincount(rank, minlength=len(vals)) > 1
+        self.tie_slot, self.n_tied = np.where(tied, np.cumsum(tied) - 1, -1), int(tied.sum())
         ev = np.flatnonzero(es == 1)
         self.ev_pos = np.searchsorted(ev_rows, self.order[ev])   # each anchor's place among ev_rows
         self.run_end = np.arange(n)
@@ -312,7 +322,7 @@ class _Concordance:
         """(2, 3, B): (concordant, tied-risk, comparable) weighted pair sums of Harrell's C and, given the
         censoring survival G(T_i-) of ``ev_rows`` (``G_ev``), of Uno's."""
         out = np.zeros((2, 3, W.shape[1]))
-        _pair_sums(W, self.order, self.rank, self.run_end, self.m,
+        _pair_sums(W, self.order, self.rank, self.run_end, self.m, self.tie_slot, self.n_tied,
                    np.empty((0, W.shape[1])) if G_ev is None else G_ev, self.ev_pos, out)
         return out
 
