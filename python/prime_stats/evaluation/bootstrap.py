@@ -2,11 +2,13 @@
 
 A bootstrap replicate of n patients is a vector of counts w (how often each patient was drawn), so
 every metric of fixed predictions is a *weighted* re-evaluation of the same sorted data. This module
-sorts once, then evaluates a whole chunk of replicates (a B_chunk x n weight matrix) with cumulative
-sums, gathers and matrix products, and the C-indices with one numba Fenwick-tree sweep (O(n log n) per
-replicate) - no per-replicate Python loop - and gives numbers identical (to
-rounding, 1e-12; ``tests/python/test_eval_bootstrap.py``) to calling the per-replicate functions of
-:mod:`.discrimination`, :mod:`.overall`, :mod:`.calibration` and :mod:`.decision` on the resampled rows.
+sorts once, then evaluates a whole chunk of replicates (an n x B_chunk weight matrix) at once - no
+per-replicate Python loop. Survival: numba sweeps over the time-sorted rows (one per Kaplan-Meier
+curve), over each horizon's risk-sorted rows (AUC(t) and Brier(t) together) and a Fenwick tree for the
+C-indices (O(n log n) per replicate); binary: cumulative sums, gathers and matrix products. The numbers
+are identical (to rounding, 1e-12; ``tests/python/test_eval_bootstrap.py``) to calling the
+per-replicate functions of :mod:`.discrimination`, :mod:`.overall`, :mod:`.calibration` and
+:mod:`.decision` on the resampled rows.
 The censoring Kaplan-Meier (IPCW weights) and the Kaplan-Meier of the null model are refitted in every
 replicate, exactly as those functions do on resampled data.
 
@@ -122,73 +124,130 @@ def _indicator(rows: np.ndarray, cols: np.ndarray, shape) -> sparse.csr_matrix:
 
 
 # ------------------------------------------------------------------------------- survival precomputation
-class _KaplanMeier:
-    """Per-replicate (weighted) Kaplan-Meier of the events or of the censorings (reverse KM) on the
-    original data's distinct times; a time absent from a replicate contributes a factor of exactly 1,
-    so every replicate's curve is bit-identical to the unweighted KM of its resampled rows
-    (``CensoringKM`` and ``km_risk``). Rows must be sorted by time (as :class:`SurvivalWeights` keeps them)."""
+@njit(cache=True, nogil=True)
+def _km_sweep(W, nb, time, jump, at, at_order, out):
+    """Kaplan-Meier of the rows flagged ``jump`` for every replicate (column of the weights ``W``), numba.
 
-    def __init__(self, time: np.ndarray, event: np.ndarray, censoring: bool):
-        jump = event == 0 if censoring else event == 1
-        self.u = np.unique(time[jump])
-        n = len(time)
-        self._jump = _indicator(np.flatnonzero(jump), np.searchsorted(self.u, time[jump]), (n, len(self.u)))
-        self._first = np.searchsorted(time, self.u, side="left")   # T >= u from here (distinct, increasing)
-        if censoring:  # events at a censoring time leave its risk set first (survival/prodlim convention)
-            ev = event == 1
-            at_u = np.isin(time, self.u) & ev
-            self._ties = _indicator(np.flatnonzero(at_u), np.searchsorted(self.u, time[at_u]), (n, len(self.u)))
+    Rows are sorted by time with events before censorings at a tie, so the at-risk count of a jump time
+    u, the total weight ``nb`` minus the rows before its first jump row, is T >= u for the events' KM and
+    excludes the events at u for the censoring KM (events leave the risk set first: the survival/prodlim
+    convention). ``out[i]`` is the curve after the rows before position ``at[i]`` (``at_order`` sorts
+    ``at``); a time absent from a replicate multiplies by exactly 1, so every replicate's curve is
+    bit-identical to the unweighted KM of its resampled rows (``CensoringKM``, ``km_risk``)."""
+    n, B = W.shape
+    S = np.ones(B)
+    removed = np.zeros(B)
+    d = np.empty(B)
+    k = 0
+    s = 0
+    while s <= n:
+        while k < at_order.size and at[at_order[k]] <= s:
+            for j in range(B):
+                out[at_order[k], j] = S[j]
+            k += 1
+        if s == n:
+            break
+        if jump[s]:
+            e = s
+            for j in range(B):
+                d[j] = 0.0
+            while e < n and jump[e] and time[e] == time[s]:
+                for j in range(B):
+                    d[j] += W[e, j]
+                e += 1
+            for j in range(B):   # branch-free: d > 0 implies at risk >= d >= 1; d = 0 multiplies by 1
+                S[j] *= 1.0 - d[j] / max(nb[j] - removed[j], 1.0)
+                removed[j] += d[j]
+            s = e
         else:
-            self._ties = None
-
-    def surv(self, W: np.ndarray) -> np.ndarray:
-        """S_b(u) at each distinct jump time (len(u) x B) for weights W (n x B)."""
-        if not len(self.u):
-            return np.ones((0, W.shape[1]))
-        d = self._jump.T @ W
-        seg = np.add.reduceat(W, self._first, axis=0)                # rows from one jump time to the next
-        at_risk = np.cumsum(seg[::-1], axis=0)[::-1]                  # integer counts: exact in any order
-        if self._ties is not None:
-            at_risk = at_risk - self._ties.T @ W
-        with np.errstate(divide="ignore", invalid="ignore"):
-            h = np.where(d > 0, d / at_risk, 0.0)
-        return np.cumprod(1.0 - h, axis=0)
-
-    def at(self, S: np.ndarray, s, left: bool = False) -> np.ndarray:
-        """S_b(s) (right-continuous) or S_b(s-) (``left``) for times ``s``: len(s) x B."""
-        idx = np.searchsorted(self.u, np.asarray(s, float), side="left" if left else "right") - 1
-        S1 = np.concatenate([np.ones((1, S.shape[1])), S], axis=0)
-        return S1[idx + 1]
+            for j in range(B):
+                removed[j] += W[s, j]
+            s += 1
 
 
 @njit(cache=True, nogil=True)
-def _pair_sums(Wp, rank, run_end, m, less, tie, comp):
-    """Weighted comparable-pair sums of every event, for all replicates at once (numba).
+def _horizon_sums(W, WG, ctrl, F_ctrl, cases, F_cases, less, leq, out):
+    """Weighted sums of AUC(t) and Brier(t) at one horizon for every replicate, one pass (numba).
 
-    ``Wp`` (n x B): frequency weights in the processing order (time descending, censorings before events
-    at a tied time); ``rank``: dense 0-based rank of the risk score; ``run_end[p]``: for the first event
-    of a time, one past the last event at that time (``p`` for every other position). Walking that order,
-    the rows already inserted into a Fenwick (binary indexed) tree over risk ranks are exactly the rows
-    comparable with the next event time's events (T_j > T_i, or T_j == T_i with j censored), so per event
-    ``less`` = sum of w_j with r_j < r_i, ``tie`` = with r_j == r_i and ``comp`` = all of them: O(n log n)
-    per replicate. Each tree node holds the integer counts of a block of ``FENWICK_BLOCK`` replicates
-    (one sweep per block; exact in any order)."""
-    n, B = Wp.shape
-    n_ev = less.shape[0]
+    ``ctrl``: rows with T > t sorted by predicted risk (``F_ctrl``); ``cases``: rows of ``WG`` (case
+    weights w_i / G(T_i-) of the events with T <= t) sorted by risk (``F_cases``), with ``less``/``leq``
+    the number of controls of smaller / not larger risk. ``out`` rows: sum_i WG_i (#controls below +
+    1/2 #tied) (the Mann-Whitney numerator), sum_i WG_i, the controls' weight, sum_i WG_i (1 - F_i)^2,
+    sum_j w_j F_j^2."""
+    B = W.shape[1]
+    nc, m = cases.size, ctrl.size
+    cum = np.zeros(B)
+    num = np.zeros(B)
+    b_ctrl = np.zeros(B)
+    w_case = np.zeros(B)
+    b_case = np.zeros(B)
+    a = 0
+    c = 0
+    for p in range(m + 1):       # cum = weight of the p controls of smallest risk
+        while a < nc and less[a] <= p:
+            i = cases[a]
+            g = (1.0 - F_cases[a]) ** 2
+            for j in range(B):
+                num[j] += WG[i, j] * cum[j]
+                w_case[j] += WG[i, j]
+                b_case[j] += WG[i, j] * g
+            a += 1
+        while c < nc and leq[c] <= p:
+            i = cases[c]
+            for j in range(B):
+                num[j] += WG[i, j] * cum[j]
+            c += 1
+        if p < m:
+            r = ctrl[p]
+            f2 = F_ctrl[p] * F_ctrl[p]
+            for j in range(B):
+                cum[j] += W[r, j]
+                b_ctrl[j] += W[r, j] * f2
+    out[0] = 0.5 * num
+    out[1] = w_case
+    out[2] = cum
+    out[3] = b_case
+    out[4] = b_ctrl
+
+
+@njit(cache=True, nogil=True)
+def _pair_sums(W, order, rank, run_end, m, tie_slot, n_tied, G_ev, ev_pos, out):
+    """Harrell's (``out[0]``) and Uno's (``out[1]``, when ``G_ev`` has rows) concordant, tied-risk and
+    comparable pair sums for all replicates at once (numba Fenwick tree).
+
+    ``W[order]`` (n x B) are the frequency weights in the processing order (time descending, censorings
+    before events at a tied time); ``rank``: dense 0-based rank of the risk score (``tie_slot[rank]``:
+    the risk value's counter among the ``n_tied`` values shared by several rows, -1 if unique: only those
+    can tie); ``run_end[p]``: for the first event of a time, one past the last event at that time (``p``
+    for every other position).
+    Walking that order, the rows already inserted into a Fenwick (binary indexed) tree over risk ranks are
+    exactly the rows comparable with the next event time's events (T_j > T_i, or T_j == T_i with j
+    censored), so per event the weights of rows with r_j < r_i, r_j == r_i and in all are summed, O(log n)
+    per row and replicate, then added with the event's weight (Harrell) or weight / G(T_i-)^2 (Uno;
+    ``G_ev[ev_pos[k]]`` for the k-th event). Each tree node holds the integer counts of a block of
+    ``FENWICK_BLOCK`` replicates (one sweep per block; exact in any order)."""
+    n, B = W.shape
+    uno = G_ev.shape[0] > 0
     for j0 in range(0, B, FENWICK_BLOCK):
         nb = min(FENWICK_BLOCK, B - j0)
         w = np.empty((n, nb), dtype=np.int32)           # contiguous int32 blocks: ~3x faster than strided
+        total = np.zeros(nb, dtype=np.int64)
+        bad = False
         for s in range(n):
+            o = order[s]
             for j in range(nb):
-                x = Wp[s, j0 + j]
+                x = W[o, j0 + j]
                 w[s, j] = np.int32(x)
-                if w[s, j] != x or x < 0:
-                    raise ValueError("frequency weights must be non-negative whole numbers (bootstrap counts)")
-        lo = np.zeros((n_ev, nb), dtype=np.int32)
-        ti, co = np.empty((n_ev, nb), dtype=np.int32), np.empty((n_ev, nb), dtype=np.int32)
+                bad |= (w[s, j] != x) | (x < 0)
+                total[j] += w[s, j]
+        if bad:
+            raise ValueError("frequency weights must be non-negative whole numbers (bootstrap counts)")
+        if total.max() >= 2 ** 31:
+            raise ValueError("frequency weights must sum to less than 2**31 (int32 counts)")
+        lo = np.empty(nb, dtype=np.int32)
         tree = np.zeros((m + 1, nb), dtype=np.int32)
-        at_rank = np.zeros((m, nb), dtype=np.int32)
-        total = np.zeros(nb, dtype=np.int32)
+        at_rank = np.zeros((n_tied, nb), dtype=np.int32)
+        inserted = np.zeros(nb, dtype=np.int32)
         p = 0
         k = 0
         while p < n:
@@ -199,69 +258,86 @@ def _pair_sums(Wp, rank, run_end, m, less, tie, comp):
                 for s in range(p, q):    # events at one time: queried before any of them is inserted
                     r = rank[s]
                     for j in range(nb):
-                        ti[k, j] = at_rank[r, j]
-                        co[k, j] = total[j]
+                        lo[j] = 0
                     i = r
                     while i > 0:
                         for j in range(nb):
-                            lo[k, j] += tree[i, j]
+                            lo[j] += tree[i, j]
                         i -= i & (-i)
+                    t = tie_slot[r]
+                    for j in range(nb):
+                        a = float(w[s, j])
+                        out[0, 0, j0 + j] += a * lo[j]
+                        out[0, 2, j0 + j] += a * inserted[j]
+                        if t >= 0:
+                            out[0, 1, j0 + j] += a * at_rank[t, j]
+                    if uno:
+                        g = ev_pos[k]
+                        for j in range(nb):
+                            a = w[s, j] / max(G_ev[g, j0 + j], 1e-300) ** 2
+                            out[1, 0, j0 + j] += a * lo[j]
+                            out[1, 2, j0 + j] += a * inserted[j]
+                            if t >= 0:
+                                out[1, 1, j0 + j] += a * at_rank[t, j]
                     k += 1
             for s in range(p, q):
                 r = rank[s]
+                t = tie_slot[r]
                 for j in range(nb):
-                    at_rank[r, j] += w[s, j]
-                    total[j] += w[s, j]
+                    inserted[j] += w[s, j]
+                if t >= 0:
+                    for j in range(nb):
+                        at_rank[t, j] += w[s, j]
                 i = r + 1
                 while i <= m:
                     for j in range(nb):
                         tree[i, j] += w[s, j]
                     i += i & (-i)
             p = q
-        less[:, j0:j0 + nb] = lo
-        tie[:, j0:j0 + nb] = ti
-        comp[:, j0:j0 + nb] = co
 
 
 class _Concordance:
     """Harrell's and Uno's C of one risk score for weight matrices (the pairs of ``concordance_index``:
     i an event, T_j > T_i or T_j == T_i with j censored; tied risks count 1/2), by one sort shared across
-    replicates and a Fenwick-tree sweep per replicate batch (:func:`_pair_sums`)."""
+    replicates and a Fenwick-tree sweep per replicate batch (:func:`_pair_sums`). Rows are sorted by time
+    (events first at a tie) and ``ev_rows`` are the event rows in that order."""
 
-    def __init__(self, time, event, risk):
+    def __init__(self, time, event, risk, ev_rows):
         n = len(time)
         self.order = np.lexsort((event, -time))
         ts, es = time[self.order], event[self.order]
         vals, rank = np.unique(risk[self.order], return_inverse=True)
         self.rank, self.m = rank.astype(np.int64), len(vals)
+        tied = np.bincount(rank, minlength=len(vals)) > 1
+        self.tie_slot, self.n_tied = np.where(tied, np.cumsum(tied) - 1, -1), int(tied.sum())
         ev = np.flatnonzero(es == 1)
-        self.events = self.order[ev]             # original row of each anchor, in the processing order
+        self.ev_pos = np.searchsorted(ev_rows, self.order[ev])   # each anchor's place among ev_rows
         self.run_end = np.arange(n)
         if ev.size:
             first = np.flatnonzero(np.r_[True, ts[ev][1:] != ts[ev][:-1]])   # first event of each event time
             self.run_end[ev[first]] = ev[np.r_[first[1:], ev.size] - 1] + 1
         self.width = n
 
-    def counts(self, W: np.ndarray, anchors: Sequence[np.ndarray]):
-        """(concordant, tied-risk, comparable) weighted pair sums for each anchor-weight matrix."""
-        if W.shape[0] and W.sum(0).max() >= 2 ** 31:
-            raise ValueError("frequency weights must sum to less than 2**31 (int32 counts)")
-        less, tie, comp = (np.empty((len(self.events), W.shape[1]), dtype=np.int32) for _ in range(3))
-        _pair_sums(W[self.order], self.rank, self.run_end, self.m, less, tie, comp)
-        return [((A * less).sum(0), (A * tie).sum(0), (A * comp).sum(0)) for A in anchors]
+    def sums(self, W: np.ndarray, G_ev: np.ndarray | None) -> np.ndarray:
+        """(2, 3, B): (concordant, tied-risk, comparable) weighted pair sums of Harrell's C and, given the
+        censoring survival G(T_i-) of ``ev_rows`` (``G_ev``), of Uno's."""
+        out = np.zeros((2, 3, W.shape[1]))
+        _pair_sums(W, self.order, self.rank, self.run_end, self.m, self.tie_slot, self.n_tied,
+                   np.empty((0, W.shape[1])) if G_ev is None else G_ev, self.ev_pos, out)
+        return out
 
 
 @dataclass
 class _Horizon:
     t: float
-    cases: np.ndarray        # positions in the event list (time-sorted events with T <= t)
-    ctrl: np.ndarray         # rows with T > t
-    ctrl_perm: np.ndarray    # controls sorted by risk
-    less: np.ndarray         # per case: # controls with smaller risk (index into the sorted controls)
+    n_before: int            # rows with T <= t (rows are time-sorted)
+    cases: np.ndarray        # positions among the time-sorted events with T <= t, sorted by risk
+    F_cases: np.ndarray
+    ctrl: np.ndarray         # rows with T > t sorted by risk
+    F_ctrl: np.ndarray
+    less: np.ndarray         # per case: # controls with smaller risk
     leq: np.ndarray
     F: np.ndarray            # predicted risk at t (all rows)
-    is_ctrl: np.ndarray      # 1.0 for controls (full length: a matrix-vector product instead of a gather)
-    F2_ctrl: np.ndarray      # F^2 for controls, 0 elsewhere
 
 
 class SurvivalWeights:
@@ -293,22 +369,24 @@ class SurvivalWeights:
         n = len(self.time)
         self.n = n
         t, e = self.time, self.event
-        self.gkm = _KaplanMeier(t, e, censoring=True)
-        self.ekm = _KaplanMeier(t, e, censoring=False) if {"ipa", "oe"} & set(self.metrics) else None
-        ev_rows = np.flatnonzero(e == 1)
-        self.ev_rows = ev_rows[np.argsort(t[ev_rows], kind="stable")]
-        self.conc = _Concordance(t, e, self.score) if {"harrell", "uno"} & set(self.metrics) else None
+        self.ev_rows = np.flatnonzero(e == 1)                                # time-sorted events
+        self.conc = _Concordance(t, e, self.score, self.ev_rows) if {"harrell", "uno"} & set(self.metrics) else None
         self.horizons = []
         for k, h in enumerate(self.times):
-            ncase = int(np.searchsorted(t[self.ev_rows], h, side="right"))
-            ctrl = np.flatnonzero(t > h)
+            n_before = int(np.searchsorted(t, h, side="right"))
             F = self.risk[:, k]
-            cp = ctrl[np.argsort(F[ctrl], kind="stable")]
-            fc = F[cp]
-            fk = F[self.ev_rows[:ncase]]
-            is_ctrl = (t > h).astype(float)
-            self.horizons.append(_Horizon(h, np.arange(ncase), ctrl, cp, np.searchsorted(fc, fk, "left"),
-                                          np.searchsorted(fc, fk, "right"), F, is_ctrl, is_ctrl * F ** 2))
+            n_cases = int(np.searchsorted(t[self.ev_rows], h, side="right"))
+            cases = np.argsort(F[self.ev_rows[:n_cases]], kind="stable")
+            ctrl = n_before + np.argsort(F[n_before:], kind="stable")
+            fk, fc = F[self.ev_rows[cases]], F[ctrl]
+            self.horizons.append(_Horizon(h, n_before, cases, fk, ctrl, fc, np.searchsorted(fc, fk, "left"),
+                                          np.searchsorted(fc, fk, "right"), F))
+        # Kaplan-Meier read-outs: censoring G(T_i-) at each event row and G(t), event-free S(t) at each horizon
+        at_h = np.array([hz.n_before for hz in self.horizons], dtype=np.int64)
+        self._at_G = np.concatenate([self.ev_rows, at_h])
+        self._at_G_order = np.argsort(self._at_G, kind="stable")
+        self._at_h, self._at_h_order = at_h, np.argsort(at_h, kind="stable")
+        self._censored, self._evented = e == 0, e == 1                     # the two curves' jump rows
         if "slope" in self.metrics or "oe" in self.metrics:
             self._tsort = np.argsort(t, kind="stable")
             ts = t[self._tsort]
@@ -371,58 +449,55 @@ class SurvivalWeights:
         """{(metric, method, time): values (B,)} for frequency weights W of shape (n, B)."""
         W = np.asarray(W, float)[self._perm]
         nb = W.sum(0)
+        n_ev = len(self.ev_rows)
         out = {}
-        G = self.gkm.surv(W)
-        Gm_ev = self.gkm.at(G, self.time[self.ev_rows], left=True)          # G_b(T_i-) for events
+        G = np.empty((len(self._at_G), W.shape[1]))
+        _km_sweep(W, nb, self.time, self._censored, self._at_G, self._at_G_order, G)
+        np.maximum(G, 1e-300, out=G)      # G = 0 only after the last row: no weight left to divide
+        G_ev, G_t = G[:n_ev], G[n_ev:]
         ms = set(self.metrics)
         if self.conc is not None:
-            c = self.conc
-            A = W[c.events]
-            anchors, names = [], []
-            if "harrell" in ms:
-                anchors.append(A)
-                names.append("Harrell")
-            if "uno" in ms:
-                gm = self.gkm.at(G, self.time[c.events], left=True)
-                anchors.append(A / np.maximum(gm, 1e-300) ** 2)
-                names.append("Uno (n/G2)")
-            for name, (conc, tie, comp) in zip(names, c.counts(W, anchors)):
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    out[("C-index", name, np.nan, np.nan)] = np.where(comp > 0, (conc + 0.5 * tie) / comp, np.nan)
-        We = W[self.ev_rows]
-        WG = np.divide(We, Gm_ev, out=np.zeros_like(We), where=We > 0)      # case weights w / G(T-)
-        S_ev = self.ekm.surv(W) if self.ekm is not None else None
+            sums = self.conc.sums(W, G_ev if "uno" in ms else None)
+            for j, metric, name in ((0, "harrell", "Harrell"), (1, "uno", "Uno (n/G2)")):
+                if metric in ms:
+                    conc, tie, comp = sums[j]
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        out[("C-index", name, np.nan, np.nan)] = np.where(comp > 0, (conc + 0.5 * tie) / comp, np.nan)
+        if not ms - {"harrell", "uno"}:
+            return out
+        WG = W[self.ev_rows]
+        WG /= G_ev                                                            # case weights w / G(T-)
+        S_t = None
+        if {"ipa", "oe"} & ms:
+            S_t = np.empty((len(self.horizons), W.shape[1]))
+            _km_sweep(W, nb, self.time, self._evented, self._at_h, self._at_h_order, S_t)
         briers = []
         for k, hz in enumerate(self.horizons):
-            n_ctrl = hz.is_ctrl @ W
+            sums = np.empty((5, W.shape[1]))
+            _horizon_sums(W, WG, hz.ctrl, hz.F_ctrl, hz.cases, hz.F_cases, hz.less, hz.leq, sums)
+            num, wcase, n_ctrl, b_case, b_ctrl = sums
             ok = n_ctrl > 0                                                  # t < last follow-up
-            Gt = self.gkm.at(G, [hz.t])[0]
-            WGk = WG[hz.cases]
-            Fk = hz.F[self.ev_rows[hz.cases]]
-            wcase = WGk.sum(0)
+            Gt = G_t[k]
             if "auc" in ms:
-                csc = _cumsum0(W[hz.ctrl_perm])
-                h = 0.5 * (csc[hz.less] + csc[hz.leq])
                 den = wcase * n_ctrl
                 with np.errstate(divide="ignore", invalid="ignore"):
                     out[("AUC(t)", "IPCW cumulative/dynamic (KM censoring)", hz.t, np.nan)] = np.where(
-                        den > 0, (WGk * h).sum(0) / den, np.nan)
+                        den > 0, num / den, np.nan)
             if ms & {"brier", "ipa", "ibs"}:
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    b = ((1 - Fk) ** 2 @ WGk + hz.F2_ctrl @ W / Gt) / nb
-                b = np.where(ok, b, np.nan)
+                    b = np.where(ok, (b_case + b_ctrl / Gt) / nb, np.nan)
                 briers.append(b)
                 if "brier" in ms:
                     out[("Brier", "IPCW (KM censoring)", hz.t, np.nan)] = b
                 if "ipa" in ms:
-                    p0 = 1.0 - self.ekm.at(S_ev, [hz.t])[0]
+                    p0 = 1.0 - S_t[k]
                     with np.errstate(divide="ignore", invalid="ignore"):
                         b0 = ((1 - p0) ** 2 * wcase + p0 ** 2 * n_ctrl / Gt) / nb
                         out[("IPA", "1 - Brier/Brier(Kaplan-Meier)", hz.t, np.nan)] = np.where(ok, 1 - b / b0, np.nan)
             if ms & {"oe", "slope"}:
                 valid = ok & ((self._distinct[k].T @ W > 0).sum(0) >= 3)
                 if "oe" in ms:
-                    O = 1.0 - self.ekm.at(S_ev, [hz.t])[0]
+                    O = 1.0 - S_t[k]
                     with np.errstate(divide="ignore", invalid="ignore"):
                         oe = np.where(valid, O / (hz.F @ W / nb), np.nan)
                     out[("O/E", "1-KM(t) / mean predicted risk", hz.t, np.nan)] = oe
