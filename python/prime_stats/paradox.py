@@ -244,7 +244,7 @@ def divergence_test(probability, risk, os_days, os_event, *, thresholds: Paradox
     divergence test) and predicted response adjusted for PRIME-S risk (additive model). If PRIME-R is
     independent of survival (e.g. random), R is independent of (z, T) and both ``b_zR`` and the
     adjusted ``b_R`` are 0: those two rows are the tests (column ``test``); the within-group HRs are
-    descriptive. Columns: split, predictions, term, estimate, lower, upper, p, test, n, events,
+    descriptive ("descriptive"). Columns: split, predictions, term, estimate, lower, upper, p, test, n, events,
     responders, method, engine.
     """
     from scipy import stats
@@ -262,8 +262,8 @@ def divergence_test(probability, risk, os_days, os_event, *, thresholds: Paradox
     q = stats.norm.ppf(0.5 + conf_level / 2)
     full = fit_cox(np.column_stack([z, resp, z * resp]), t, e, ties="efron")
     add = fit_cox(np.column_stack([z, resp]), t, e, ties="efron")
-    L = {"PRIME-S risk (per SD), predicted non-responders": ([1, 0, 0], full, ""),
-         "PRIME-S risk (per SD), predicted responders": ([1, 0, 1], full, ""),
+    L = {"PRIME-S risk (per SD), predicted non-responders": ([1, 0, 0], full, "descriptive"),
+         "PRIME-S risk (per SD), predicted responders": ([1, 0, 1], full, "descriptive"),
          "ratio of the two (risk x predicted response interaction)": ([0, 0, 1], full, "divergence"),
          "predicted responder vs non-responder, adjusted for PRIME-S risk": ([0, 1], add, "added value")}
     rows = []

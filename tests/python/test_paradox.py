@@ -166,7 +166,7 @@ def test_divergence_matches_r_coxph_interaction(cohort, tmp_path):
     th = paradox.freeze_thresholds(train["prob"], train["response_3m"], train["risk"])
     res = paradox.divergence_test(test["prob"], test["risk"], test["os_days"], test["os_event"], thresholds=th,
                                   split="external")
-    assert (res["split"] == "external").all() and set(res["test"]) == {"", "divergence", "added value"}
+    assert (res["split"] == "external").all() and set(res["test"]) == {"descriptive", "divergence", "added value"}
     z = (test["risk"] - th.risk_threshold) / test["risk"].std()
     pd.DataFrame({"t": test["os_days"], "e": test["os_event"], "z": z,
                   "R": (test["prob"] >= th.response_threshold).astype(int)}).to_csv(tmp_path / "v.csv", index=False)
