@@ -368,12 +368,14 @@ def enrich_go(genes: Iterable[str], universe: Iterable[str], *, gene_sets=None, 
         if gene_sets is None:
             raise ValueError("GO enrichment without R needs gene_sets: a GMT written once by "
                              "export_go_gene_sets (R with r-bioc-go.db and r-bioc-org.hs.eg.db)")
-        terms = {}
+        terms, source = {}, "given gene sets"
         if isinstance(gene_sets, (str, Path)):
+            source = Path(gene_sets).name
             gene_sets, terms = read_gmt(gene_sets, with_descriptions=True)
         out = over_representation(genes, gene_sets, universe, min_size=min_size, max_size=max_size,
                                   annotated_universe=True, require_overlap=True).rename(columns={"gene_set": "go_id"})
         out.insert(1, "term", out["go_id"].map(terms).fillna(""))
+        out["engine"] = f"python scipy (GO map: {source})"
     out["method"] = method
     cols = ["go_id", "term", "n_set", "n_query", "n_universe", "overlap", "expected", "fold_enrichment", "p_value",
             "p_adj", "overlap_genes", "method", "engine"]

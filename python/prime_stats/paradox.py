@@ -262,10 +262,10 @@ def divergence_test(probability, risk, os_days, os_event, *, thresholds: Paradox
     q = stats.norm.ppf(0.5 + conf_level / 2)
     full = fit_cox(np.column_stack([z, resp, z * resp]), t, e, ties="efron")
     add = fit_cox(np.column_stack([z, resp]), t, e, ties="efron")
-    L = {"PRIME-S risk (per SD), predicted non-responders": ([1, 0, 0], full, "descriptive"),
-         "PRIME-S risk (per SD), predicted responders": ([1, 0, 1], full, "descriptive"),
-         "ratio of the two (risk x predicted response interaction)": ([0, 0, 1], full, "divergence"),
-         "predicted responder vs non-responder, adjusted for PRIME-S risk": ([0, 1], add, "added value")}
+    L = {"PRIME-S HR per SD, predicted non-responders": ([1, 0, 0], full, "descriptive"),
+         "PRIME-S HR per SD, predicted responders": ([1, 0, 1], full, "descriptive"),
+         "risk x predicted response (ratio of the two HRs)": ([0, 0, 1], full, "divergence"),
+         "predicted responder, adjusted for PRIME-S risk": ([0, 1], add, "added value")}
     rows = []
     for term, (w, fit, test) in L.items():
         w = np.asarray(w, float)
