@@ -94,3 +94,59 @@ ps_r_ssgsea <- function(expr, genes = rownames(expr), gene_sets, alpha = 0.25, n
   rownames(out) <- NULL
   out
 }
+
+#' GO gene sets as clusterProfiler's get_GO_data builds them for enrichGO.
+#'
+#' Every gene symbol annotated to a term or to any of its descendants (org.Hs.eg.db GOALL, all
+#' evidence codes), for one ontology; term names from GO.db.
+#'
+#' @param ontology "BP", "MF" or "CC".
+#' @return data.frame(go_id, term, gene), one row per term and gene.
+ps_r_go_gene_sets <- function(ontology = "BP") {
+  for (p in c("AnnotationDbi", "org.Hs.eg.db", "GO.db")) .ps_need(p, "ps_r_go_gene_sets")
+  db <- org.Hs.eg.db::org.Hs.eg.db
+  keys <- AnnotationDbi::keys(db, keytype = "SYMBOL")
+  a <- suppressMessages(AnnotationDbi::select(db, keys = keys, keytype = "SYMBOL",
+                                              columns = c("GOALL", "ONTOLOGYALL")))
+  a <- unique(a[!is.na(a$GOALL) & a$ONTOLOGYALL == ontology, c("GOALL", "SYMBOL")])
+  ids <- unique(a$GOALL)
+  terms <- suppressMessages(AnnotationDbi::select(GO.db::GO.db, keys = ids, keytype = "GOID", columns = "TERM"))
+  data.frame(go_id = a$GOALL, term = terms$TERM[match(a$GOALL, terms$GOID)], gene = a$SYMBOL,
+             stringsAsFactors = FALSE)
+}
+
+#' GO over-representation as clusterProfiler::enrichGO computes it (Yu et al. 2012).
+#'
+#' The universe is the measured genes that carry an annotation in the ontology; a term's set is its
+#' genes in that universe, kept when min_size <= size <= max_size; terms with at least one query gene
+#' are tested with phyper(k - 1, M, N - M, n, lower.tail = FALSE) and BH-adjusted together.
+#'
+#' @param genes query gene symbols (e.g. the differentially expressed genes).
+#' @param universe the measured gene symbols.
+#' @param gene_sets data.frame(go_id, term, gene); default ps_r_go_gene_sets("BP").
+#' @param min_size,max_size term size limits within the universe (enrichGO's minGSSize, maxGSSize).
+#' @return data.frame: go_id, term, n_set, n_query, n_universe, overlap, expected, fold_enrichment,
+#'   p_value, p_adj, overlap_genes; sorted by p_value.
+ps_r_enrich_go <- function(genes, universe, gene_sets = NULL, min_size = 10L, max_size = 500L) {
+  if (is.null(gene_sets)) gene_sets <- ps_r_go_gene_sets("BP")
+  gene_sets <- as.data.frame(gene_sets, stringsAsFactors = FALSE)
+  universe <- intersect(unique(as.character(universe)), gene_sets$gene)
+  query <- intersect(unique(as.character(genes)), universe)
+  if (length(query) == 0L) stop("no query gene is in the annotated universe")
+  gs <- gene_sets[gene_sets$gene %in% universe, ]
+  sets <- split(gs$gene, gs$go_id)
+  size <- lengths(sets)
+  sets <- sets[size >= min_size & size <= max_size]
+  hits <- lapply(sets, function(s) sort(intersect(s, query)))
+  k <- lengths(hits)
+  keep <- k > 0L
+  sets <- sets[keep]; hits <- hits[keep]; k <- k[keep]
+  M <- lengths(sets); N <- length(universe); n <- length(query)
+  p <- phyper(k - 1L, M, N - M, n, lower.tail = FALSE)
+  out <- data.frame(go_id = names(sets), term = gs$term[match(names(sets), gs$go_id)], n_set = M,
+                    n_query = n, n_universe = N, overlap = k, expected = M * n / N,
+                    fold_enrichment = (k / n) / (M / N), p_value = p, p_adj = p.adjust(p, method = "BH"),
+                    overlap_genes = vapply(hits, paste, character(1), collapse = ";"),
+                    stringsAsFactors = FALSE, row.names = NULL)
+  out[order(out$p_value, out$go_id), ]
+}

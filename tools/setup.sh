@@ -11,11 +11,11 @@ say() { printf '[setup] %s\n' "$*" >&2; }
 APT_PACKAGES=(
   r-base-core r-base-dev r-cran-rms r-cran-survival r-cran-survminer r-cran-riskregression
   r-cran-pec r-cran-proc r-bioc-gsva r-bioc-limma r-bioc-edger r-bioc-gseabase r-cran-reticulate
-  r-cran-testthat r-cran-ggplot2 r-cran-jsonlite r-cran-knitr r-cran-rmarkdown
+  r-cran-testthat r-cran-ggplot2 r-cran-jsonlite r-cran-knitr r-cran-rmarkdown r-bioc-go.db r-bioc-org.hs.eg.db
   libpcre2-dev libblas-dev liblapack-dev poppler-utils libpango-1.0-0 libpangoft2-1.0-0
   python3-venv
 )
-CRAN_EQUIVALENT="install.packages(c('rms','survival','survminer','riskRegression','pec','pROC','reticulate','testthat','ggplot2','jsonlite','knitr','rmarkdown')); BiocManager::install(c('GSVA','limma','edgeR','GSEABase'))"
+CRAN_EQUIVALENT="install.packages(c('rms','survival','survminer','riskRegression','pec','pROC','reticulate','testthat','ggplot2','jsonlite','knitr','rmarkdown')); BiocManager::install(c('GSVA','limma','edgeR','GSEABase','GO.db','org.Hs.eg.db'))"
 
 # ---- 1. system packages -------------------------------------------------------------------
 missing=()

@@ -288,6 +288,12 @@ class PrimeR(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         return self.meta_.predict_proba(self.base_proba(X).to_numpy())
 
+    def oof_predict_proba(self) -> pd.Series:
+        """PRIME-R's out-of-fold probability for each training row: the meta-classifier applied to
+        the bases' repeated-CV out-of-fold probabilities (``oof_proba_``), indexed like the training X."""
+        check_is_fitted(self, "meta_")
+        return pd.Series(self.meta_.predict_proba(self.oof_proba_.to_numpy())[:, 1], index=self.oof_proba_.index)
+
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
@@ -554,6 +560,16 @@ class PrimeS(BaseEstimator):
     def predict(self, X):
         """Averaged risk score: weighted mean Cox log hazard ratio (higher = shorter survival)."""
         return sum(w * cal.linear_predictor(s) for w, cal, s in self._scores(X))
+
+    def oof_predict(self) -> pd.Series:
+        """PRIME-S's out-of-fold risk score for each training row: the members' out-of-fold scores
+        (their tuning folds) through the frozen calibrations and weights, indexed like the training X."""
+        check_is_fitted(self, "weights_")
+        index = next(iter(self.bases_.values())).oof_.index
+        risk = sum(w * self.calibrations_[key].linear_predictor(
+            self.bases_[key.split("/")[0]].results_[key.split("/")[1]].oof_)
+            for w, key in zip(self.weights_, self.pipelines_) if w > 0)
+        return pd.Series(np.asarray(risk, dtype=float), index=index)
 
     @property
     def unique_times_(self):

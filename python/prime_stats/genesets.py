@@ -9,14 +9,17 @@ from typing import Iterable, Mapping
 
 IMMUNE_GMT = "cytopus_immune_identities.gmt"
 HALLMARK_GMT = "h.all.v7.5.1.symbols.gmt"
+GO_BP_GMT = "go_bp.symbols.gmt"
 
 
-def read_gmt(path: str | Path) -> dict[str, list[str]]:
-    """Read a GMT file (name, description, genes...; tab-separated) into {set name: genes}."""
+def read_gmt(path: str | Path, *, with_descriptions: bool = False):
+    """Read a GMT file (name, description, genes...; tab-separated) into {set name: genes}, or with
+    ``with_descriptions`` into ({set name: genes}, {set name: description})."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"GMT file {path} not found")
     sets: dict[str, list[str]] = {}
+    descriptions: dict[str, str] = {}
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             line = line.rstrip("\r\n")
@@ -33,9 +36,10 @@ def read_gmt(path: str | Path) -> dict[str, list[str]]:
             if not genes:
                 raise ValueError(f"{path}, line {lineno}: gene set {name!r} has no genes")
             sets[name] = genes
+            descriptions[name] = parts[1].strip()
     if not sets:
         raise ValueError(f"{path} holds no gene sets")
-    return sets
+    return (sets, descriptions) if with_descriptions else sets
 
 
 def write_gmt(gene_sets: Mapping[str, Iterable[str]], path: str | Path,
@@ -72,6 +76,19 @@ def hallmark_gene_sets_path(path: str | Path | None = None) -> Path | None:
         return p
     candidates = [Path(__file__).resolve().parents[3] / "shared" / "data" / "genesets" / HALLMARK_GMT]
     env = os.environ.get("PRIMESTATS_GENESETS")
+    if env:
+        candidates.insert(0, Path(env))
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+def go_gene_sets_path(cache_dir: str | Path | None = None) -> Path | None:
+    """The GO Biological Process GMT (written once by :func:`prime_stats.omics.export_go_gene_sets`):
+    ``$PRIMESTATS_GO_GMT``, else ``shared/data/genesets/`` beside the checkout, else ``cache_dir``;
+    None when none is found."""
+    candidates = [Path(__file__).resolve().parents[3] / "shared" / "data" / "genesets" / GO_BP_GMT]
+    if cache_dir is not None:
+        candidates.append(Path(cache_dir) / GO_BP_GMT)
+    env = os.environ.get("PRIMESTATS_GO_GMT")
     if env:
         candidates.insert(0, Path(env))
     return next((c.resolve() for c in candidates if c.is_file()), None)

@@ -28,7 +28,8 @@ HALLMARK_FILENAME = "h.all.v7.5.1.symbols.gmt"
 __all__ = [
     "read_gmt", "write_gmt", "immune_gene_sets", "read_expression", "check_expression",
     "match_genes", "filter_by_expr", "differential_expression", "gsea_prerank", "GSEAResult",
-    "over_representation", "ssgsea", "SSGSEAResult", "compare_scores", "immune_infiltration",
+    "over_representation", "enrich_go", "export_go_gene_sets", "ssgsea", "SSGSEAResult", "compare_scores",
+    "immune_infiltration",
 ]
 
 
@@ -271,28 +272,40 @@ def gsea_prerank(de: pd.DataFrame | pd.Series, gene_sets, *, rank_by: str = "sta
 
 
 def over_representation(genes: Iterable[str], gene_sets, universe: Iterable[str], *,
-                        min_size: int = 1) -> pd.DataFrame:
+                        min_size: int = 1, max_size: int | None = None, annotated_universe: bool = False,
+                        require_overlap: bool = False) -> pd.DataFrame:
     """Over-representation analysis: one-sided hypergeometric test per set + Benjamini-Hochberg.
 
     P(X >= k) with X ~ Hypergeometric(M = |universe|, n = |set ∩ universe|, N = |genes ∩ universe|);
     the same test as R ``phyper(k - 1, n, M - n, N, lower.tail = FALSE)`` and one-sided Fisher.
-    Columns: gene_set, n_set, n_query, overlap, expected, fold_enrichment, p_value, p_adj,
+    Sets are kept when ``min_size <= |set ∩ universe| <= max_size``. clusterProfiler's rules
+    (``enricher``/``enrichGO``): ``annotated_universe`` keeps only universe genes in some set (query
+    genes outside it are dropped instead of refused) and ``require_overlap`` tests (and BH-adjusts)
+    only sets with at least one query gene.
+    Columns: gene_set, n_set, n_query, n_universe, overlap, expected, fold_enrichment, p_value, p_adj,
     overlap_genes, method, engine.
     """
     universe = set(map(str, universe))
     query = [g for g in dict.fromkeys(map(str, genes))]
+    sets = _as_gene_sets(gene_sets)
+    if annotated_universe:
+        universe &= set().union(*map(set, sets.values()))
+        query = [g for g in query if g in universe]
     outside = [g for g in query if g not in universe]
     if outside:
         raise ValueError(f"{len(outside)} query genes are not in the universe, e.g. {outside[:5]}")
     if not query:
-        raise ValueError("the query gene list is empty")
-    sets, _ = match_genes(universe, gene_sets, min_size=min_size)
+        raise ValueError("the query gene list is empty" + (" after keeping annotated genes" if annotated_universe
+                                                           else ""))
+    sets, _ = match_genes(universe, sets, min_size=min_size, max_size=max_size)
     qset, big_m, big_n = set(query), len(universe), len(query)
     rows = []
     for name, members in sets.items():
         hit = sorted(qset.intersection(members))
         n, k = len(members), len(hit)
-        rows.append({"gene_set": name, "n_set": n, "n_query": big_n, "overlap": k,
+        if require_overlap and k == 0:
+            continue
+        rows.append({"gene_set": name, "n_set": n, "n_query": big_n, "n_universe": big_m, "overlap": k,
                      "expected": n * big_n / big_m,
                      "fold_enrichment": (k / big_n) / (n / big_m),
                      "p_value": float(stats.hypergeom.sf(k - 1, big_m, n, big_n)),
@@ -301,9 +314,72 @@ def over_representation(genes: Iterable[str], gene_sets, universe: Iterable[str]
     out["p_adj"] = _bh(out["p_value"].to_numpy())
     out["method"] = "hypergeometric (one-sided), BH"
     out["engine"] = "python scipy"
-    cols = ["gene_set", "n_set", "n_query", "overlap", "expected", "fold_enrichment", "p_value",
+    cols = ["gene_set", "n_set", "n_query", "n_universe", "overlap", "expected", "fold_enrichment", "p_value",
             "p_adj", "overlap_genes", "method", "engine"]
-    return out[cols].sort_values("p_value", kind="mergesort").reset_index(drop=True)
+    if out.empty:
+        return pd.DataFrame(columns=cols)
+    return out[cols].sort_values(["p_value", "gene_set"], kind="mergesort").reset_index(drop=True)
+
+
+GO_PACKAGES = ("AnnotationDbi", "org.Hs.eg.db", "GO.db")
+
+
+def export_go_gene_sets(path: str | Path, ontology: str = "BP") -> Path:
+    """Write the GO gene sets of ``ontology`` from org.Hs.eg.db / GO.db (through R, once) as a GMT file:
+    name = GO id, description = term, genes = symbols annotated to the term or a descendant (GOALL),
+    as clusterProfiler's ``get_GO_data`` builds them. The Python path of :func:`enrich_go` reads it."""
+    rbridge.resolve_engine("R", GO_PACKAGES)
+    long = rbridge.call_r("ps_r_go_gene_sets", ontology=ontology)
+    sets = long.groupby("go_id", sort=True)["gene"].apply(lambda g: sorted(set(map(str, g)))).to_dict()
+    terms = long.drop_duplicates("go_id").set_index("go_id")["term"].astype(str).to_dict()
+    return write_gmt(sets, path, descriptions=terms)
+
+
+def enrich_go(genes: Iterable[str], universe: Iterable[str], *, gene_sets=None, min_size: int = 10,
+              max_size: int = 500, engine: str = "auto") -> pd.DataFrame:
+    """GO over-representation as ``clusterProfiler::enrichGO(ont = "BP", pAdjustMethod = "BH",
+    minGSSize = 10, maxGSSize = 500, universe = measured genes)`` computes it (Yu et al. 2012):
+    hypergeometric p = phyper(k - 1, M, N - M, n, lower.tail = FALSE) with N the measured genes that
+    carry a GO annotation, M a term's genes among them (kept if ``min_size <= M <= max_size``), n the
+    annotated query genes, k the overlap; only terms with k >= 1 are tested and BH-adjusted.
+
+    R engine (``ps_r_enrich_go``): GO gene sets from org.Hs.eg.db (GOALL) and GO.db, unless
+    ``gene_sets`` is given. Python engine: :func:`over_representation` on ``gene_sets`` (a GMT path
+    from :func:`export_go_gene_sets`, or {go_id: genes}); term names from the GMT descriptions.
+    Columns: go_id, term, n_set, n_query, n_universe, overlap, expected, fold_enrichment, p_value,
+    p_adj, overlap_genes, method, engine.
+    """
+    method = f"hypergeometric ORA (clusterProfiler enrichGO rules), GO BP terms of {min_size}-{max_size} genes, BH"
+    genes, universe = [str(g) for g in genes], [str(g) for g in universe]
+    eng = rbridge.resolve_engine(engine, GO_PACKAGES) if gene_sets is None else \
+        ("python" if str(engine).lower() != "r" else rbridge.resolve_engine("R", ()))
+    if eng == "R":
+        long = None
+        if gene_sets is not None:
+            sets = _as_gene_sets(gene_sets)
+            long = pd.DataFrame([(k, k, g) for k, v in sets.items() for g in v], columns=["go_id", "term", "gene"])
+        out = rbridge.call_r("ps_r_enrich_go", genes=np.asarray(genes), universe=np.asarray(universe),
+                             gene_sets=long, min_size=int(min_size), max_size=int(max_size))
+        out = out.reset_index(drop=True)
+        for c in ("n_set", "n_query", "n_universe", "overlap"):
+            out[c] = out[c].astype(int)
+        out["engine"] = f"R org.Hs.eg.db {rbridge.r_package_version('org.Hs.eg.db')}, phyper"
+    else:
+        if gene_sets is None:
+            raise ValueError("GO enrichment without R needs gene_sets: a GMT written once by "
+                             "export_go_gene_sets (R with r-bioc-go.db and r-bioc-org.hs.eg.db)")
+        terms, source = {}, "given gene sets"
+        if isinstance(gene_sets, (str, Path)):
+            source = Path(gene_sets).name
+            gene_sets, terms = read_gmt(gene_sets, with_descriptions=True)
+        out = over_representation(genes, gene_sets, universe, min_size=min_size, max_size=max_size,
+                                  annotated_universe=True, require_overlap=True).rename(columns={"gene_set": "go_id"})
+        out.insert(1, "term", out["go_id"].map(terms).fillna(""))
+        out["engine"] = f"python scipy (GO map: {source})"
+    out["method"] = method
+    cols = ["go_id", "term", "n_set", "n_query", "n_universe", "overlap", "expected", "fold_enrichment", "p_value",
+            "p_adj", "overlap_genes", "method", "engine"]
+    return out[cols].sort_values(["p_value", "go_id"], kind="mergesort").reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The responder paradox: crossing PRIME-R (predicted response) with PRIME-S (survival risk).
+"""The responder paradox: crossing PRIME-R (predicted response) with PRIME-S (survival risk), the
+observed-response landmark analysis, and the tests whose null a random PRIME-R satisfies.
 
 Patients are placed in four quadrants by two cut-offs that are frozen on the training data and
 never re-estimated on the evaluation cohort: the PRIME-R probability threshold (predicted
@@ -9,7 +10,16 @@ training median, as :class:`prime_stats.evaluation.survival.MedianRiskStratifier
 Per quadrant: counts, observed 3-month response rate (Wilson 95% CI), Kaplan-Meier curves and
 medians; across quadrants the k-sample log-rank test; and the Cox hazard ratio of
 "responder / high risk" against "responder / low risk" (the paradox: predicted responders whose
-systemic biology still predicts early death).
+systemic biology still predicts early death). That HR only measures PRIME-S among predicted
+responders: it is as large with a PRIME-R that guesses at random. The claims are therefore tested by
+
+- :func:`landmark_response`: the 3-month landmark analysis of *observed* response on OS;
+- :func:`response_risk_correlation`: Spearman's rho between the PRIME-R probability and the PRIME-S
+  risk with a Fisher-z CI;
+- :func:`divergence_test`: the Cox interaction of PRIME-S risk x predicted response and the predicted
+  response adjusted for PRIME-S risk, whose nulls hold for any PRIME-R independent of survival.
+
+Every table names its split.
 """
 from __future__ import annotations
 
@@ -21,12 +31,16 @@ from sklearn.metrics import roc_curve
 from statsmodels.stats.proportion import proportion_confint
 
 from prime_stats.evaluation import survival as surv
+from prime_stats.evaluation._survcore import fit_cox
+
+LANDMARK_DAYS = 3 * 30.4375     # the 3-month response assessment
 
 QUADRANTS = ("responder/low risk", "responder/high risk",
              "non-responder/low risk", "non-responder/high risk")
 
-__all__ = ["QUADRANTS", "ParadoxThresholds", "freeze_thresholds", "assign_quadrants",
-           "ParadoxResult", "responder_paradox"]
+__all__ = ["QUADRANTS", "LANDMARK_DAYS", "ParadoxThresholds", "freeze_thresholds", "assign_quadrants",
+           "ParadoxResult", "responder_paradox", "landmark_response", "response_risk_correlation",
+           "divergence_test"]
 
 
 @dataclass(frozen=True)
@@ -157,3 +171,112 @@ def responder_paradox(probability, risk, response, os_days, os_event, *,
     hr = hr.assign(contrast="responder/high risk vs responder/low risk")
     return ParadoxResult(data=data, table=table, km=km, logrank=logrank, hazard_ratio=hr,
                          thresholds=thresholds)
+
+
+def _lengths(n: int, **vectors):
+    for name, v in vectors.items():
+        if len(v) != n:
+            raise ValueError(f"{name} has {len(v)} values but the first argument has {n}")
+
+
+def landmark_response(response, os_days, os_event, *, split: str, landmark: float = LANDMARK_DAYS,
+                      conf_level: float = 0.95, engine: str = "python") -> pd.DataFrame:
+    """Landmark analysis of observed response on overall survival (Anderson, Cain & Gelber 1983).
+
+    Patients alive and under follow-up at ``landmark`` days (``os_days > landmark``) are kept, time
+    is counted from the landmark, and the Cox HR (Efron ties, Wald CI) of observed responder vs
+    non-responder is estimated: R twin ``coxph(Surv(os_days - landmark, os_event) ~ response,
+    data = subset(d, os_days > landmark))``. Deaths and censorings before the landmark are counted.
+    One row: split, landmark_days, n, died_before, censored_before, n_landmark, responders, events,
+    estimate, lower, upper, p, term, method, engine.
+    """
+    y = _vector(response, "response")
+    t, e = _vector(os_days, "os_days"), _vector(os_event, "os_event")
+    _lengths(len(y), os_days=t, os_event=e)
+    if not set(np.unique(y)) <= {0.0, 1.0}:
+        raise ValueError("response must be coded 0/1")
+    keep = t > landmark
+    d = pd.DataFrame({"time": t[keep] - landmark, "event": e[keep].astype(int), "responder": y[keep].astype(int)})
+    if d["responder"].nunique() < 2 or d["event"].sum() == 0:
+        raise ValueError(f"{split}: the landmark analysis needs responders and non-responders alive at "
+                         f"{landmark:g} days and at least one later death (n = {len(d)}, "
+                         f"deaths = {int(d['event'].sum())})")
+    hr = surv.cox_hazard_ratios("time", "event", ["responder"], data=d, conf_level=conf_level, id_col=None,
+                                engine=engine).iloc[0]
+    return pd.DataFrame([{
+        "split": split, "landmark_days": landmark, "n": len(t),
+        "died_before": int(((~keep) & (e == 1)).sum()), "censored_before": int(((~keep) & (e == 0)).sum()),
+        "n_landmark": len(d), "responders": int(d["responder"].sum()), "events": int(d["event"].sum()),
+        "estimate": hr["estimate"], "lower": hr["lower"], "upper": hr["upper"], "p": hr["p"],
+        "term": "observed responder vs non-responder",
+        "method": f"{landmark:g}-day landmark, time from landmark; {hr['method']}", "engine": hr["engine"]}])
+
+
+def response_risk_correlation(probability, risk, *, split: str, predictions: str = "frozen model",
+                              conf_level: float = 0.95) -> pd.DataFrame:
+    """Spearman's rho between the PRIME-R probability and the PRIME-S risk score, with the Fisher-z
+    CI of Fieller, Hartley & Pearson (1957), var(atanh rho) = 1.06 / (n - 3), and the t-approximation
+    p (R ``cor.test(method = "spearman", exact = FALSE)``). A negative rho: predicted responders tend
+    to have a lower predicted risk. One row: split, predictions, n, estimate, lower, upper, p, method."""
+    from scipy import stats
+
+    p, r = _vector(probability, "probability"), _vector(risk, "risk")
+    _lengths(len(p), risk=r)
+    n = len(p)
+    if n < 5:
+        raise ValueError(f"{split}: the correlation needs at least 5 patients, got {n}")
+    rho, pval = stats.spearmanr(p, r)
+    z, half = np.arctanh(rho), stats.norm.ppf(0.5 + conf_level / 2) * np.sqrt(1.06 / (n - 3))
+    return pd.DataFrame([{"split": split, "predictions": predictions, "n": n, "estimate": float(rho),
+                          "lower": float(np.tanh(z - half)), "upper": float(np.tanh(z + half)), "p": float(pval),
+                          "method": f"Spearman rho (PRIME-R probability vs PRIME-S risk), Fisher-z "
+                                    f"{conf_level:.0%} CI with variance 1.06/(n-3)"}])
+
+
+def divergence_test(probability, risk, os_days, os_event, *, thresholds: ParadoxThresholds, split: str,
+                    predictions: str = "frozen model", conf_level: float = 0.95) -> pd.DataFrame:
+    """Does predicted response change what PRIME-S says about survival, or add to it?
+
+    Two Cox models (Efron ties, Wald tests; R twin ``coxph(Surv(t, e) ~ z * R)`` and ``~ z + R``) with
+    z = the PRIME-S risk centred at the frozen training cut-off, per SD in this split, and R = predicted
+    responder (frozen threshold). Rows: the PRIME-S HR per SD among predicted non-responders and among
+    predicted responders (exp(b_z + b_zR), SE from the covariance), their ratio (the interaction: the
+    divergence test) and predicted response adjusted for PRIME-S risk (additive model). If PRIME-R is
+    independent of survival (e.g. random), R is independent of (z, T) and both ``b_zR`` and the
+    adjusted ``b_R`` are 0: those two rows are the tests (column ``test``); the within-group HRs are
+    descriptive ("descriptive"). Columns: split, predictions, term, estimate, lower, upper, p, test, n, events,
+    responders, method, engine.
+    """
+    from scipy import stats
+
+    p, r = _vector(probability, "probability"), _vector(risk, "risk")
+    t, e = _vector(os_days, "os_days"), _vector(os_event, "os_event")
+    _lengths(len(p), risk=r, os_days=t, os_event=e)
+    resp = (p >= thresholds.response_threshold).astype(float)
+    sd = r.std(ddof=1)
+    if not 0 < resp.sum() < len(resp) or not sd > 0 or e.sum() < 3:
+        raise ValueError(f"{split}: the divergence test needs predicted responders and non-responders, a "
+                         f"non-constant risk and >= 3 deaths ({int(resp.sum())} of {len(resp)} predicted "
+                         f"responders, {int(e.sum())} deaths)")
+    z = (r - thresholds.risk_threshold) / sd
+    q = stats.norm.ppf(0.5 + conf_level / 2)
+    full = fit_cox(np.column_stack([z, resp, z * resp]), t, e, ties="efron")
+    add = fit_cox(np.column_stack([z, resp]), t, e, ties="efron")
+    L = {"PRIME-S HR per SD, predicted non-responders": ([1, 0, 0], full, "descriptive"),
+         "PRIME-S HR per SD, predicted responders": ([1, 0, 1], full, "descriptive"),
+         "risk x predicted response (ratio of the two HRs)": ([0, 0, 1], full, "divergence"),
+         "predicted responder, adjusted for PRIME-S risk": ([0, 1], add, "added value")}
+    rows = []
+    for term, (w, fit, test) in L.items():
+        w = np.asarray(w, float)
+        b, se = float(w @ fit.coef), float(np.sqrt(w @ fit.cov @ w))
+        rows.append({"split": split, "predictions": predictions, "term": term, "estimate": np.exp(b),
+                     "lower": np.exp(b - q * se), "upper": np.exp(b + q * se),
+                     "p": float(2 * stats.norm.sf(abs(b / se))), "test": test, "n": len(t),
+                     "events": int(e.sum()), "responders": int(resp.sum())})
+    out = pd.DataFrame(rows)
+    out["method"] = (f"Cox PH (Efron), OS ~ z*R and OS ~ z + R; z = PRIME-S risk centred at the training "
+                     f"cut-off, per SD ({sd:.3g}); R = PRIME-R >= {thresholds.response_threshold:.3f}; "
+                     f"Wald {conf_level:.0%} CI")
+    out["engine"] = "python"
+    return out

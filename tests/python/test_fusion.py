@@ -424,3 +424,25 @@ def test_late_fusion_not_worse_on_simulated_external_centre():
     se = np.sqrt((a * (1 - a) + (n1 - 1) * (q1 - a * a) + (n0 - 1) * (q2 - a * a)) / (n1 * n0))
     assert fused >= a - se, (fused, single.to_dict(), se)
     assert fused > 0.55
+
+
+def test_out_of_fold_training_predictions(prime_r, prime_s, bc_split, gbsg_split):
+    """PRIME-R's and PRIME-S's out-of-fold training predictions (used wherever a training patient must
+    not be scored by a model fitted on them: the paradox and the omics groups)."""
+    from sksurv.metrics import concordance_index_censored
+
+    Xtr, _, ytr, _, _, _ = bc_split
+    p = prime_r.oof_predict_proba()
+    assert p.index.equals(Xtr.index)
+    np.testing.assert_allclose(p, prime_r.meta_.predict_proba(prime_r.oof_proba_.to_numpy())[:, 1])
+    assert roc_auc_score(ytr, p) < roc_auc_score(ytr, prime_r.predict_proba(Xtr)[:, 1])   # in-sample is optimistic
+    Str, _, ystr, _ = gbsg_split
+    r = prime_s.oof_predict()
+    assert r.index.equals(Str.index)
+    expected = sum(w * prime_s.calibrations_[k].linear_predictor(
+        prime_s.bases_[k.split("/")[0]].results_[k.split("/")[1]].oof_)
+        for w, k in zip(prime_s.weights_, prime_s.pipelines_) if w > 0)
+    np.testing.assert_allclose(r, expected)
+    c_oof = concordance_index_censored(ystr["cens"].astype(bool), ystr["time"], r.to_numpy())[0]
+    c_in = concordance_index_censored(ystr["cens"].astype(bool), ystr["time"], prime_s.predict(Str))[0]
+    assert 0.5 < c_oof < c_in

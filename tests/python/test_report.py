@@ -526,7 +526,7 @@ def test_a_nearly_empty_study_still_gives_a_complete_report(tmp_path):
     assert set(res["missing_sections"]) == {s.key for s in rb.SECTIONS} - {"flow"}
     omics = page[page.index('id="sec-omics"'):page.index('id="sec-limitations"')]
     assert omics.count("not available</span>") == 1
-    assert "this section (tables &#39;de&#39;, &#39;gsea&#39;, &#39;ssgsea&#39;, &#39;immune&#39;; figures" in omics
+    assert "this section (tables &#39;omics_samples&#39;, &#39;de&#39;, &#39;gsea&#39;, &#39;go&#39;" in omics
     assert "provenance.json: not found in the study folder" in page
     cl = pd.read_csv(res["checklist"], dtype=str).fillna("")
     assert (cl.set_index("item").loc["23a", "status"] == "Not available in this run: for the authors")
@@ -547,3 +547,31 @@ def test_fusion_weights_are_one_table_per_model_without_the_other_models_columns
     r, s = (b["html"] for b in blocks)
     assert "PRIME-R (stacker)" in r and "Coefficient" in r and "Weight" not in r and "Learner" not in r
     assert "PRIME-S (stacking)" in s and "Weight" in s and "Coefficient" not in s
+
+
+def test_paradox_sentences_come_from_the_tables_that_ran(tmp_path):
+    """The landmark, correlation and divergence sentences name each split and quote its numbers; the
+    divergence sentence (with its 'random PRIME-R' claim) is absent when the divergence table is."""
+    from prime_stats import paradox
+
+    rng = np.random.default_rng(1)
+    n = 150
+    y, prob, risk = rng.binomial(1, 0.5, n), rng.random(n), rng.normal(size=n)
+    t, e = rng.exponential(600, n).round() + 1, rng.binomial(1, 0.7, n)
+    art = Artefacts(tmp_path)
+    art.table("flow", pd.DataFrame({"split": ["external"], "n": [n]}))
+    lm = paradox.landmark_response(y, t, e, split="external")
+    art.table("landmark_response", lm)
+    art.table("response_risk_correlation", paradox.response_risk_correlation(prob, risk, split="external"))
+    art.write()
+    page = re.sub(r"\s+", " ", Path(rb.build_report(tmp_path)["html"]).read_text())
+    r = lm.iloc[0]
+    assert (f"external validation centre HR {r['estimate']:.2f} (95% CI {r['lower']:.2f} to {r['upper']:.2f}"
+            in page)
+    assert "Spearman correlation of the PRIME-R probability" in page and "guessed at random" not in page
+    th = paradox.ParadoxThresholds(0.5, 0.0, "fixed", "median")
+    art.table("paradox_divergence", paradox.divergence_test(prob, risk, t, e, thresholds=th, split="external"))
+    art.write()
+    page = re.sub(r"\s+", " ", Path(rb.build_report(tmp_path)["html"]).read_text())
+    assert "would be as large with a PRIME-R that guessed at random" in page
+    assert "external validation centre: interaction HR" in page

@@ -243,3 +243,39 @@ def test_new_figures_render_from_the_stored_tables(study, art):
     for key in ("km_train", "km_test", "km_external", "km_treatment_train", "km_treatment_external", "pooled_cox",
                 "survival_contrasts", "flow_diagram"):
         assert art.figures[key].is_file(), key
+
+
+def test_paradox_and_omics_use_only_predictions_not_fitted_on_the_patient(study, art):
+    """Training rows take PRIME-R's and PRIME-S's out-of-fold predictions, test/external rows the frozen
+    models'; every paradox table names its split; the omics groups come from those predictions."""
+    pred = study.pred
+    f = pred.frame.set_index("patient_id")
+    tr = f.index[f["split"] == "train"]
+    oof_p = pd.Series(np.linspace(0.05, 0.95, len(tr)), index=tr)
+    oof_r = pd.Series(np.linspace(-1, 1, len(tr)), index=tr)
+    models = {"response": {"PRIME-R": SimpleNamespace(oof_predict_proba=lambda: oof_p)},
+              "survival": {PRIME_S: SimpleNamespace(oof_predict=lambda: oof_r)}}
+    d = analyses.unfitted_predictions(models, pred)
+    np.testing.assert_allclose(d.loc[tr, "probability"], oof_p)
+    np.testing.assert_allclose(d.loc[tr, "risk"], oof_r)
+    assert (d.loc[tr, "predictions"] == analyses.OOF).all()
+    ext = f.index[f["split"] == "external"]
+    np.testing.assert_allclose(d.loc[ext, "probability"], f.loc[ext, pred.response["PRIME-R"]])
+    np.testing.assert_allclose(d.loc[ext, "risk"], f.loc[ext, pred.risk[PRIME_S]])
+    assert (d.loc[ext, "predictions"] == analyses.FROZEN).all()
+
+    split, res = analyses.paradox_analysis(art, pred, models, "python")
+    assert split == "external"
+    for key in ("paradox", "paradox_hr", "landmark_response", "response_risk_correlation", "paradox_divergence"):
+        assert art.tables[key]["split"].notna().all(), key
+    assert set(art.tables["landmark_response"]["split"]) == {"train", "test", "external"}
+    corr = art.tables["response_risk_correlation"].set_index("split")
+    assert corr.loc["train", "predictions"] == analyses.OOF and corr.loc["external", "predictions"] == analyses.FROZEN
+    assert set(art.tables["paradox"]["split"]) <= {"test", "external"}      # never the training split
+
+    th = analyses.frozen_thresholds(models, pred)
+    groups = analyses.omics_groups(d, th)
+    assert (groups["response"].loc[tr] == np.where(oof_p >= th.response_threshold, "responder",
+                                                   "non-responder")).all()
+    assert (groups["survival"].loc[ext] == np.where(f.loc[ext, pred.risk[PRIME_S]] > th.risk_threshold,
+                                                    "high risk", "low risk")).all()

@@ -56,6 +56,52 @@ def _adjusted(st) -> str:
     return "The risk group's hazard ratio unadjusted" + (f" and {'; '.join(models)}." if models else ".")
 
 
+def _ci(r) -> str:
+    return f"{r['estimate']:.2f} (95% CI {r['lower']:.2f} to {r['upper']:.2f}; p = {r['p']:.2g})"
+
+
+def _landmark(st) -> str:
+    t = st.tables["landmark_response"]
+    parts = [f"{SPLIT_SUFFIX.get(r['split'], r['split'])} HR {_ci(r)}, {int(r['n_landmark'])} patients, "
+             f"{int(r['events'])} deaths" for _, r in t.iterrows()]
+    return ("Observed 3-month response and overall survival counted from the 3-month landmark, in patients alive and "
+            "under follow-up at 3 months (Cox, responder vs non-responder): " + "; ".join(parts) + ".")
+
+
+def _correlation(st) -> str:
+    t = st.tables["response_risk_correlation"]
+    parts = [f"{SPLIT_SUFFIX.get(r['split'], r['split'])} ({r['predictions']}) rho {_ci(r)}" for _, r in t.iterrows()]
+    return "Spearman correlation of the PRIME-R probability and the PRIME-S risk score: " + "; ".join(parts) + "."
+
+
+def _divergence(st) -> str:
+    t = st.tables["paradox_divergence"]
+    label = {"divergence": "interaction", "added value": "predicted response adjusted for PRIME-S"}
+    parts = [f"{SPLIT_SUFFIX.get(r['split'], r['split'])}: {label[r['test']]} HR {_ci(r)}"
+             for _, r in t[t["test"].isin(list(label))].iterrows()]
+    return ("The quadrant hazard ratio measures PRIME-S among predicted responders only and would be as large with a "
+            "PRIME-R that guessed at random. The tests whose null a random PRIME-R satisfies are the Cox interaction "
+            "of PRIME-S risk with predicted response and predicted response adjusted for PRIME-S risk: "
+            + "; ".join(parts) + ".")
+
+
+def _omics_samples(st) -> str:
+    t = st.tables["omics_samples"]
+    t = t[t["model"] == t["model"].iloc[0]].groupby(["split", "predictions"])["n"].sum()
+    parts = [f"{n} {SPLIT_SUFFIX.get(sp, sp)} ({src} predictions)" for (sp, src), n in t.items()]
+    return ("Expression samples, grouped only by predictions of models not fitted on them: " + ", ".join(parts) + ".")
+
+
+def _go(st) -> str:
+    parts = []
+    for key in ("go", "go_survival"):
+        if key in st.tables and len(st.tables[key]):
+            t = st.tables[key].iloc[0]
+            parts.append(f"{t['model']}: query {t['query']}, universe {int(t['n_universe'])} measured genes with a GO "
+                         f"annotation, {len(st.tables[key])} terms tested; {t['method']}")
+    return "GO Biological Process over-representation of the differentially expressed genes (" + "; ".join(parts) + ")."
+
+
 CAL_FIGURES = ("calibration_test", "calibration_external", "calibration_survival_test",
                "calibration_survival_external")
 SECTIONS: tuple[Section, ...] = (
@@ -139,11 +185,23 @@ SECTIONS: tuple[Section, ...] = (
     Section("paradox", "The responder paradox",
             ((("paradox", "paradox_hr", "paradox_km"), "Patients cross-classified by predicted response and predicted "
                                                         "survival risk (thresholds frozen on the training data), and "
-                                                        "their survival."),), ("paradox", "paradox_hr"), ("paradox_km",)),
+                                                        "their survival, per split."),
+             (("landmark_response",), _landmark), (("response_risk_correlation",), _correlation),
+             (("paradox_divergence",), _divergence)),
+            ("paradox", "paradox_hr", "landmark_response", "response_risk_correlation", "paradox_divergence"),
+            ("paradox_km",)),
     Section("omics", "Transcriptomics",
-            ((("de",), "Differential expression between predicted groups."), (("gsea",), "Gene-set enrichment (GSEA)."),
-             (("ssgsea",), "ssGSEA scores."), (("immune",), "Immune-cell infiltration by group.")),
-            ("de", "gsea", "ssgsea", "immune"), ("volcano", "gsea_enrichment", "immune")),
+            ((("omics_samples",), _omics_samples),
+             (("de",), "Differential expression between PRIME-R predicted responders and non-responders."),
+             (("de_survival",), "Differential expression between PRIME-S high- and low-risk patients."),
+             (("gsea", "gsea_survival"), "Gene-set enrichment (GSEA, Hallmark) of each comparison."),
+             (("go", "go_survival"), _go),
+             (("ssgsea",), "ssGSEA scores."),
+             (("immune", "immune_survival"), "Immune-cell infiltration (ssGSEA) by group.")),
+            ("omics_samples", "de", "gsea", "go", "ssgsea", "immune", "de_survival", "gsea_survival", "go_survival",
+             "immune_survival"),
+            ("volcano", "gsea_enrichment", "immune", "volcano_survival", "gsea_enrichment_survival",
+             "immune_survival")),
     Section("limitations", "Limitations",
             ((("sample_size", "flow", "missingness", "metrics"), "Limitations computed from this run's tables."),)),
     Section("provenance", "Provenance",
@@ -154,18 +212,24 @@ SECTIONS: tuple[Section, ...] = (
 SECTION_KEYS = tuple(s.key for s in SECTIONS) + ("additional", "checklist")
 
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
-            "immune": 30, "shap_response": 20, "shap_survival": 20, "survshap": 20, "decision_curve": 60}
+            "immune": 30, "de_survival": 25, "gsea_survival": 25, "immune_survival": 30, "go": 25, "go_survival": 25,
+            "shap_response": 20, "shap_survival": 20, "survshap": 20, "decision_curve": 60}
 # notes that are not about one artefact, shown in these sections (keys: analysis steps of study.py)
 NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimination", "calibration", "utility"),
                  "survival_figures": ("discrimination", "calibration"), "risk_groups": ("risk_groups",),
                  "risk_cutoff": ("risk_groups",), "descriptive": ("table1", "missingness"),
-                 "paradox_thresholds": ("paradox",), "shap": ("explain",)}
+                 "paradox_thresholds": ("paradox",), "shap": ("explain",),
+                 "omics_response": ("omics",), "omics_survival": ("omics",), "go": ("omics",),
+                 "go_response": ("omics",), "go_survival": ("omics",),
+                 **{f"{k}_{sp}": ("paradox",) for sp in ("train", "test", "external")
+                    for k in ("paradox", "landmark_response", "response_risk_correlation", "paradox_divergence")}}
 CALIBRATION_METRICS = {"citl", "intercept", "slope", "o/e", "e/o", "ici", "eavg", "e50", "e90", "emax",
                        "calibration slope", "calibration intercept", "calibration-in-the-large"}
 DEFAULT_MAX_ROWS = 40
 # tables laid out by a computed section, or drawn as a figure, rather than listed under "Additional results"
 SHOWN_ELSEWHERE = {"sample_size", "calibration_curves", "calibration_rug"}
-RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea"}
+RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea",
+          "de_survival", "gsea_survival", "go", "go_survival"}
 UNCLIPPED = {"hyperparameters", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
 BY_MODEL = {"fusion_weights"}   # one table per model: PRIME-R's stacker coefficients and PRIME-S's weights differ in layout
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages

@@ -571,6 +571,25 @@ def model_tables(art: Artefacts, models: dict):
 
 
 # --------------------------------------------------------------------------------------- paradox
+OOF, FROZEN = "out-of-fold", "frozen model"
+
+
+def unfitted_predictions(models: dict, pred: Predictions) -> pd.DataFrame:
+    """PRIME-R probability and PRIME-S risk of every scored patient from a model that was not fitted on
+    that patient: out-of-fold for training rows (:meth:`PrimeR.oof_predict_proba`,
+    :meth:`PrimeS.oof_predict`), the frozen models' predictions for test and external rows. Indexed by
+    patient id; columns split, predictions, probability, risk, response, time, event."""
+    cols = pred.columns
+    f = pred.frame.set_index(cols.id)
+    out = pd.DataFrame({"split": f["split"], "predictions": np.where(f["split"] == "train", OOF, FROZEN),
+                        "probability": f[pred.response[PRIME_R]], "risk": f[pred.risk[PRIME_S]],
+                        "response": f[cols.response], "time": f[cols.time], "event": f[cols.event]})
+    tr = out.index[out["split"] == "train"]
+    out.loc[tr, "probability"] = models["response"][PRIME_R].oof_predict_proba().loc[tr].to_numpy()
+    out.loc[tr, "risk"] = models["survival"][PRIME_S].oof_predict().loc[tr].to_numpy()
+    return out
+
+
 def frozen_thresholds(models: dict, pred: Predictions):
     """Responder cut-off (Youden) from PRIME-R's out-of-fold training probabilities (the
     meta-classifier applied to the bases' OOF probabilities; in-sample probabilities of tree
@@ -579,50 +598,132 @@ def frozen_thresholds(models: dict, pred: Predictions):
 
     cols = pred.columns
     tr = pred.in_split("train")
-    prime_r = models["response"][PRIME_R]
-    oof = pd.Series(prime_r.meta_.predict_proba(prime_r.oof_proba_.to_numpy())[:, 1],
-                    index=prime_r.oof_proba_.index).loc[tr[cols.id]]
+    oof = models["response"][PRIME_R].oof_predict_proba().loc[tr[cols.id]]
     return freeze_thresholds(oof.to_numpy(), tr[cols.response], tr[pred.risk[PRIME_S]])
 
 
 def paradox_analysis(art: Artefacts, pred: Predictions, models: dict, engine: str):
-    """The responder paradox on the external split, thresholds frozen on training."""
-    from ..paradox import responder_paradox
+    """The responder paradox, each part in every split where it can be computed, the split always named:
+    the quadrants and the paradox HR (test, external; thresholds frozen on training); the 3-month
+    landmark analysis of observed response (every split); the PRIME-R vs PRIME-S correlation and the
+    divergence test on predictions not fitted on the patients (training out-of-fold, test, external).
+    Each split and analysis is guarded on its own. Returns (split, quadrant result) for the figure: the
+    external split's when it ran, else the internal test's."""
+    from .. import paradox as px
 
-    cols = pred.columns
     th = frozen_thresholds(models, pred)
     art.notes["paradox_thresholds"] = (f"responder threshold {th.response_threshold:.3f} ({th.response_rule}, "
                                        f"out-of-fold training probabilities); "
                                        f"risk threshold {th.risk_threshold:.3f} ({th.risk_rule}); both from training")
-    ext = pred.in_split("external")
-    res = responder_paradox(ext[pred.response[PRIME_R]], ext[pred.risk[PRIME_S]], ext[cols.response],
-                            ext[cols.time], ext[cols.event], thresholds=th, patient_id=ext[cols.id],
-                            engine=engine)
-    art.table("paradox", res.table)
-    art.table("paradox_hr", res.hazard_ratio)
-    return res
+    d = unfitted_predictions(models, pred)
+    frames: dict[str, list] = {k: [] for k in ("paradox", "paradox_hr", "landmark_response",
+                                                "response_risk_correlation", "paradox_divergence")}
+    result = None
+    for split in SPLITS:
+        g = d[d["split"] == split]
+        if not len(g):
+            continue
+        source = g["predictions"].iloc[0]
+        lm = art.guarded(f"landmark_response_{split}", px.landmark_response, g["response"], g["time"], g["event"],
+                         split=split, engine=engine)
+        frames["landmark_response"].append(lm)
+        frames["response_risk_correlation"].append(art.guarded(
+            f"response_risk_correlation_{split}", px.response_risk_correlation, g["probability"], g["risk"],
+            split=split, predictions=source))
+        frames["paradox_divergence"].append(art.guarded(
+            f"paradox_divergence_{split}", px.divergence_test, g["probability"], g["risk"], g["time"], g["event"],
+            thresholds=th, split=split, predictions=source))
+        if split == "train":
+            continue
+        res = art.guarded(f"paradox_{split}", px.responder_paradox, g["probability"], g["risk"], g["response"],
+                          g["time"], g["event"], thresholds=th, patient_id=g.index, engine=engine)
+        if res is not None:
+            frames["paradox"].append(res.table.assign(split=split))
+            frames["paradox_hr"].append(res.hazard_ratio.assign(
+                split=split, note="PRIME-S among predicted responders only: as large with a random PRIME-R; "
+                                  "see the divergence test"))
+            result = (split, res) if split == "external" or result is None else result
+    for key, parts in frames.items():
+        parts = [p for p in parts if p is not None]
+        if parts:
+            art.table(key, pd.concat(parts, ignore_index=True))
+    return result
 
 
 # -------------------------------------------------------------------------------------- omics
-def omics_analyses(art: Artefacts, expression: pd.DataFrame, groups: pd.Series, gene_sets_path,
-                   seed: int, engine: str):
-    """DE (limma-voom / Welch), GSEA on the Hallmark sets and immune infiltration between the
-    PRIME-R predicted responders and non-responders among patients with expression data.
-    Returns the GSEA result and immune scores (for the figures), or None."""
+# (endpoint, model, suffix of its table/figure keys, the two groups (reference first))
+OMICS_ARMS = (("response", PRIME_R, "", ("non-responder", "responder")),
+              ("survival", PRIME_S, "_survival", ("low risk", "high risk")))
+
+
+def omics_groups(d: pd.DataFrame, thresholds) -> dict[str, pd.Series]:
+    """Each arm's predicted groups from :func:`unfitted_predictions` (never a prediction fitted on the
+    patient): PRIME-R responder if probability >= the frozen responder threshold; PRIME-S high risk if
+    risk > the frozen training median risk."""
+    return {"response": pd.Series(np.where(d["probability"] >= thresholds.response_threshold, "responder",
+                                           "non-responder"), index=d.index),
+            "survival": pd.Series(np.where(d["risk"] > thresholds.risk_threshold, "high risk", "low risk"),
+                                  index=d.index)}
+
+
+GO_FDR = 0.05     # DE genes (BH) that form the GO over-representation query
+
+
+def omics_analyses(art: Artefacts, expression: pd.DataFrame, d: pd.DataFrame, thresholds, gene_sets_path,
+                   seed: int, engine: str, go_path=None) -> dict:
+    """DE (limma-voom / Welch), GSEA on the Hallmark sets and immune infiltration between the PRIME-R
+    predicted groups (responder vs non-responder) and between the PRIME-S risk groups (high vs low),
+    among patients with expression data, from predictions not fitted on them
+    (:func:`unfitted_predictions`: out-of-fold for training rows), and GO Biological Process
+    over-representation of the DE genes (BH < ``GO_FDR``; universe = measured genes) when a GO GMT
+    ``go_path`` is given. ``omics_samples`` counts the samples per split, prediction source and group.
+    Each arm (and its GO analysis) is guarded on its own. Returns, per arm that ran,
+    the GSEA result, immune scores and groups (for the figures)."""
+    samples = [s for s in expression.columns if s in d.index]
+    if not samples:
+        raise ValueError("no expression sample matches a scored patient id")
+    d = d.loc[samples]
+    groups = omics_groups(d, thresholds)
+    art.table("omics_samples", pd.concat([
+        pd.DataFrame({"split": d["split"], "predictions": d["predictions"], "model": model, "group": groups[ep]})
+        for ep, model, _, _ in OMICS_ARMS]).value_counts().rename("n").reset_index()
+        .sort_values(["model", "split", "group"], kind="mergesort", ignore_index=True))
+    out = {}
+    for endpoint, model, suffix, levels in OMICS_ARMS:
+        res = art.guarded(f"omics{suffix or '_response'}", _omics_arm, art, expression[samples], groups[endpoint],
+                          model, suffix, levels, gene_sets_path, seed, engine, go_path)
+        if res is not None:
+            out[endpoint] = res
+    return out
+
+
+def _omics_arm(art, expr, g, model, suffix, levels, gene_sets_path, seed, engine, go_path=None):
     from .. import omics
     from ..genesets import read_gmt
 
-    samples = [s for s in expression.columns if s in groups.index]
-    g = groups.loc[samples]
-    if g.nunique() < 2 or g.value_counts().min() < 3:
-        art.notes["omics"] = "fewer than 3 patients with expression data in a predicted group"
-        return None
-    expr = expression[samples]
-    art.table("de", omics.differential_expression(expr, g, reference="non-responder", engine=engine))
+    counts = g.value_counts()
+    if g.nunique() < 2 or counts.min() < 3:
+        raise ValueError(f"{model}: fewer than 3 patients with expression data in a group ({counts.to_dict()})")
+    de = omics.differential_expression(expr, g, reference=levels[0], engine=engine).assign(model=model)
+    art.table(f"de{suffix}", de)
+    if go_path is not None:
+        art.guarded(f"go{suffix or '_response'}", _go, art, de, list(expr.index), model, suffix, go_path)
     gs = None
     if gene_sets_path is not None:
-        gs = omics.gsea_prerank(art.tables["de"], read_gmt(gene_sets_path), permutations=1000, seed=seed)
-        art.table("gsea", gs.table)
-    scores, comparison = omics.immune_infiltration(expr, g, engine=engine)
-    art.table("immune", comparison)
-    return {"gsea": gs, "immune_scores": scores.scores, "groups": g}
+        gs = omics.gsea_prerank(de, read_gmt(gene_sets_path), permutations=1000, seed=seed)
+        art.table(f"gsea{suffix}", gs.table.assign(model=model))
+    scores, comparison = omics.immune_infiltration(expr, g, engine=engine, reference=levels[0])
+    art.table(f"immune{suffix}", comparison.assign(model=model))
+    return {"gsea": gs, "immune_scores": scores.scores, "groups": g, "model": model, "suffix": suffix}
+
+
+def _go(art, de, universe, model, suffix, go_path):
+    """GO BP over-representation (enrichGO's rules) of one arm's DE genes at BH < GO_FDR."""
+    from .. import omics
+
+    query = de.loc[de["p_adj"] < GO_FDR, "gene"]
+    if query.empty:
+        raise ValueError(f"{model}: no gene is differentially expressed at BH < {GO_FDR}, so GO enrichment "
+                         f"has no query")
+    art.table(f"go{suffix}", omics.enrich_go(query, universe, gene_sets=go_path, engine="python")
+              .assign(model=model, query=f"DE genes at BH < {GO_FDR} ({len(query)})"))

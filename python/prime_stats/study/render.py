@@ -198,8 +198,11 @@ def adjusted_cox_figure(table: pd.DataFrame):
                               title="Cox models of the PRIME-S risk group, adjusted for the prespecified covariates")
 
 
-def paradox_figure(art: Artefacts, paradox_result):
-    art.figure("paradox_km", fe.plot_paradox_km(paradox_result))
+def paradox_figure(art: Artefacts, paradox):
+    """The quadrant Kaplan-Meier plot of one split (``paradox`` = (split, ParadoxResult)), named in the title."""
+    split, res = paradox
+    art.figure("paradox_km", fe.plot_paradox_km(
+        res, title=f"Responder paradox, {SPLIT_LABELS[split]}: overall survival by PRIME-R x PRIME-S quadrant"))
 
 
 def explanation_figures(art: Artefacts, shap: dict, max_features: int):
@@ -218,10 +221,15 @@ def explanation_figures(art: Artefacts, shap: dict, max_features: int):
 
 
 def omics_figures(art: Artefacts, results: dict):
-    """Volcano plot, the top GSEA enrichment plot and immune-infiltration boxplots."""
-    art.figure("volcano", fe.plot_volcano(art.tables["de"], title="Predicted responders vs non-responders"))
-    gs = results["gsea"]
-    if gs is not None and len(gs.table):
-        art.figure("gsea_enrichment", fe.plot_gsea_enrichment(gs, gs.table.iloc[0]["gene_set"]))
-    art.figure("immune", fe.plot_score_boxplot(results["immune_scores"], results["groups"],
-                                               comparison=art.tables["immune"]))
+    """Per arm that ran (PRIME-R predicted groups; PRIME-S risk groups): volcano plot, the top GSEA
+    enrichment plot and immune-infiltration boxplots."""
+    titles = {"response": "PRIME-R predicted responders vs non-responders",
+              "survival": "PRIME-S high vs low risk"}
+    for endpoint, res in results.items():
+        sfx = res["suffix"]
+        art.figure(f"volcano{sfx}", fe.plot_volcano(art.tables[f"de{sfx}"], title=titles[endpoint]))
+        gs = res["gsea"]
+        if gs is not None and len(gs.table):
+            art.figure(f"gsea_enrichment{sfx}", fe.plot_gsea_enrichment(gs, gs.table.iloc[0]["gene_set"]))
+        art.figure(f"immune{sfx}", fe.plot_score_boxplot(res["immune_scores"], res["groups"],
+                                                          comparison=art.tables[f"immune{sfx}"]))

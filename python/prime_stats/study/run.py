@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..cohort import Cohort
@@ -22,7 +21,7 @@ from .config import StudyConfig
 from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
 from .fit import (fit_baseline, fit_prime, nested_cv_table, optimism_table, read_models, save_frozen_models,
                   shap_results, stage_inputs, write_models)
-from .predictions import PRIME_R, Predictions, predict_all
+from .predictions import Predictions, predict_all
 from .record import Artefacts, write_provenance
 from .stage_cache import Codec, StageCache
 
@@ -187,17 +186,31 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
 
 
 def _omics(art: Artefacts, cohort: Cohort, pred: Predictions, models: dict, cfg: StudyConfig, log):
-    """Transcriptomics of PRIME-R's predicted groups (threshold frozen on training)."""
-    from ..genesets import hallmark_gene_sets_path
+    """Transcriptomics of PRIME-R's predicted groups and PRIME-S's risk groups (thresholds frozen on
+    training; out-of-fold predictions for training patients)."""
+    from ..genesets import go_gene_sets_path, hallmark_gene_sets_path
 
-    th = analyses.frozen_thresholds(models, pred).response_threshold
-    p = pred.frame.set_index(cfg.columns.id)[pred.response[PRIME_R]]
-    groups = pd.Series(np.where(p >= th, "responder", "non-responder"), index=p.index)
+    th = analyses.frozen_thresholds(models, pred)
+    d = analyses.unfitted_predictions(models, pred)
     gmt = hallmark_gene_sets_path(cfg.path(cfg.gene_sets) if cfg.gene_sets else None)
     t0 = time.time()
-    res = analyses.omics_analyses(art, cohort.expression, groups, gmt, cfg.seed, cfg.evaluation.engine)
-    log(f"transcriptomics (DE, GSEA, immune ssGSEA) in {time.time() - t0:.0f}s")
+    go = art.guarded("go", _go_gene_sets, cfg.output_dir / "cache")
+    res = analyses.omics_analyses(art, cohort.expression, d, th, gmt, cfg.seed, cfg.evaluation.engine, go)
+    log(f"transcriptomics (DE, GSEA, GO, immune ssGSEA; PRIME-R and PRIME-S groups) in {time.time() - t0:.0f}s")
     return res
+
+
+def _go_gene_sets(cache_dir: Path) -> Path:
+    """The GO BP GMT: an existing export (:func:`~prime_stats.genesets.go_gene_sets_path`), else exported
+    once from org.Hs.eg.db through R into ``cache_dir``."""
+    from .. import omics
+    from ..genesets import GO_BP_GMT, go_gene_sets_path
+
+    found = go_gene_sets_path(cache_dir)
+    if found is not None:
+        return found
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return omics.export_go_gene_sets(cache_dir / GO_BP_GMT)
 
 
 class _Progress:
