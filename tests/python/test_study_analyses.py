@@ -102,14 +102,14 @@ def test_risk_groups_every_split_medians_treatment_and_pooled_cox(study, art):
     med = t["km_medians"]
     for split in ("train", "test", "external"):
         g = d[d.split == split]
-        km = surv.kaplan_meier(g, "os_days", "os_event", "risk_group", engine="python")
+        km = surv.kaplan_meier("os_days", "os_event", "risk_group", data=g, engine="python")
         mine = med[(med.split == split) & (med.grouping == "PRIME-S risk group")].set_index("group")
         ref = km.medians.set_index("group")
         pd.testing.assert_series_equal(mine["median"], ref["median"], check_names=False)
         assert (mine["median_months"] * 30.4375).equals(mine["median"]) or np.allclose(
             mine["median_months"].dropna() * 30.4375, mine["median"].dropna())
         gt = g.assign(treatment=c.loc[g.patient_id, "treatment"].to_numpy())
-        kt = surv.kaplan_meier(gt, "os_days", "os_event", "treatment", engine="python").medians.set_index("group")
+        kt = surv.kaplan_meier("os_days", "os_event", "treatment", data=gt, engine="python").medians.set_index("group")
         mt = med[(med.split == split) & (med.grouping == "treatment")].set_index("group")
         np.testing.assert_array_equal(mt.loc[kt.index, "events"], kt["events"])
         np.testing.assert_allclose(mt.loc[kt.index, "median"], kt["median"])
@@ -120,9 +120,9 @@ def test_risk_groups_every_split_medians_treatment_and_pooled_cox(study, art):
     # post-baseline one are named
     pooled = t["pooled_cox"]
     data = d.merge(c.drop(columns=["os_days", "os_event", "centre"]), left_on="patient_id", right_index=True)
-    ref = surv.cox_hazard_ratios(data, "os_days", "os_event",
+    ref = surv.cox_hazard_ratios("os_days", "os_event",
                                  ["high_risk", "age", "ecog", "bclc", "subsequent_therapy", "centre"],
-                                 engine="python")
+                                 data=data, engine="python")
     adj = pooled[pooled.model.str.startswith("adjusted")].reset_index(drop=True)
     np.testing.assert_allclose(adj.estimate, ref.estimate, rtol=1e-10)
     assert list(adj.term) == list(ref.term)
