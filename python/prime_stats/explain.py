@@ -462,7 +462,7 @@ def frozen_shap(model, X: pd.DataFrame, *, background: pd.DataFrame, groups=None
         raise ValueError("X and background must have the same columns in the same order")
     if explainer not in ("auto", "tree", "agnostic"):
         raise ValueError(f"explainer must be 'auto', 'tree' or 'agnostic', not {explainer!r}")
-    groups = np.asarray(["all"] * len(X) if groups is None else groups, dtype=object)
+    groups = np.asarray(["all"] * len(X) if groups is None else groups).astype(str)
     if len(groups) != len(X):
         raise ValueError(f"groups has {len(groups)} labels but X has {len(X)} rows")
     output = output or ("probability" if is_classifier(model) else "risk")
