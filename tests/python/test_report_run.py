@@ -19,7 +19,10 @@ GOLDEN = Path(__file__).parent / "golden"
 # phrase -> what must exist for it to be said: ("split", s) in metrics.csv, or an artefact key
 CLAIMS = {r"nested cross-validation|nested CV": ("split", "nested_cv"),
           r"optimism correction|optimism-corrected|bootstrap": ("table", "optimism"),
-          r"SHAP": ("table", "shap_response", "shap_survival"), r"SurvSHAP": ("table", "survshap"),
+          r"SHAP": ("table", "shap_response", "shap_survival", "shap_frozen_response", "shap_frozen_survival"),
+          r"CV-averaged SHAP": ("table", "shap_response", "shap_survival"),
+          r"SHAP of the frozen model": ("table", "shap_frozen_response", "shap_frozen_survival"),
+          r"SurvSHAP": ("table", "survshap"),
           r"GSEA|enrichment|ssGSEA|Differential expression": ("table", "de", "gsea"),
           r"Schoenfeld|proportional-hazards": ("table", "cox_zph"), r"subgroup": ("table", "subgroups"),
           r"[Dd]ecision-curve|[Nn]et benefit": ("table", "decision_curve_test", "decision_curve_external",
