@@ -555,8 +555,8 @@ def test_report_says_which_shap_is_which_and_which_recipe_ran(tmp_path):
                             explained="27 of 27 test, 40 of 60 external patients")
     both = page(shap_response=ranking, shap_frozen_response=frozen, tuning=tuning)
     assert ("SHAP of the frozen model, the one that was validated: PRIME-R's probability of response (explained "
-            "rows: 27 of 27 test, 40 of 60 external patients; exact interventional Shapley; background 30 "
-            "training rows)") in both
+            "rows: 27 of 27 test, 40 of 60 external patients; background 30 training rows; the engine is in each "
+            "table's note).") in both
     assert "CV-averaged SHAP of fast-grid refits" in both and "in 5-fold cross-validation" in both
     assert caption("table", "shap_frozen_response") in both and caption("table", "tuning") in both
     assert "Feature selection recipe 'paper' (the paper's recipe" in both

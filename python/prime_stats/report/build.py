@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ RECIPES = {"stable": "no univariate screen; stability selection of the elastic-n
                      "inside each modality pipeline, then the learner",
            "paper": "the paper's recipe: univariate screen (response: logistic p < 0.05; survival: Cox-lasso), "
                     "then elastic-net selection, then the learner"}
-LEARNER_RULES = {"best": "the candidate learner with the highest cross-validated score (the paper's rule)",
+LEARNER_RULES = {"best": "the candidate learner with the highest cross-validated score, the paper's rule",
                  "one_se": "the simplest candidate learner whose cross-validated score is within one standard "
                            "error of the best (Breiman et al. 1984)"}
 
@@ -86,10 +87,11 @@ def _frozen_shap(st) -> str:
     keys = [(k, what) for k, what in (("shap_frozen_response", "PRIME-R's probability of response"),
                                       ("shap_frozen_survival", "PRIME-S's risk score")) if k in st.tables]
     t = st.tables[keys[0][0]]
-    rows = f" (explained rows: {t['explained'].iloc[0]}" if "explained" in t else " ("
-    how = f"; {t['method'].iloc[0]})" if "method" in t else ")"
+    said = [f"explained rows: {t['explained'].iloc[0]}"] if "explained" in t else []
+    bg = re.search(r"background \d+ training rows", str(t["method"].iloc[0])) if "method" in t else None
+    said += [bg.group(0)] if bg else []
     return (f"SHAP of the frozen model, the one that was validated: {' and '.join(w for _, w in keys)}"
-            + rows + how + ".")
+            + (f" ({'; '.join(said)}; the engine is in each table's note)." if said else "."))
 
 
 def _cv_shap(st) -> str:

@@ -189,7 +189,7 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
         ss = res["survshap"]
         who = f"{len(ss.index)} external patients" if len(external_ids) else f"{len(ss.index)} training patients"
         horizons = ", ".join(f"{t / DAYS_PER_MONTH:g}" for t in ss.times)
-        art.table("survshap", ss.ranking.assign(
+        art.table("survshap", ss.ranking[ss.ranking["importance"] > 0].assign(  # features that change S(t|x)
             method=f"{ss.explainer}; frozen PRIME-S; background {FROZEN_BACKGROUND} training patients; "
                    f"horizons {horizons} months", explained=who))
     log(f"explanations (CV SHAP, SurvSHAP(t)) in {time.time() - t0:.0f}s")
