@@ -18,7 +18,8 @@ from prime_stats.study import run_study
 GOLDEN = Path(__file__).parent / "golden"
 # phrase -> what must exist for it to be said: ("split", s) in metrics.csv, or an artefact key
 CLAIMS = {r"nested cross-validation|nested CV": ("split", "nested_cv"),
-          r"optimism correction|optimism-corrected|bootstrap": ("table", "optimism"),
+          r"optimism correction|optimism-corrected|bootstrap optimism": ("table", "optimism"),
+          r"paired bootstrap": ("table", "survival_contrasts"),
           r"SHAP": ("table", "shap_response", "shap_survival", "shap_frozen_response", "shap_frozen_survival"),
           r"CV-averaged SHAP": ("table", "shap_response", "shap_survival"),
           r"SHAP of the frozen model": ("table", "shap_frozen_response", "shap_frozen_survival"),
