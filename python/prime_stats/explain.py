@@ -14,6 +14,8 @@
   model's output get exactly 0 (null player) and are left out of the Shapley computation; they
   are found by adaptive group testing (blocks of columns replaced at once, halved while they
   change the output), checked against the per-column screen's meaning (see _screened_shapley).
+* :func:`frozen_shap` - SHAP of the frozen (validated) model itself, with the same engines and a
+  background of its training rows: what the validated model does, beside cv_shap's refits.
 * :func:`survshap` - SurvSHAP(t) (Krzyziński et al., Knowledge-Based Systems 2023): Shapley values
   of the survival function S(t|x) at a grid of times (the value of a coalition is the mean of
   S(t|x_S, b_-S) over background rows b, as in the authors' ``survshap`` package), with the
@@ -38,7 +40,7 @@ from sklearn.pipeline import Pipeline
 
 from .evaluation._survcore import survival_at as step_survival_at
 
-__all__ = ["ShapResult", "cv_shap", "interventional_shapley", "SurvShapResult", "survshap", "survival_at",
+__all__ = ["ShapResult", "cv_shap", "frozen_shap", "interventional_shapley", "SurvShapResult", "survshap", "survival_at",
            "divergence_table"]
 
 
@@ -47,7 +49,8 @@ class ShapResult:
     """Cross-validated SHAP values.
 
     ``values``: held-out SHAP value per patient (rows, index of X) and feature; a feature that a
-    fold's pipeline did not pass to its model gets 0 there. ``data``: the feature values the
+    fold's pipeline did not pass to its model gets 0 there. ``fold``: each row's fold (frozen_shap:
+    its group label). ``data``: the feature values the
     explainer saw (NaN where not used). ``fold_importance``: mean |SHAP| per fold (rows) and feature.
     ``ranking``: feature, mean_abs_shap (over all patients), sd/min/max over folds, share, rank.
     """
@@ -228,13 +231,18 @@ def _active_features(f, X_test: np.ndarray, bg: np.ndarray, *, base: np.ndarray 
     return active
 
 
-def _reduced_game(f_full, fixed: np.ndarray, active: np.ndarray):
-    """f on the active columns, the others held at ``fixed``."""
+def _reduced_game(f_full, fixed: np.ndarray, active: np.ndarray, max_cells: int = _SCREEN_MAX_CELLS):
+    """f on the active columns, the others held at ``fixed`` (model calls of at most ``max_cells``
+    full-width cells, so that a wide model's coalition rows stay within bounded memory)."""
+    step = max(1, max_cells // len(fixed))
 
     def f(z):
-        full = np.tile(fixed, (len(z), 1))
-        full[:, active] = z
-        return f_full(full)
+        out = []
+        for i in range(0, len(z), step):
+            full = np.tile(fixed, (len(z[i:i + step]), 1))
+            full[:, active] = z[i:i + step]
+            out.append(np.asarray(f_full(full), dtype=float))
+        return np.concatenate(out)
 
     return f
 
@@ -346,6 +354,33 @@ def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_ma
     return values, xt, list(map(str, cols)), base, name, output, n_active
 
 
+def _explain_fitted(model, X_train: pd.DataFrame, X_test: pd.DataFrame, explainer: str, output: str,
+                    n_background: int, exact_max_features: int, n_permutations: int, rng):
+    """SHAP of one fitted model for the rows of X_test with a background sample of X_train: TreeSHAP
+    when ``explainer`` allows it and shap can read the model, else the model-agnostic engine."""
+    res = None
+    if explainer in ("auto", "tree"):
+        res = _tree_explanation(model, X_train, X_test, output, n_background, rng)
+        if res is None and explainer == "tree":
+            raise ValueError(f"shap.TreeExplainer cannot explain {type(model).__name__}; "
+                             "use explainer='agnostic'")
+    if res is None:
+        res = _agnostic_explanation(model, X_train, X_test, output, n_background,
+                                    exact_max_features, n_permutations, rng)
+    return res
+
+
+def _check_features(X, name: str = "X"):
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"{name} must be a pandas DataFrame with named feature columns")
+    if X.index.has_duplicates:
+        raise ValueError(f"{name} has duplicated row labels (e.g. "
+                         f"{list(X.index[X.index.duplicated()][:3])}); give each patient a unique index")
+    bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    if bad:
+        raise ValueError(f"non-numeric feature column(s) {bad[:5]}: encode them before explaining")
+
+
 def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "auto",
             output: str | None = None, n_background: int = 50, exact_max_features: int = 8,
             n_permutations: int = 10, random_state: int = 0) -> ShapResult:
@@ -358,18 +393,11 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
     prediction for regression forests); forest *classifiers* use the exact engine on P(y=1)
     because shap's multi-output TreeSHAP is not exact. ``ShapResult.output`` names the scale.
     """
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError("X must be a pandas DataFrame with named feature columns")
+    _check_features(X)
     if explainer not in ("auto", "tree", "agnostic"):
         raise ValueError(f"explainer must be 'auto', 'tree' or 'agnostic', not {explainer!r}")
     if len(X) != len(y):
         raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
-    if X.index.has_duplicates:
-        raise ValueError("X has duplicated row labels (e.g. "
-                         f"{list(X.index[X.index.duplicated()][:3])}); give each patient a unique index")
-    bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-    if bad:
-        raise ValueError(f"non-numeric feature column(s) {bad[:5]}: encode them before explaining")
     output = output or _default_output(estimator, y)
     rng = np.random.default_rng(random_state)
     folds = list(_splitter(estimator, y, cv, random_state))
@@ -378,16 +406,8 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
     names_used, scales, actives = set(), set(), []
     for k, (tr, te) in enumerate(folds):
         model = clone(estimator).fit(X.iloc[tr], y[tr] if not isinstance(y, pd.Series) else y.iloc[tr])
-        res = None
-        if explainer in ("auto", "tree"):
-            res = _tree_explanation(model, X.iloc[tr], X.iloc[te], output, n_background, rng)
-            if res is None and explainer == "tree":
-                raise ValueError(f"shap.TreeExplainer cannot explain {type(model).__name__}; "
-                                 "use explainer='agnostic'")
-        if res is None:
-            res = _agnostic_explanation(model, X.iloc[tr], X.iloc[te], output, n_background,
-                                        exact_max_features, n_permutations, rng)
-        sv, xv, names, b, names_used_k, scale, n_active = res
+        sv, xv, names, b, names_used_k, scale, n_active = _explain_fitted(
+            model, X.iloc[tr], X.iloc[te], explainer, output, n_background, exact_max_features, n_permutations, rng)
         names_used.add(names_used_k)
         scales.add(scale)
         if n_active is not None:
@@ -421,6 +441,50 @@ def cv_shap(estimator, X: pd.DataFrame, y, *, cv: int = 5, explainer: str = "aut
     return ShapResult(values=values, data=data, base_values=base, fold=fold_id,
                       fold_importance=fold_importance, ranking=ranking,
                       explainer=explainer_name, output="; ".join(sorted(scales)))
+
+
+def frozen_shap(model, X: pd.DataFrame, *, background: pd.DataFrame, groups=None, explainer: str = "auto",
+                output: str | None = None, n_background: int = 30, exact_max_features: int = 8,
+                n_permutations: int = 10, random_state: int = 0) -> ShapResult:
+    """SHAP of one fitted model, as it was frozen and validated, for the rows of X.
+
+    Nothing is refitted (unlike :func:`cv_shap`): the same engines (TreeSHAP when shap reads the
+    model, else interventional Shapley values on the raw inputs with the active-feature screen)
+    explain ``model`` with ``n_background`` rows sampled from ``background`` (its training rows).
+    ``output``: "probability" (classifiers, the default), "log-odds", "risk" (``predict``, the default
+    otherwise) or "prediction". ``groups``: a label per row of X (e.g. the split); ``fold`` holds it
+    and ``fold_importance`` is the mean |SHAP| per group. Features that never change the output
+    (exactly 0, null player) are left out of ``values`` and ``ranking``.
+    """
+    _check_features(X)
+    _check_features(background, "background")
+    if list(X.columns) != list(background.columns):
+        raise ValueError("X and background must have the same columns in the same order")
+    if explainer not in ("auto", "tree", "agnostic"):
+        raise ValueError(f"explainer must be 'auto', 'tree' or 'agnostic', not {explainer!r}")
+    groups = np.asarray(["all"] * len(X) if groups is None else groups).astype(str)
+    if len(groups) != len(X):
+        raise ValueError(f"groups has {len(groups)} labels but X has {len(X)} rows")
+    output = output or ("probability" if is_classifier(model) else "risk")
+    rng = np.random.default_rng(random_state)
+    sv, xv, names, base, name, scale, n_active = _explain_fitted(
+        model, background, X, explainer, output, n_background, exact_max_features, n_permutations, rng)
+    values = pd.DataFrame(sv, index=X.index, columns=names)
+    used = values.columns[(values != 0).any(axis=0)]
+    values, data = values[used], pd.DataFrame(xv, index=X.index, columns=names)[used]
+    fold_importance = values.abs().groupby(groups).mean()
+    fold_importance.index.name = "group"
+    mean_abs = values.abs().mean(axis=0)
+    ranking = pd.DataFrame({"feature": list(used), "mean_abs_shap": mean_abs.to_numpy()})
+    ranking["share"] = ranking["mean_abs_shap"] / ranking["mean_abs_shap"].sum()
+    ranking = ranking.sort_values("mean_abs_shap", ascending=False, kind="mergesort").reset_index(drop=True)
+    ranking["rank"] = np.arange(1, len(ranking) + 1)
+    if n_active is not None:
+        name += f"; {n_active} of {X.shape[1]} features change the output"
+    return ShapResult(values=values, data=data, base_values=np.asarray(base, dtype=float), fold=groups,
+                      fold_importance=fold_importance, ranking=ranking,
+                      explainer=f"{name}; background {min(n_background, len(background))} training rows",
+                      output=scale)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.feature_selection import SelectKBest
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -109,6 +109,28 @@ def test_selection_step_gives_zero_to_dropped_features(breast):
     assert (used["mean_abs_shap"] > 0).sum() <= 4 and (res.values != 0).sum(axis=1).max() <= 2
     tree = explain.cv_shap(pipe, X, y, cv=3)  # TreeExplainer on the selected (transformed) features
     assert tree.values.shape[1] <= X.shape[1] and (tree.ranking["n_folds_used"] <= 3).all()
+
+
+def test_frozen_shap_explains_the_fitted_model_without_refitting(breast):
+    """SHAP of the frozen model: closed form w_j (x_j - mean of the background) for a fitted linear
+    model, efficiency against the fitted pipeline's own probabilities, dropped features left out."""
+    X, y = breast
+    yc = X["mean area"] * 0.01 + np.random.default_rng(0).normal(size=len(X))
+    lin = LinearRegression().fit(X.iloc[:100], yc[:100])
+    groups = np.repeat(["test", "external"], 30)
+    r = explain.frozen_shap(lin, X.iloc[100:], background=X.iloc[:100], groups=groups, n_background=100)
+    assert r.output == "risk" and "exact" in r.explainer and "background 100 training rows" in r.explainer
+    expected = (X.iloc[100:] - X.iloc[:100].mean()) * lin.coef_
+    np.testing.assert_allclose(r.values.to_numpy(), expected.to_numpy(), atol=1e-8)
+    assert list(r.fold_importance.index) == ["external", "test"] and (r.fold == groups).all()
+    pipe = make_pipeline(StandardScaler(), SelectKBest(k=2), LogisticRegression()).fit(X.iloc[:100], y[:100])
+    r = explain.frozen_shap(pipe, X.iloc[100:], background=X.iloc[:100], n_background=20)
+    kept = set(X.columns[pipe[1].get_support()])
+    assert r.output == "probability" and set(r.ranking["feature"]) == kept == set(r.values.columns)
+    np.testing.assert_allclose(r.base_values + r.values.sum(axis=1), pipe.predict_proba(X.iloc[100:])[:, 1],
+                               atol=1e-10)
+    with pytest.raises(ValueError, match="same columns"):
+        explain.frozen_shap(lin, X.iloc[100:, :3], background=X.iloc[:100])
 
 
 def test_input_errors(breast):

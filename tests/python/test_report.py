@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from html import unescape
 import subprocess
 from pathlib import Path
 
@@ -575,3 +576,42 @@ def test_paradox_sentences_come_from_the_tables_that_ran(tmp_path):
     page = re.sub(r"\s+", " ", Path(rb.build_report(tmp_path)["html"]).read_text())
     assert "would be as large with a PRIME-R that guessed at random" in page
     assert "external validation centre: interaction HR" in page
+
+
+def test_report_says_which_shap_is_which_and_which_recipe_ran(tmp_path):
+    """SHAP of the frozen model and CV-averaged SHAP of fast-grid refits are each named only when their
+    artefact exists; the selection recipe and learner-choice rule come from the resolved configuration,
+    with the tuning table in the model specification."""
+    ranking = pd.DataFrame({"feature": ["pni", "afp"], "mean_abs_shap": [0.2, 0.1]})
+    tuning = pd.DataFrame({"endpoint": "response", "model": "PRIME-R", "feature_kind": "clinical", "recipe": "paper",
+                           "learner": ["ridge_logistic", "adaboost"], "cv_score": [0.70, 0.72], "cv_sd": 0.1,
+                           "cv_se": 0.045, "rule": "one_se", "chosen": [True, False]})
+    cfg = {"models": {"family": "prime", "recipe": "paper", "learner_choice": "one_se"}, "explain": {"cv": 5}}
+
+    def page(**tables):
+        d = tmp_path / "_".join(tables)
+        art = Artefacts(d)
+        for k, df in tables.items():
+            art.table(k, df)
+        art.write()
+        (d / "config.resolved.yaml").write_text(yaml.safe_dump(cfg))
+        html = rb.render_html(d)[0]
+        part = html[html.index('id="sec-specification"'):html.index('id="sec-performance"')] + \
+            html[html.index('id="sec-explain"'):html.index('id="sec-paradox"')]
+        return re.sub(r"\s+", " ", unescape(_visible_text(part)))
+
+    frozen = ranking.assign(output="probability", method="exact interventional Shapley; background 30 training rows",
+                            explained="27 of 27 test, 40 of 60 external patients")
+    both = page(shap_response=ranking, shap_frozen_response=frozen, tuning=tuning)
+    assert ("SHAP of the frozen model, the one that was validated: PRIME-R's probability of response (explained "
+            "rows: 27 of 27 test, 40 of 60 external patients; background 30 training rows; the engine is in each "
+            "table's note).") in both
+    assert "CV-averaged SHAP of fast-grid refits" in both and "in 5-fold cross-validation" in both
+    assert caption("table", "shap_frozen_response") in both and caption("table", "tuning") in both
+    assert "Feature selection recipe 'paper' (the paper's recipe" in both
+    assert "learner choice 'one_se' (the simplest candidate learner" in both
+    assert "Kept: PRIME-R clinical: ridge_logistic (of 2)." in both
+    cv_only = page(shap_response=ranking)
+    assert "CV-averaged SHAP of fast-grid refits" in cv_only and "SHAP of the frozen model" not in cv_only
+    frozen_only = page(shap_frozen_response=frozen)
+    assert "SHAP of the frozen model" in frozen_only and "CV-averaged" not in frozen_only

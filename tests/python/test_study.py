@@ -133,6 +133,28 @@ def test_prime_engine_on_clinical_features(sim, tmp_path):
     assert {"flow_diagram", "discrimination_summary", "km_train", "km_treatment_external", "pooled_cox",
             "survival_contrasts", "correlation_survival"} <= set(art["figures"])
 
+    # SHAP of the frozen models (the validated PRIME-R / PRIME-S, no refit) on a few test and external
+    # patients: the values add up to each patient's own validated prediction; figures from the stored tables
+    from prime_stats.study import render
+    from prime_stats.study.record import Artefacts
+    from prime_stats.study.run import _frozen_explanations
+    from prime_stats.study.stage_cache import StageCache
+
+    art = Artefacts(tmp_path / "frozen")
+    small = StudyConfig.from_dict({**raw, "explain": {"frozen_rows": 4}}, base_dir=sim)
+    shap = _frozen_explanations(art, StageCache(tmp_path / "cache", enabled=False), (), res.models, res.features,
+                                res.split.index[res.split == "train"], res.split, small, lambda msg: None)
+    by_id = pred.set_index(res.config.columns.id)
+    for endpoint, column in (("response", "prob_prime_r"), ("survival", "risk_prime_s")):
+        r = shap[endpoint]
+        assert sorted(pd.Series(r.fold).value_counts()) == [4, 4]
+        np.testing.assert_allclose(r.base_values + r.values.sum(axis=1), by_id.loc[r.values.index, column], atol=1e-8)
+        t = art.tables[f"shap_frozen_{endpoint}"]
+        assert {"mean_abs_shap_test", "mean_abs_shap_external"} <= set(t) and (t["mean_abs_shap"] > 0).all()
+        assert t["explained"].iloc[0].startswith("4 of ") and "background 30 training rows" in t["method"].iloc[0]
+    render.frozen_explanation_figures(art, 12)
+    assert {"shap_frozen_response", "shap_frozen_survival"} <= set(art.figures)
+
     # the frozen study scores the same patients identically and validates new cohorts separately
     from prime_stats.cohort import Cohort
     from prime_stats.study import FrozenStudy

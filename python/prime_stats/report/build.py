@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -102,6 +103,57 @@ def _go(st) -> str:
     return "GO Biological Process over-representation of the differentially expressed genes (" + "; ".join(parts) + ")."
 
 
+RECIPES = {"stable": "no univariate screen; stability selection of the elastic-net path repeated over resamples "
+                     "inside each modality pipeline, then the learner",
+           "paper": "the paper's recipe: univariate screen (response: logistic p < 0.05; survival: Cox-lasso), "
+                    "then elastic-net selection, then the learner"}
+LEARNER_RULES = {"best": "the candidate learner with the highest cross-validated score, the paper's rule",
+                 "one_se": "the simplest candidate learner whose cross-validated score is within one standard "
+                           "error of the best (Breiman et al. 1984)"}
+
+
+def _selection(st) -> str:
+    """The selection recipe and learner-choice rule of the resolved configuration, and the learners they kept."""
+    m = st.config.get("models") or {}
+    recipe, rule = m.get("recipe"), m.get("learner_choice")
+    said = (f"Feature selection recipe '{recipe}' ({RECIPES.get(recipe, 'as configured')}); learner choice "
+            f"'{rule}' ({LEARNER_RULES.get(rule, 'as configured')}), per modality over the cross-validated "
+            "tuning of every candidate learner.")
+    t = st.tables.get("tuning")
+    if t is not None and {"model", "feature_kind", "learner", "chosen"} <= set(t.columns):
+        kept = t[t["chosen"].astype(str).str.lower() == "true"]
+        n = t.groupby(["model", "feature_kind"]).size()
+        said += " Kept: " + "; ".join(f"{r.model} {r.feature_kind}: {r.learner} (of {n[(r.model, r.feature_kind)]})"
+                                      for r in kept.itertuples()) + "."
+    return said
+
+
+def _frozen_shap(st) -> str:
+    """Which SHAP explains the frozen, validated models, and on which patients."""
+    keys = [(k, what) for k, what in (("shap_frozen_response", "PRIME-R's probability of response"),
+                                      ("shap_frozen_survival", "PRIME-S's risk score")) if k in st.tables]
+    t = st.tables[keys[0][0]]
+    said = [f"explained rows: {t['explained'].iloc[0]}"] if "explained" in t else []
+    bg = re.search(r"background \d+ training rows", str(t["method"].iloc[0])) if "method" in t else None
+    said += [bg.group(0)] if bg else []
+    return (f"SHAP of the frozen model, the one that was validated: {' and '.join(w for _, w in keys)}"
+            + (f" ({'; '.join(said)}; the engine is in each table's note)." if said else "."))
+
+
+def _cv_shap(st) -> str:
+    k = (st.config.get("explain") or {}).get("cv")
+    return ("CV-averaged SHAP of fast-grid refits: PRIME-R and PRIME-S refitted with the fast grids on the "
+            f"features the frozen models selected, in {f'{k}-fold' if k else 'K-fold'} cross-validation of the "
+            "training split, each refit explaining its held-out fold (a description of the modelling procedure, "
+            "not of the frozen model).")
+
+
+def _survshap(st) -> str:
+    t = st.tables["survshap"]
+    rows = f" (explained rows: {t['explained'].iloc[0]})" if "explained" in t else ""
+    return f"SurvSHAP(t) of the frozen PRIME-S{rows}."
+
+
 CAL_FIGURES = ("calibration_test", "calibration_external", "calibration_survival_test",
                "calibration_survival_external")
 SECTIONS: tuple[Section, ...] = (
@@ -126,10 +178,11 @@ SECTIONS: tuple[Section, ...] = (
     Section("specification", "Model specification",
             ((("features_response", "features_survival"), "The selected predictors with their coefficients or "
                                                            "importances."),
+             (("tuning",), _selection),
              (("hyperparameters",), "The tuned hyperparameters."), (("fusion_weights",), _fusion_models),
              (("correlation_response", "correlation_survival"), "The correlation of the selected predictors "
                                                                  "(training split).")),
-            ("features_response", "features_survival", "hyperparameters", "fusion_weights"),
+            ("features_response", "features_survival", "tuning", "hyperparameters", "fusion_weights"),
             ("correlation_response", "correlation_survival")),
     Section("performance", "Model performance",
             ((("metrics",), "Every model in every validation set, with 95% confidence intervals."),),
@@ -176,12 +229,15 @@ SECTIONS: tuple[Section, ...] = (
              (("cox_zph",), "The proportional-hazards check (Schoenfeld residuals).")),
             ("adjusted_cox", "pooled_cox", "cox_zph"), ("pooled_cox",)),
     Section("explain", "Model explanations",
-            ((("shap_response", "shap_survival"), "SHAP values averaged over cross-validation folds."),
-             (("survshap",), "SurvSHAP(t) of the survival model."),
+            ((("shap_frozen_response", "shap_frozen_survival"), _frozen_shap),
+             (("shap_response", "shap_survival"), _cv_shap),
+             (("survshap",), _survshap),
              (("divergence",), "The divergence between the predictors driving response and those driving "
-                               "survival.")),
-            ("shap_response", "shap_survival", "survshap", "divergence"),
-            ("shap_response", "shap_survival", "survshap", "divergence")),
+                               "survival (CV-averaged SHAP).")),
+            ("shap_frozen_response", "shap_frozen_survival", "shap_response", "shap_survival", "survshap",
+             "divergence"),
+            ("shap_frozen_response", "shap_frozen_survival", "shap_response", "shap_survival", "survshap",
+             "divergence")),
     Section("paradox", "The responder paradox",
             ((("paradox", "paradox_hr", "paradox_km"), "Patients cross-classified by predicted response and predicted "
                                                         "survival risk (thresholds frozen on the training data), and "
@@ -213,9 +269,10 @@ SECTION_KEYS = tuple(s.key for s in SECTIONS) + ("additional", "checklist")
 
 MAX_ROWS = {"table1": 400, "missingness": 80, "hyperparameters": 80, "de": 25, "gsea": 25, "ssgsea": 30,
             "immune": 30, "de_survival": 25, "gsea_survival": 25, "immune_survival": 30, "go": 25, "go_survival": 25,
-            "shap_response": 20, "shap_survival": 20, "survshap": 20, "decision_curve": 60}
+            "shap_response": 20, "shap_survival": 20, "survshap": 20, "decision_curve": 60,
+            "shap_frozen_response": 20, "shap_frozen_survival": 20}
 # notes that are not about one artefact, shown in these sections (keys: analysis steps of study.py)
-NOTE_SECTIONS = {"nested_cv": ("performance",), "response_figures": ("discrimination", "calibration", "utility"),
+NOTE_SECTIONS = {"nested_cv": ("performance",), "shap_frozen": ("explain",), "response_figures": ("discrimination", "calibration", "utility"),
                  "survival_figures": ("discrimination", "calibration"), "risk_groups": ("risk_groups",),
                  "risk_cutoff": ("risk_groups",), "descriptive": ("table1", "missingness"),
                  "paradox_thresholds": ("paradox",), "shap": ("explain",),
@@ -227,10 +284,10 @@ CALIBRATION_METRICS = {"citl", "intercept", "slope", "o/e", "e/o", "ici", "eavg"
                        "calibration slope", "calibration intercept", "calibration-in-the-large"}
 DEFAULT_MAX_ROWS = 40
 # tables laid out by a computed section, or drawn as a figure, rather than listed under "Additional results"
-SHOWN_ELSEWHERE = {"sample_size", "calibration_curves", "calibration_rug"}
-RANKED = {"shap_response", "shap_survival", "survshap", "features_response", "features_survival", "de", "gsea",
-          "de_survival", "gsea_survival", "go", "go_survival"}
-UNCLIPPED = {"hyperparameters", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
+SHOWN_ELSEWHERE = {"sample_size", "calibration_curves", "calibration_rug", "shap_frozen_values"}
+RANKED = {"shap_response", "shap_survival", "shap_frozen_response", "shap_frozen_survival", "survshap",
+          "features_response", "features_survival", "de", "gsea", "de_survival", "gsea_survival", "go", "go_survival"}
+UNCLIPPED = {"hyperparameters", "tuning", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
 BY_MODEL = {"fusion_weights"}   # one table per model: PRIME-R's stacker coefficients and PRIME-S's weights differ in layout
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
@@ -502,7 +559,8 @@ class _Builder:
         if fam != "prime":
             return f"{fam} (ridge logistic and ridge Cox regression on the clinical predictors)" \
                 if fam == "baseline" else str(fam)
-        return (f"PRIME (selection recipe '{g('models', 'recipe', '?')}', survival model averaging "
+        return (f"PRIME (selection recipe '{g('models', 'recipe', '?')}', learner choice "
+                f"'{g('models', 'learner_choice', '?')}', survival model averaging "
                 f"'{g('models', 'averaging', '?')}'" + (", fast grids)" if g("models", "fast") else ")"))
 
     def internal_validation(self) -> str:
@@ -777,8 +835,9 @@ def _run_details(st: _Study) -> dict:
     ss = st.tables.get("sample_size")
     n_par = f"{int(ss['parameters'].iloc[0])} candidate predictor parameters; " if ss is not None and len(ss) else ""
     fam = g("models", "family", "?")
-    out["9a"] = n_par + (f"selection recipe '{g('models', 'recipe')}' within each modality pipeline, fitted on "
-                         "the training split" if fam == "prime" else "all clinical predictors, ridge-penalised") + "."
+    out["9a"] = n_par + (f"selection recipe '{g('models', 'recipe')}' within each modality pipeline, learner "
+                         f"choice '{g('models', 'learner_choice')}', fitted on the training split" if fam == "prime"
+                         else "all clinical predictors, ridge-penalised") + "."
     miss = [f"more than {g('features', 'max_missing'):.0%} missing in training: excluded"
             if isinstance(g("features", "max_missing"), (int, float)) else ""]
     if "imputation" in st.notes:

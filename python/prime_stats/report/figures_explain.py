@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from prime_stats.report.figures import OKABE_ITO
 from prime_stats.report.figures_survival import plot_kaplan_meier
@@ -126,11 +127,11 @@ def _top(shap_result, max_features):
 
 
 def plot_shap_beeswarm(shap_result, *, max_features: int = 15, title: str | None = None,
-                       figsize=None) -> Figure:
-    """Beeswarm of cross-validated (held-out) SHAP values; colour = feature value rank within the
-    feature (cividis: low dark blue, high yellow)."""
+                       figsize=None, xlabel: str | None = None) -> Figure:
+    """Beeswarm of SHAP values (by default cross-validated, held-out: ``xlabel`` says otherwise);
+    colour = feature value rank within the feature (cividis: low dark blue, high yellow)."""
     feats = _top(shap_result, max_features)[::-1]
-    fig, ax = plt.subplots(figsize=figsize or (6.5, 0.35 * len(feats) + 1.4))
+    fig, ax = plt.subplots(figsize=figsize or (6.5, max(2.6, 0.35 * len(feats) + 1.4)))
     rng = np.random.default_rng(0)
     for i, f in enumerate(feats):
         v = shap_result.values[f].to_numpy(float)
@@ -143,7 +144,8 @@ def plot_shap_beeswarm(shap_result, *, max_features: int = 15, title: str | None
         sc = ax.scatter(v, i + jitter, c=colour, cmap="cividis", vmin=0, vmax=1, s=7, lw=0)
     ax.axvline(0, color="k", lw=0.6)
     ax.set_yticks(range(len(feats)), feats, fontsize=8)
-    ax.set_xlabel(f"SHAP value ({shap_result.output} scale), held-out folds")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
+    ax.set_xlabel(xlabel or f"SHAP value ({shap_result.output} scale), held-out folds")
     ax.set_title(title or f"{shap_result.explainer}", fontsize=8)
     cb = fig.colorbar(sc, ax=ax, pad=0.01, aspect=30)
     cb.set_ticks([0, 1], labels=["low", "high"])

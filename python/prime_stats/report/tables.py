@@ -310,7 +310,7 @@ _HEADERS = {"estimate": "Estimate", "lower": "Lower", "upper": "Upper", "se": "S
             "mean_abs_shap": "Mean |SHAP|", "coef": "Coefficient", "hr": "HR", "df": "df", "smd": "SMD",
             "auc": "AUC", "icc": "ICC", "nes": "NES", "logfc": "log FC", "oe2_e": "(O−E)²/E", "oe2_v": "(O−E)²/V",
             "padj": "Adjusted p", "p_interaction": "p (interaction)", "n_missing": "n missing", "z": "z", "t": "t"}
-_HOIST = ("method", "engine", "conf_type", "type", "test", "splits")
+_HOIST = ("method", "engine", "conf_type", "type", "test", "splits", "explained", "output", "aggregation")
 
 
 def tidy_for_display(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:

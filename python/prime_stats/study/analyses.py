@@ -541,7 +541,8 @@ def correlation_tables(art: Artefacts, X: pd.DataFrame, train_ids, models: dict)
 
 # --------------------------------------------------------------------------- model description
 def model_tables(art: Artefacts, models: dict):
-    """Selected predictors, tuned hyperparameters and fusion weights of PRIME-R and PRIME-S."""
+    """Selected predictors, tuned hyperparameters, every candidate learner's CV score with the learner-choice
+    rule, and fusion weights of PRIME-R and PRIME-S."""
     hp = []
     if PRIME_R in models.get("response", {}):
         m = models["response"][PRIME_R]
@@ -556,6 +557,11 @@ def model_tables(art: Artefacts, models: dict):
                for k, b in m.bases_.items() for le in b.results_]
     if hp:
         art.table("hyperparameters", pd.DataFrame(hp))
+    tuning = [models[endpoint][key].tuning_table_.assign(endpoint=endpoint, model=key)
+              for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)) if key in models.get(endpoint, {})]
+    if tuning:
+        art.table("tuning", pd.concat(tuning, ignore_index=True)[
+            ["endpoint", "model", "feature_kind", "recipe", "learner", "cv_score", "cv_sd", "cv_se", "rule", "chosen"]])
     fw = []
     if PRIME_R in models.get("response", {}):
         fw.append(models["response"][PRIME_R].fusion_weights_.assign(model="PRIME-R (ridge non-negative stacker)"))

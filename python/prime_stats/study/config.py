@@ -67,6 +67,8 @@ class ExplainConfig:
     cv: int = 5
     survshap: bool = True
     max_features: int = 12          # explained features per model (top by importance)
+    frozen: bool = True             # also SHAP of the frozen PRIME-R / PRIME-S (with explain.shap)
+    frozen_rows: int = 40           # explained patients per validation split for the frozen models' SHAP
 
 
 @dataclass
@@ -160,6 +162,8 @@ class StudyConfig:
             raise ConfigError("config key 'models.learner_choice' must be 'one_se' or 'best'")
         if self.models.averaging not in ("stacking", "pseudo_bma_plus", "bic_softmax"):
             raise ConfigError("config key 'models.averaging' must be stacking, pseudo_bma_plus or bic_softmax")
+        if self.explain.frozen_rows < 1:
+            raise ConfigError(f"config key 'explain.frozen_rows' must be >= 1, got {self.explain.frozen_rows}")
         if self.evaluation.engine not in ("auto", "python", "R"):
             raise ConfigError("config key 'evaluation.engine' must be auto, python or R")
         if any((not isinstance(t, (int, float))) or t <= 0 for t in self.evaluation.times):

@@ -1,5 +1,5 @@
 """Model fitting on the training split: PRIME-R, PRIME-S and their comparators, nested CV,
-cross-validated SHAP, and the frozen models' files (skops)."""
+cross-validated SHAP and SHAP of the frozen models, and the frozen models' files (skops)."""
 from __future__ import annotations
 
 import json
@@ -142,7 +142,7 @@ def stage_inputs(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig) ->
 def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
     """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
     explain the held-out fifth) and SurvSHAP(t) of the frozen PRIME-S on up to 30 external patients
-    with a training background. The explained inputs are the features the final PRIME models
+    with a training background, at the horizons inside its follow-up. The explained inputs are the features the final PRIME models
     selected on the whole training split (a description of those models, not a performance
     estimate). Returns {"response": ShapResult, "survival": ShapResult, "survshap": SurvShapResult}."""
     from sklearn.base import clone
@@ -168,8 +168,31 @@ def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyCo
                                         random_state=cfg.seed)
     if cfg.explain.survshap and y_surv is not None:
         explained = fs.X.loc[external_ids[:30]] if len(external_ids) else Xtr.iloc[:30]
-        res["survshap"] = explain.survshap(models["survival"][PRIME_S], explained, cfg.times,
-                                           background=Xtr, n_background=30, random_state=cfg.seed)
+        # the horizons inside the frozen model's follow-up (its survival function ends there)
+        last = models["survival"][PRIME_S].predict_survival_function(Xtr.iloc[:1])[0].x[-1]
+        res["survshap"] = explain.survshap(models["survival"][PRIME_S], explained, [t for t in cfg.times if t <= last],
+                                           background=Xtr, n_background=FROZEN_BACKGROUND, random_state=cfg.seed)
+    return res
+
+
+FROZEN_BACKGROUND = 30    # training patients in the background of the frozen models' SHAP
+
+
+def frozen_shap_results(models, fs: FeatureSet, train_ids, explained: pd.Series, cfg: StudyConfig) -> dict:
+    """SHAP of the frozen PRIME-R (P(response), ``predict_proba``) and PRIME-S (its risk score,
+    ``predict``): the validated models themselves, not refits, on the patients of ``explained``
+    (patient id -> split) with a background of :data:`FROZEN_BACKGROUND` training patients
+    (:func:`prime_stats.explain.frozen_shap`). Returns {"response": ShapResult, "survival": ShapResult}
+    for the endpoints fitted."""
+    from .. import explain
+
+    res = {}
+    for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
+        m = models.get(endpoint, {}).get(key)
+        if m is not None:
+            res[endpoint] = explain.frozen_shap(m, fs.X.loc[explained.index], background=fs.X.loc[train_ids],
+                                                groups=explained.to_numpy(), n_background=FROZEN_BACKGROUND,
+                                                random_state=cfg.seed)
     return res
 
 

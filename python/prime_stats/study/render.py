@@ -210,7 +210,8 @@ def explanation_figures(art: Artefacts, shap: dict, max_features: int):
     for endpoint, name in (("response", "PRIME-R"), ("survival", "PRIME-S")):
         if endpoint in shap:
             art.figure(f"shap_{endpoint}", fe.plot_shap_beeswarm(shap[endpoint], max_features=max_features,
-                                                                 title=f"{name}: cross-validated SHAP"))
+                                                                 title=f"{name}: cross-validated SHAP of "
+                                                                       "fast-grid refits"))
     if "divergence" in art.tables:
         art.figure("divergence", fe.plot_divergence(art.tables["divergence"]))
     if "survshap" in shap:
@@ -218,6 +219,30 @@ def explanation_figures(art: Artefacts, shap: dict, max_features: int):
         top = list(shap["survival"].ranking["feature"][:6])
         art.figure("survshap", fe.plot_survshap(ss, features=[f for f in top if f in ss.features] or None,
                                                 time_scale=DAYS_PER_MONTH, time_label="Months"))
+
+
+def frozen_explanation_figures(art: Artefacts, max_features: int):
+    """Beeswarms of the frozen PRIME-R and PRIME-S SHAP values, from their stored tables."""
+    from ..explain import ShapResult
+
+    long = art.tables.get("shap_frozen_values")
+    for endpoint, name, what in (("response", "PRIME-R", "P(response)"), ("survival", "PRIME-S", "the risk score")):
+        key = f"shap_frozen_{endpoint}"
+        if long is None or key not in art.tables:
+            continue
+        rank = art.tables[key]
+        g = long[long["endpoint"] == endpoint]
+        per_row = g.drop_duplicates("row").set_index("row")["split"]
+        r = ShapResult(values=g.pivot(index="row", columns="feature", values="shap"),
+                       data=g.pivot(index="row", columns="feature", values="value"),
+                       base_values=np.full(len(per_row), np.nan), fold=per_row.to_numpy(),
+                       fold_importance=pd.DataFrame(), ranking=rank, explainer=str(rank["method"].iloc[0]),
+                       output=str(rank["output"].iloc[0]))
+        who = ", ".join(f"{n} {s}" for s, n in per_row.value_counts().reindex(["test", "external"]).dropna()
+                        .astype(int).items())
+        art.figure(key, fe.plot_shap_beeswarm(
+            r, max_features=max_features, title=f"{name}: SHAP of the frozen (validated) model ({who} patients)",
+            xlabel=f"SHAP value of {what} ({r.output} scale), frozen model"))
 
 
 def omics_figures(art: Artefacts, results: dict):

@@ -16,12 +16,13 @@ from typing import Any
 import pandas as pd
 
 from ..cohort import Cohort
+from ..evaluation.score import DAYS_PER_MONTH
 from . import analyses, development, render
 from .config import StudyConfig
 from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
-from .fit import (fit_baseline, fit_prime, nested_cv_table, optimism_table, read_models, save_frozen_models,
-                  shap_results, stage_inputs, write_models)
-from .predictions import Predictions, predict_all
+from .fit import (FROZEN_BACKGROUND, fit_baseline, fit_prime, frozen_shap_results, nested_cv_table, optimism_table,
+                  read_models, save_frozen_models, shap_results, stage_inputs, write_models)
+from .predictions import PRIME_R, Predictions, predict_all
 from .record import Artefacts, write_provenance
 from .stage_cache import Codec, StageCache
 
@@ -133,6 +134,9 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         if cfg.explain.shap:
             shap = art.guarded("shap", _explanations, art, cache, inputs, models, fs, train, y_resp, y_surv, cfg,
                                log, list(split.index[split == "external"]))
+            if cfg.explain.frozen:
+                art.guarded("shap_frozen", _frozen_explanations, art, cache, inputs, models, fs, train, split, cfg,
+                            log)
         if cohort.expression is not None and cols.has_response:
             omics = art.guarded("omics", _omics, art, cohort, pred, models, cfg, log)
 
@@ -149,6 +153,7 @@ def run_study(config: StudyConfig | str | Path, progress: bool = True, report: b
         art.guarded("paradox_figure", render.paradox_figure, art, paradox)
     if shap is not None:
         art.guarded("shap_figures", render.explanation_figures, art, shap, cfg.explain.max_features)
+    art.guarded("shap_frozen_figures", render.frozen_explanation_figures, art, cfg.explain.max_features)
     if omics is not None:
         art.guarded("omics_figures", render.omics_figures, art, omics)
 
@@ -180,8 +185,50 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
     if "response" in res and "survival" in res:
         art.table("divergence", explain.divergence_table(res["response"], res["survival"], top=10))
     if "survshap" in res:
-        art.table("survshap", res["survshap"].ranking)
+        ss = res["survshap"]
+        who = f"{len(ss.index)} external patients" if len(external_ids) else f"{len(ss.index)} training patients"
+        horizons = ", ".join(f"{t / DAYS_PER_MONTH:g}" for t in ss.times)
+        art.table("survshap", ss.ranking[ss.ranking["importance"] > 0].assign(  # features that change S(t|x)
+            method=f"{ss.explainer}; frozen PRIME-S; background {FROZEN_BACKGROUND} training patients; "
+                   f"horizons {horizons} months", explained=who))
     log(f"explanations (CV SHAP, SurvSHAP(t)) in {time.time() - t0:.0f}s")
+    return res
+
+
+def _frozen_explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: FeatureSet, train, split,
+                         cfg: StudyConfig, log) -> dict:
+    """SHAP of the frozen PRIME-R and PRIME-S on up to ``explain.frozen_rows`` test and external patients
+    each (a seeded sample, in the split's order): per-model rankings with the mean |SHAP| per split and
+    the method, and the top features' values per patient (the figures' table; cached with the models)."""
+    rng = np.random.default_rng(cfg.seed)
+    explained = []
+    for s in ("test", "external"):
+        ids = split.index[split == s]
+        if len(ids) > cfg.explain.frozen_rows:
+            ids = ids[np.sort(rng.choice(len(ids), cfg.explain.frozen_rows, replace=False))]
+        explained.append(pd.Series(s, index=ids))
+    explained = pd.concat(explained)
+    if explained.empty:
+        art.notes["shap_frozen"] = "not computed: no test or external patients to explain"
+        return {}
+    t0 = time.time()
+    key = inputs + (cfg.explain.frozen_rows, FROZEN_BACKGROUND, fs.X.loc[explained.index])
+    res = cache("shap_frozen", key, frozen_shap_results, models, fs, train, explained, cfg)
+    counts = explained.value_counts()
+    who = ", ".join(f"{counts[s]} of {(split == s).sum()} {s}" for s in ("test", "external") if s in counts)
+    values = []
+    for endpoint, r in res.items():
+        by_split = r.fold_importance.T.add_prefix("mean_abs_shap_")
+        art.table(f"shap_frozen_{endpoint}", r.ranking.join(by_split, on="feature").assign(
+            output=r.output, method=r.explainer, explained=f"{who} patients"))
+        top = list(r.ranking["feature"][:cfg.explain.max_features])
+        values.append(pd.DataFrame({
+            "endpoint": endpoint, "split": np.repeat(r.fold, len(top)),
+            "row": np.repeat(np.arange(len(r.values)), len(top)), "feature": np.tile(top, len(r.values)),
+            "shap": r.values[top].to_numpy().ravel(), "value": r.data[top].to_numpy().ravel()}))
+    if values:
+        art.table("shap_frozen_values", pd.concat(values, ignore_index=True))
+    log(f"SHAP of the frozen models ({who} patients) in {time.time() - t0:.0f}s")
     return res
 
 
