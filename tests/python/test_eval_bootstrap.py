@@ -286,3 +286,16 @@ def test_replicates_equal_riskregression_score_on_the_same_rows(r_engine, gbsg):
             assert got[("AUC(t)", AUC_M, tt, np.nan)][b] == pytest.approx(ref[("AUC(t)", tt)], abs=1e-10)
             assert got[("Brier", "IPCW (KM censoring)", tt, np.nan)][b] == pytest.approx(ref[("Brier", tt)],
                                                                                          abs=1e-10)
+
+
+def test_contrast_of_two_models_that_rank_alike_has_p_value_one(gbsg):
+    """A model and a monotone transform of it have the same C and AUC(t) in every replicate: the paired
+    differences are 0 up to rounding, which the p-value counts as 0 whatever its sign (p = 1)."""
+    t, e, F, s = gbsg
+    lp = s["full"]
+    same = {"a": lp, "b": 0.1 + lp * (1 + 1e-15)}
+    FF = {"a": F["full"], "b": F["full"]}
+    con = bs.bootstrap_survival(t, e, FF, TIMES, same, B=200, seed=5, bca=False).contrasts()
+    ranked = con[con.metric.str.startswith(("C-index", "AUC"))]
+    assert len(ranked) and (ranked.p_value == 1.0).all()
+    assert (ranked[["lower", "upper"]].abs().to_numpy() < 1e-12).all()

@@ -43,6 +43,8 @@ from threadpoolctl import threadpool_limits
 
 __all__ = ["resample_indices", "resample_counts", "bootstrap_survival", "bootstrap_binary", "BootstrapResult",
            "SurvivalWeights", "BinaryWeights", "bca_interval"]
+#: relative size below which a paired bootstrap difference counts as 0 in the contrast p-value
+ZERO_DIFFERENCE = 1e-12
 
 BLOCK = 8                    # replicates per generator block: replicate b depends only on (seed, b)
 CHUNK_ELEMENTS = 1 << 18     # ~256K floats (2 MiB, an L2 cache) per work matrix: 1.5x faster than 8 MiB
@@ -707,7 +709,8 @@ class BootstrapResult:
     def contrasts(self, conf_level: float = 0.95, metrics: Sequence[str] | None = None) -> pd.DataFrame:
         """Paired differences between every pair of models on the same replicates (model ``"A vs B"``,
         metric ``"<metric> difference"``): percentile CI and the p-value of the inverted percentile
-        interval, 2 (1 + min(#{diff* <= 0}, #{diff* >= 0})) / (B + 1) (Davison & Hinkley 1997, eq. 4.11)."""
+        interval, 2 (1 + min(#{diff* <= 0}, #{diff* >= 0})) / (B + 1) (Davison & Hinkley 1997, eq. 4.11),
+        with |diff*| <= 1e-12 x max |diff*| counted as 0."""
         models = list(dict.fromkeys(k[0] for k in self.keys))
         index = {k: j for j, k in enumerate(self.keys)}
         alpha = 1 - conf_level
@@ -726,7 +729,10 @@ class BootstrapResult:
                     if v.size == 0:
                         continue
                     lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
-                    p = min(1.0, 2 * (1 + min(np.sum(v <= 0), np.sum(v >= 0))) / (v.size + 1))
+                    # a difference within rounding of 0 is 0 (two models ranking alike differ by ~1e-17,
+                    # whose sign would otherwise depend on the order of summation)
+                    tol = ZERO_DIFFERENCE * max(1.0, float(np.max(np.abs(v))))
+                    p = min(1.0, 2 * (1 + min(np.sum(v <= tol), np.sum(v >= -tol))) / (v.size + 1))
                     rows.append(dict(model=f"{a} vs {b}", metric=f"{k[1]} difference", time=k[3], threshold=k[4],
                                      estimate=est,
                                      se=float(np.std(v, ddof=1)) if v.size > 1 else np.nan, lower=float(lo),
