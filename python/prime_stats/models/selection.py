@@ -87,7 +87,7 @@ def _model_grid(grid, final):
     return [{k[len(final) + 2:]: v for k, v in c.items()} for c in ParameterGrid(grid)]
 
 
-def choose_learner(names, scores, ses, rule="one_se"):
+def choose_learner(names, scores, ses, rule="best"):
     """The learner a modality keeps, from each learner's best CV score and its standard error.
 
     ``rule="best"``: the highest CV score (ties: the first name). ``rule="one_se"``: the
@@ -307,9 +307,9 @@ class _ModalityBase(BaseEstimator):
 class ModalityClassifier(ClassifierMixin, _ModalityBase):
     """Best PRIME-R pipeline for one modality ("clinical", "radiomics", or "early" = concatenated
     early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data and
-    one is kept (refitted on all training rows): by default the simplest learner within one standard
-    error of the best CV AUC (``learner_choice="best"``; ``"best"``: the highest CV AUC, the
-    paper's rule; see :func:`choose_learner`). ``recipe``: the
+    one is kept (refitted on all training rows) by ``learner_choice``: ``"best"`` (default), the
+    highest CV AUC (the paper's rule), or ``"one_se"``, the simplest learner within one standard error
+    of the best (see :func:`choose_learner`). ``recipe``: the
     selection recipe, "stable" (default) or "paper" (see prime_stats.features). ``results_`` holds
     every learner's TuneResult (only the chosen one refitted), ``oof_`` the chosen one's
     out-of-fold probabilities."""
