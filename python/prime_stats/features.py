@@ -8,7 +8,8 @@ supports ``get_feature_names_out`` / ``set_output(transform="pandas")`` so colum
 Two selection recipes (``recipe=`` of the modality estimators and of PrimeR / PrimeS):
 
 * ``"stable"`` (default): drop > 30 % missing, median-impute, drop constant features, z-score,
-  then :class:`StabilitySelector` (complementary-pairs stability selection of the elastic-net
+  [radiomics: :class:`CorrelationFilter`, one representative per cluster of |r| >= 0.9], then
+  :class:`StabilitySelector` (complementary-pairs stability selection of the elastic-net
   logistic or Cox path, Meinshausen & Buehlmann 2010; Shah & Samworth 2013) - no univariate
   p-value screen; the penalised learners (ridge / elastic-net logistic, ridge Cox, CoxNet) compete
   with the ensembles as the refit;
@@ -43,6 +44,7 @@ __all__ = [
     "ClinicalEncoder",
     "MissingnessFilter",
     "VarianceFilter",
+    "CorrelationFilter",
     "UnivariateLogisticScreen",
     "ElasticNetLogisticSelector",
     "CoxnetSelector",
@@ -146,6 +148,56 @@ class VarianceFilter(_Reporting):
         keep = var >= self.threshold
         reasons = np.where(keep, f"variance >= {self.threshold:g}", f"variance < {self.threshold:g}")
         return self._finish("variance", var, keep, reasons)
+
+
+class CorrelationFilter(_Reporting):
+    """Redundancy filter: one representative per cluster of near-duplicate features.
+
+    Complete-linkage hierarchical clustering of the features on the distance 1 - |r| (Pearson r on
+    the training rows), cut at 1 - ``threshold``, so that every pair within a cluster has
+    |r| >= ``threshold`` (radiomics practice: e.g. Zwanenburg et al. 2020, IBSI; R
+    ``caret::findCorrelation(cutoff = 0.9)`` removes the same kind of redundancy greedily). Each
+    cluster keeps its medoid, the member with the largest mean |r| to the others (ties: the first
+    column). Unsupervised (``y`` is ignored), so it adds no outcome leakage; constant columns should
+    be removed before it. Fitted: ``support_``, ``cluster_`` (cluster label per feature)."""
+
+    def __init__(self, threshold=0.9):
+        self.threshold = threshold
+
+    def fit(self, X, y=None):
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
+        X = validate_data(self, X, dtype=float)
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"threshold must be in (0, 1]; got {self.threshold!r}")
+        p = X.shape[1]
+        if p < 2:
+            self.cluster_ = np.ones(p, dtype=int)
+            return self._finish("max_abs_r_in_cluster", np.zeros(p), np.ones(p, bool),
+                                np.full(p, "single feature", dtype=object))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.abs(np.corrcoef(X, rowvar=False))
+        r = np.nan_to_num(r, nan=0.0)
+        np.fill_diagonal(r, 1.0)
+        dist = np.clip(1.0 - r, 0.0, None)
+        labels = fcluster(linkage(squareform(dist, checks=False), method="complete"),
+                          t=1.0 - self.threshold + 1e-12, criterion="distance")
+        keep = np.zeros(p, dtype=bool)
+        represented = np.empty(p, dtype=object)
+        names = _names(self, p)
+        max_r = np.zeros(p)
+        for lab in np.unique(labels):
+            members = np.flatnonzero(labels == lab)
+            sub = r[np.ix_(members, members)]
+            medoid = members[int(np.argmax(sub.mean(axis=1)))]
+            keep[medoid] = True
+            represented[members] = f"redundant with {names[medoid]} (|r| >= {self.threshold:g})"
+            represented[medoid] = ("cluster representative" if len(members) > 1 else "no |r| >= "
+                                   f"{self.threshold:g}")
+            max_r[members] = (sub - np.eye(len(members))).max(axis=1) if len(members) > 1 else 0.0
+        self.cluster_ = labels
+        return self._finish("max_abs_r_in_cluster", max_r, keep, represented)
 
 
 def _logistic_lr_pvalue(x, y):
@@ -402,13 +454,26 @@ class StabilitySelector(_Reporting):
             # IRLS step: constant weights p(1-p), working response proportional to y - p) is a
             # least-squares elastic net of the centred outcome, solved along the path by
             # coordinate descent; its entry order starts as the logistic score tests' order
+            # (sklearn ``enet_path``, warm-started along the grid); the path is followed only until
+            # ``n_per_resample`` features have entered, since later entries are never used
             from sklearn.linear_model import enet_path
             yc = y - y.mean()
-            Xc = X - X.mean(axis=0)
+            Xc = np.asfortranarray(X - X.mean(axis=0))
+            alpha_max = np.abs(Xc.T @ yc).max() / (len(yc) * self.l1_ratio)
+            if not alpha_max > 0:
+                raise ArithmeticError("no feature is correlated with the outcome")
+            grid = np.geomspace(alpha_max, alpha_max * 0.01, self.n_lambdas)
+            coef = np.zeros((X.shape[1], 0))
+            start = None
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                _, coef, _ = enet_path(Xc, yc, l1_ratio=self.l1_ratio, alphas=self.n_lambdas,
-                                       eps=0.01)
+                for chunk in np.array_split(grid, max(1, self.n_lambdas // 4)):
+                    _, c, _ = enet_path(Xc, yc, l1_ratio=self.l1_ratio, alphas=chunk, coef_init=start,
+                                        check_input=False)
+                    coef = np.column_stack([coef, c])
+                    start = np.ascontiguousarray(c[:, -1])
+                    if np.count_nonzero(np.abs(coef).max(axis=1)) >= self.n_per_resample:
+                        break
         nz = np.abs(coef) > 0
         entry = np.where(nz.any(axis=1), np.argmax(nz, axis=1), np.inf)
         return entry, np.abs(coef).max(axis=1)

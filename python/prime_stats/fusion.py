@@ -367,23 +367,31 @@ def stacking_weights(loglik, row_weights=None, max_iter=20000, tol=1e-12):
     13:917): simplex weights maximising sum_i r_i log sum_k w_k p_k(y_i), p_k the members'
     out-of-fold predictive densities (``loglik``: n x K log densities, ``row_weights`` r_i, default 1).
     Solved by the EM fixed point w_k <- sum_i r_i w_k p_ik / sum_j w_j p_ij / sum_i r_i, which
-    increases the objective monotonically (R twin: ``loo::stacking_weights`` on pointwise elpd)."""
+    increases the objective monotonically (R twin: ``loo::stacking_weights`` on pointwise elpd).
+    ``row_weights`` may be a B x n matrix (e.g. Bayesian-bootstrap draws): the B problems are solved
+    together, each stopped at its own convergence, and a B x K matrix is returned."""
     L = np.asarray(loglik, dtype=float)
     r = np.ones(len(L)) if row_weights is None else np.asarray(row_weights, dtype=float)
+    single = r.ndim == 1
+    R = np.atleast_2d(r)
     L = np.where(np.isfinite(L), L, -745.0)
     L = L - L.max(axis=1, keepdims=True)
     P = np.exp(L)
-    w = np.full(L.shape[1], 1.0 / L.shape[1])
-    prev = -np.inf
+    W = np.full((len(R), L.shape[1]), 1.0 / L.shape[1])
+    prev = np.full(len(R), -np.inf)
+    active = np.arange(len(R))
     for _ in range(max_iter):
-        mix = P @ w
-        obj = np.sum(r * np.log(mix))
-        w = w * ((r / mix) @ P) / r.sum()
-        w /= w.sum()
-        if obj - prev < tol:
+        w, rr = W[active], R[active]
+        mix = w @ P.T
+        obj = np.sum(rr * np.log(mix), axis=1)
+        w = w * ((rr / mix) @ P) / rr.sum(axis=1, keepdims=True)
+        W[active] = w / w.sum(axis=1, keepdims=True)
+        going = obj - prev[active] >= tol
+        prev[active] = obj
+        active = active[going]
+        if not len(active):
             break
-        prev = obj
-    return w
+    return W[0] if single else W
 
 
 def pseudo_bma_plus_weights(loglik, n_draws=1000, random_state=0):
@@ -527,7 +535,9 @@ class PrimeS(BaseEstimator):
 
         self.weights_ = self._weights(L, bic_fn)
         rng = np.random.default_rng([int(self.random_state or 0), 4099])
-        draws = np.array([self._weights(L, bic_fn, g) for g in _dirichlet(rng, len(L), self.n_bootstrap)])
+        g = _dirichlet(rng, len(L), self.n_bootstrap)
+        draws = (stacking_weights(L, g) if self.averaging == "stacking"
+                 else np.array([self._weights(L, bic_fn, gi) for gi in g]))
         self.weights_ci_ = np.percentile(draws, [2.5, 97.5], axis=0).T
         tab["weight"] = self.weights_
         tab["lower"], tab["upper"] = self.weights_ci_[:, 0], self.weights_ci_[:, 1]

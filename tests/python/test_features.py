@@ -263,3 +263,57 @@ def test_stability_selection_cox_and_fallback():
     assert fb.report_.reason.str.startswith("fallback").sum() >= 1
     with pytest.raises(ValueError, match="threshold"):
         StabilitySelector(threshold=0.4).fit(X, y)
+
+
+def test_stability_path_stops_once_enough_features_entered_with_the_full_paths_order():
+    """The early-stopped path gives every feature it reaches the entry position of sklearn's full
+    ``enet_path`` on the same 20-point grid (two decades), and reaches at least ``n_per_resample``."""
+    import warnings
+    from sklearn.linear_model import enet_path
+    from prime_stats.features import StabilitySelector
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, 300))
+    X[:, 1] = X[:, 0] + 0.2 * rng.normal(size=60)
+    y = (X[:, 0] - X[:, 5] + 0.5 * X[:, 9] + rng.normal(size=60) > 0).astype(float)
+    X = (X - X.mean(0)) / X.std(0)
+    entry, _ = StabilitySelector(n_per_resample=10)._entry_order(X, y, "logistic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, coef, _ = enet_path(X - X.mean(0), y - y.mean(), l1_ratio=0.5, alphas=20, eps=0.01)
+    nz = np.abs(coef) > 0
+    full = np.where(nz.any(axis=1), np.argmax(nz, axis=1), np.inf)
+    reached = np.isfinite(entry)
+    assert reached.sum() >= 10 and np.array_equal(entry[reached], full[reached])
+    assert np.all(full[~reached] > entry[reached].max())     # the rest enter later on the full path
+
+
+def test_correlation_filter_keeps_one_medoid_per_complete_linkage_cluster():
+    """Near-duplicate blocks collapse to one feature each, independent features stay; the clusters
+    are scipy's complete-linkage clusters of 1 - |r| cut at 0.1, every within-cluster |r| >= 0.9, and
+    the kept member is the one with the largest mean |r| to its cluster."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+    from prime_stats.features import CorrelationFilter
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(80, 3))
+    cols = {}
+    for b in range(3):
+        for k in range(4):   # four noisy copies of each base signal (|r| ~ 0.99), one sign-flipped
+            cols[f"b{b}_{k}"] = (-1) ** (k == 3) * base[:, b] + 0.05 * (k + 1) * rng.normal(size=80)
+    for j in range(5):
+        cols[f"free{j}"] = rng.normal(size=80)
+    X = pd.DataFrame(cols)
+    f = CorrelationFilter(0.9).set_output(transform="pandas").fit(X)
+    kept = list(f.get_feature_names_out())
+    assert sorted(k.split("_")[0] for k in kept if k.startswith("b")) == ["b0", "b1", "b2"]
+    assert {f"free{j}" for j in range(5)} <= set(kept) and len(kept) == 8
+    r = np.abs(np.corrcoef(X.to_numpy(), rowvar=False))
+    ref = fcluster(linkage(squareform(1 - r, checks=False), "complete"), 0.1 + 1e-12, "distance")
+    assert pd.crosstab(ref, f.cluster_).gt(0).sum(axis=1).eq(1).all()     # same partition
+    for lab in np.unique(f.cluster_):
+        m = np.flatnonzero(f.cluster_ == lab)
+        assert r[np.ix_(m, m)].min() >= 0.9
+        assert X.columns[m[np.argmax(r[np.ix_(m, m)].mean(axis=1))]] in kept
+    rep = f.report_.set_index("feature")
+    assert rep.loc["b0_3", "reason"].startswith("redundant with") or rep.loc["b0_3", "kept"]
+    assert f.transform(X).shape == (80, 8)

@@ -2,8 +2,9 @@
 gradient boosting, and ridge / elastic-net logistic regression) and the per-modality Pipeline.
 
 recipe="stable" (default): [clinical: one-hot encoding of text columns (training levels)] ->
-missingness filter -> median imputation -> constant features removed -> z-score -> stability
-selection of the elastic-net logistic path -> learner.
+missingness filter -> median imputation -> constant features removed -> z-score -> [radiomics: one
+representative per cluster of features with |r| >= 0.9] -> stability selection of the elastic-net
+logistic path -> learner.
 
 recipe="paper": [clinical: one-hot encoding] -> missingness filter -> median imputation ->
 [radiomics: variance < 0.01 removed] -> z-score -> [clinical: univariate logistic p < 0.05] ->
@@ -22,8 +23,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 
-from ..features import (ElasticNetLogisticSelector, MissingnessFilter, StabilitySelector,
-                        UnivariateLogisticScreen, VarianceFilter)
+from ..features import (CorrelationFilter, ElasticNetLogisticSelector, MissingnessFilter,
+                        StabilitySelector, UnivariateLogisticScreen, VarianceFilter)
 from .rotation_forest import RotationForestClassifier
 
 __all__ = ["RESPONSE_LEARNERS", "PAPER_RESPONSE_LEARNERS", "RECIPES", "make_response_learner",
@@ -34,6 +35,8 @@ RESPONSE_LEARNERS = PAPER_RESPONSE_LEARNERS + ("ridge_logistic", "enet_logistic"
 RECIPES = ("stable", "paper")
 #: constant-feature threshold of the stable recipe (variance on the feature's own scale)
 CONSTANT = 1e-12
+#: redundancy threshold of the stable recipe's radiomics block: one feature per cluster of |r| >= 0.9
+REDUNDANCY = 0.9
 
 
 def make_response_learner(learner, random_state=None):
@@ -83,7 +86,10 @@ def _response_preprocess(kind, variance_threshold, alpha, recipe="stable"):
     # the clinical table arrives encoded (features.ClinicalEncoder, fitted once on the training split)
     steps = [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
     if recipe == "stable":
-        return steps + [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
+        steps += [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
+        if kind == "radiomics":
+            steps.append(("redundancy", CorrelationFilter(REDUNDANCY)))
+        return steps
     if kind == "radiomics":
         steps.append(("variance", VarianceFilter(variance_threshold)))
     steps.append(("scale", StandardScaler()))

@@ -4,8 +4,8 @@ penalised Cox models CoxNet (elastic net) and ridge Cox, each with S(t|x) from i
 
 ``make_survival_pipeline`` builds the per-modality chain, as one scikit-survival-compatible Pipeline:
 recipe="stable" (default): [clinical: one-hot encoding of text columns] -> missingness filter ->
-median imputation -> constant features removed -> z-score -> stability selection of the
-elastic-net Cox path -> learner;
+median imputation -> constant features removed -> z-score -> [radiomics: one representative per
+cluster of features with |r| >= 0.9] -> stability selection of the elastic-net Cox path -> learner;
 recipe="paper": [clinical: one-hot encoding] -> missingness filter -> median imputation ->
 [radiomics: variance < 0.1 removed] -> z-score -> Cox-lasso screen -> elastic-net Cox top-10 -> learner.
 """
@@ -24,9 +24,9 @@ from sksurv.linear_model import CoxnetSurvivalAnalysis, CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.svm import FastSurvivalSVM
 
-from ..features import (CoxnetSelector, MissingnessFilter, StabilitySelector, VarianceFilter,
-                        survival_arrays)
-from .response import CONSTANT, check_recipe
+from ..features import (CorrelationFilter, CoxnetSelector, MissingnessFilter, StabilitySelector,
+                        VarianceFilter, survival_arrays)
+from .response import CONSTANT, REDUNDANCY, check_recipe
 
 __all__ = [
     "SURVIVAL_LEARNERS",
@@ -106,7 +106,10 @@ def _survival_preprocess(kind, variance_threshold, recipe="stable"):
     # the clinical table arrives encoded (features.ClinicalEncoder, fitted once on the training split)
     steps = [("missing", MissingnessFilter(0.3)), ("impute", SimpleImputer(strategy="median"))]
     if recipe == "stable":
-        return steps + [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
+        steps += [("constant", VarianceFilter(CONSTANT)), ("scale", StandardScaler())]
+        if kind == "radiomics":
+            steps.append(("redundancy", CorrelationFilter(REDUNDANCY)))
+        return steps
     if kind == "radiomics":
         steps.append(("variance", VarianceFilter(variance_threshold)))
     steps.append(("scale", StandardScaler()))
