@@ -202,7 +202,7 @@ class PrimeR(ClassifierMixin, BaseEstimator):
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=RESPONSE_LEARNERS, cv=5,
                  fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", oof_repeats=3,
-                 n_bootstrap=200, learner_choice="best"):
+                 n_bootstrap=200, learner_choice="one_se"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -466,7 +466,7 @@ class PrimeS(BaseEstimator):
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=SURVIVAL_LEARNERS, cv=5,
                  fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", averaging="stacking",
-                 n_bootstrap=200, learner_choice="best"):
+                 n_bootstrap=200, learner_choice="one_se"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -616,7 +616,7 @@ def _mean_ci(values, level=0.95):
 
 def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
                        fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None,
-                       recipe="stable", averaging="stacking", oof_repeats=3, learner_choice="best"):
+                       recipe="stable", averaging="stacking", oof_repeats=3, learner_choice="one_se"):
     """Nested-CV comparison of clinical only, radiomics only, early fusion and late fusion.
 
     Outer ``outer_cv``-fold stratified CV (on the response, or on the event indicator); inside each

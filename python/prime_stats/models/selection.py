@@ -307,9 +307,9 @@ class _ModalityBase(BaseEstimator):
 class ModalityClassifier(ClassifierMixin, _ModalityBase):
     """Best PRIME-R pipeline for one modality ("clinical", "radiomics", or "early" = concatenated
     early fusion): each learner is tuned by stratified ``cv``-fold CV AUC on the training data and
-    one is kept (refitted on all training rows) by ``learner_choice``: ``"best"`` (default), the
-    highest CV AUC (the paper's rule), or ``"one_se"``, the simplest learner within one standard error
-    of the best (see :func:`choose_learner`). ``recipe``: the
+    one is kept (refitted on all training rows) by ``learner_choice``: ``"one_se"`` (default), the
+    simplest learner within one standard error of the best, or ``"best"``, the highest CV AUC (the
+    paper's rule; see :func:`choose_learner`). ``recipe``: the
     selection recipe, "stable" (default) or "paper" (see prime_stats.features). ``results_`` holds
     every learner's TuneResult (only the chosen one refitted), ``oof_`` the chosen one's
     out-of-fold probabilities."""
@@ -318,7 +318,7 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=RESPONSE_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1,
-                 recipe="stable", learner_choice="best"):
+                 recipe="stable", learner_choice="one_se"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.feature_kind = feature_kind
@@ -355,7 +355,7 @@ class ModalitySurvival(_ModalityBase):
 
     def __init__(self, clinical_features=(), radiomics_features=(), feature_kind="clinical",
                  learners=SURVIVAL_LEARNERS, cv=5, fast=False, grids=None, random_state=0, n_jobs=1,
-                 recipe="stable", learner_choice="best"):
+                 recipe="stable", learner_choice="one_se"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.feature_kind = feature_kind

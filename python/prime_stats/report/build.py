@@ -103,8 +103,9 @@ def _go(st) -> str:
     return "GO Biological Process over-representation of the differentially expressed genes (" + "; ".join(parts) + ")."
 
 
-RECIPES = {"stable": "no univariate screen; stability selection of the elastic-net path repeated over resamples "
-                     "inside each modality pipeline, then the learner",
+RECIPES = {"stable": "no univariate screen; radiomics reduced to one feature per cluster of |r| >= 0.9, then "
+                     "stability selection of the elastic-net path repeated over resamples inside each modality "
+                     "pipeline, then the learner",
            "paper": "the paper's recipe: univariate screen (response: logistic p < 0.05; survival: Cox-lasso), "
                     "then elastic-net selection, then the learner"}
 LEARNER_RULES = {"best": "the candidate learner with the highest cross-validated score, the paper's rule",

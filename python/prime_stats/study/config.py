@@ -45,7 +45,7 @@ class FeatureConfig:
 class ModelConfig:
     family: str = "prime"          # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
     recipe: str = "stable"         # feature selection: "stable" (stability selection) or "paper" (p < 0.05 screen)
-    learner_choice: str = "best"    # per modality: "one_se" (simplest learner within 1 SE of the best CV score) or "best"
+    learner_choice: str = "one_se"  # per modality: "one_se" (simplest learner within 1 SE of the best CV score) or "best" (the paper)
     averaging: str = "stacking"    # PRIME-S: "stacking" (Yao 2018), "pseudo_bma_plus" or "bic_softmax"
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
