@@ -71,4 +71,15 @@ if command -v R >/dev/null 2>&1; then
     echo "$r_key" >"$STAMPS/rpkg"
   fi
 fi
+# ---- 4. GO gene sets: exported once per annotation release into the user cache ------------------
+# (static annotation from org.Hs.eg.db / GO.db, ~30 s of R; every study reuses it)
+if command -v R >/dev/null 2>&1 && [ "${PRIMESTATS_NO_R:-0}" != 1 ]; then
+  go_key=$(dpkg-query -W -f='${Version}' r-bioc-org.hs.eg.db r-bioc-go.db 2>/dev/null | sha256sum | cut -c1-16)
+  if [ "$(cat "$STAMPS/go" 2>/dev/null)" != "$go_key" ]; then
+    say "exporting the GO gene sets (org.Hs.eg.db) into the user cache"
+    R_LIBS="$ROOT/.Rlib" .venv/bin/python -c 'from prime_stats.omics import cached_go_gene_sets; cached_go_gene_sets()' \
+      >"$STAMPS/go.log" 2>&1 && echo "$go_key" >"$STAMPS/go" \
+      || say "GO gene sets not exported (log: $STAMPS/go.log); a study exports them when it first needs them"
+  fi
+fi
 say "environment ready (.venv, .Rlib)"

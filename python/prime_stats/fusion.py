@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy import special, stats
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
@@ -614,6 +615,20 @@ def _mean_ci(values, level=0.95):
     return v.mean(), v.mean() - q * se, v.mean() + q * se, se
 
 
+def _outer_fold(late, X, y, tr, te, survival):
+    """One outer fold of :func:`compare_modalities`: clinical, radiomics and early-fusion searches and
+    the late fusion of the first two, fitted on rows ``tr``; their AUC / Harrell's C on rows ``te``."""
+    Xtr, Xte, ytr, yte = X.iloc[tr], X.iloc[te], y[tr], y[te]
+    fitted = {kind: late._base(kind).fit(Xtr, ytr) for kind in ("clinical", "radiomics", "early")}
+    # late fusion combines this fold's clinical and radiomics searches: PrimeR/PrimeS.fit would
+    # run exactly the same searches (same settings, rows and seeds) again
+    combine = "_average" if survival else "_fuse"
+    fitted["late"] = getattr(clone(late), combine)(Xtr, ytr, {k: fitted[k] for k in ("clinical", "radiomics")})
+    if survival:
+        return [cindex_scorer(m, Xte, yte) for m in fitted.values()]
+    return [roc_auc_score(yte, m.predict_proba(Xte)[:, 1]) for m in fitted.values()]
+
+
 def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
                        fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None,
                        recipe="stable", averaging="stacking", oof_repeats=3, learner_choice="one_se"):
@@ -631,37 +646,28 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
     """
     survival = np.asarray(y).dtype.names is not None
     check_columns(X, list(clinical_features) + list(radiomics_features))
-    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs, recipe=recipe,
+    # the outer folds run in parallel (n_jobs workers), each fold's searches sequentially in its worker
+    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=1, recipe=recipe,
               learner_choice=learner_choice)
     if survival:
         endpoint, metric = "survival", "C-index"
         outer = survival_folds(y, outer_cv, random_state + 1)
         late = PrimeS(clinical_features, radiomics_features, learners or SURVIVAL_LEARNERS, averaging=averaging, **kw)
-        combine = "_average"
     else:
         y = np.asarray(y)
         endpoint, metric = "response", "AUC"
         outer = list(StratifiedKFold(outer_cv, shuffle=True, random_state=random_state + 1).split(X, y))
         late = PrimeR(clinical_features, radiomics_features, learners or RESPONSE_LEARNERS,
                       oof_repeats=oof_repeats, **kw)
-        combine = "_fuse"
     names = ["clinical", "radiomics", "early fusion", "late fusion"]
     rows = []
-    for f, (tr, te) in enumerate(outer):
-        Xtr, Xte, ytr, yte = X.iloc[tr], X.iloc[te], y[tr], y[te]
-        fitted = {kind: late._base(kind).fit(Xtr, ytr) for kind in ("clinical", "radiomics", "early")}
-        # late fusion combines this fold's clinical and radiomics searches: PrimeR/PrimeS.fit would
-        # run exactly the same searches (same settings, rows and seeds) again
-        fitted["late"] = getattr(clone(late), combine)(Xtr, ytr, {k: fitted[k] for k in ("clinical", "radiomics")})
-        for name, m in zip(names, fitted.values()):
-            if survival:
-                value = cindex_scorer(m, Xte, yte)
-            else:
-                value = roc_auc_score(yte, m.predict_proba(Xte)[:, 1])
-            rows.append({"fold": f, "model": name, "value": value})
+    done = Parallel(n_jobs=min(n_jobs, len(outer)), return_as="generator")(
+        delayed(_outer_fold)(late, X, y, tr, te, survival) for tr, te in outer)
+    for f, values in enumerate(done):
+        rows += [{"fold": f, "model": name, "value": v} for name, v in zip(names, values)]
         if progress is not None:
-            done = ", ".join(f"{r['model']} {r['value']:.3f}" for r in rows[-len(names):])
-            progress(f"nested CV ({endpoint}): outer fold {f + 1}/{len(outer)} {metric}: {done}")
+            said = ", ".join(f"{name} {v:.3f}" for name, v in zip(names, values))
+            progress(f"nested CV ({endpoint}): outer fold {f + 1}/{len(outer)} {metric}: {said}")
     folds = pd.DataFrame(rows)
     out = []
     for name in names:

@@ -28,7 +28,7 @@ HALLMARK_FILENAME = "h.all.v7.5.1.symbols.gmt"
 __all__ = [
     "read_gmt", "write_gmt", "immune_gene_sets", "read_expression", "check_expression",
     "match_genes", "filter_by_expr", "differential_expression", "gsea_prerank", "GSEAResult",
-    "over_representation", "enrich_go", "export_go_gene_sets", "ssgsea", "SSGSEAResult", "compare_scores",
+    "over_representation", "enrich_go", "export_go_gene_sets", "cached_go_gene_sets", "ssgsea", "SSGSEAResult", "compare_scores",
     "immune_infiltration",
 ]
 
@@ -333,6 +333,25 @@ def export_go_gene_sets(path: str | Path, ontology: str = "BP") -> Path:
     sets = long.groupby("go_id", sort=True)["gene"].apply(lambda g: sorted(set(map(str, g)))).to_dict()
     terms = long.drop_duplicates("go_id").set_index("go_id")["term"].astype(str).to_dict()
     return write_gmt(sets, path, descriptions=terms)
+
+
+def cached_go_gene_sets(ontology: str = "BP") -> Path:
+    """The GO gene sets of ``ontology`` as a GMT in the user cache (``$XDG_CACHE_HOME`` or ``~/.cache``,
+    ``prime-stats/go_<ontology>.symbols.<org.Hs.eg.db version>_<GO.db version>.gmt``): exported once
+    per installed annotation release by :func:`export_go_gene_sets` (about half a minute of R) and
+    reused by every later study on the machine; a new release gets a new file."""
+    import os
+
+    rbridge.resolve_engine("R", GO_PACKAGES)
+    versions = "_".join(rbridge.r_package_version(p) or "none" for p in ("org.Hs.eg.db", "GO.db"))
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prime-stats"
+    path = root / f"go_{ontology.lower()}.symbols.{versions}.gmt"
+    if not path.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        export_go_gene_sets(partial, ontology)
+        partial.replace(path)         # atomic: a concurrent run never reads a half-written file
+    return path
 
 
 def enrich_go(genes: Iterable[str], universe: Iterable[str], *, gene_sets=None, min_size: int = 10,

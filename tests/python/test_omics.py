@@ -6,6 +6,8 @@ planted pathways are known.
 """
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -283,6 +285,27 @@ def go_gmt(tmp_path_factory, r_engine):
     if not r_engine.r_available(omics.GO_PACKAGES):
         pytest.skip("GO.db / org.Hs.eg.db not installed (tools/setup.sh installs r-bioc-go.db, r-bioc-org.hs.eg.db)")
     return omics.export_go_gene_sets(tmp_path_factory.mktemp("go") / "go_bp.gmt")
+
+
+def test_cached_go_gene_sets_is_exported_once_per_annotation_release(tmp_path, monkeypatch, r_engine):
+    """The user-cache GMT is named by the installed org.Hs.eg.db and GO.db versions, exported on first
+    use (atomically, via a .part file) and reused afterwards."""
+    if not r_engine.r_available(omics.GO_PACKAGES):
+        pytest.skip("GO.db / org.Hs.eg.db not installed")
+    calls = []
+
+    def fake_export(path, ontology="BP"):
+        calls.append(Path(path))
+        return omics.write_gmt({"GO:0000001": ["A", "B"]}, path, descriptions={"GO:0000001": "term"})
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(omics, "export_go_gene_sets", fake_export)
+    first = omics.cached_go_gene_sets()
+    versions = [r_engine.r_package_version(p) for p in ("org.Hs.eg.db", "GO.db")]
+    assert first == tmp_path / "prime-stats" / f"go_bp.symbols.{versions[0]}_{versions[1]}.gmt"
+    assert first.is_file() and len(calls) == 1 and calls[0].suffix == ".part" and not calls[0].exists()
+    assert omics.cached_go_gene_sets() == first and len(calls) == 1
+    assert omics.read_gmt(first) == {"GO:0000001": ["A", "B"]}
 
 
 def test_go_enrichment_python_equals_r_and_hand_phyper(er_data, go_gmt, r_engine):

@@ -236,29 +236,25 @@ def _frozen_explanations(art: Artefacts, cache: StageCache, inputs: tuple, model
 def _omics(art: Artefacts, cohort: Cohort, pred: Predictions, models: dict, cfg: StudyConfig, log):
     """Transcriptomics of PRIME-R's predicted groups and PRIME-S's risk groups (thresholds frozen on
     training; out-of-fold predictions for training patients)."""
-    from ..genesets import go_gene_sets_path, hallmark_gene_sets_path
+    from ..genesets import hallmark_gene_sets_path
 
     th = analyses.frozen_thresholds(models, pred)
     d = analyses.unfitted_predictions(models, pred)
     gmt = hallmark_gene_sets_path(cfg.path(cfg.gene_sets) if cfg.gene_sets else None)
     t0 = time.time()
-    go = art.guarded("go", _go_gene_sets, cfg.output_dir / "cache")
+    go = art.guarded("go", _go_gene_sets)
     res = analyses.omics_analyses(art, cohort.expression, d, th, gmt, cfg.seed, cfg.evaluation.engine, go)
     log(f"transcriptomics (DE, GSEA, GO, immune ssGSEA; PRIME-R and PRIME-S groups) in {time.time() - t0:.0f}s")
     return res
 
 
-def _go_gene_sets(cache_dir: Path) -> Path:
-    """The GO BP GMT: an existing export (:func:`~prime_stats.genesets.go_gene_sets_path`), else exported
-    once from org.Hs.eg.db through R into ``cache_dir``."""
+def _go_gene_sets() -> Path:
+    """The GO BP GMT: an existing export (:func:`~prime_stats.genesets.go_gene_sets_path`), else the
+    one exported once per machine and annotation release (:func:`~prime_stats.omics.cached_go_gene_sets`)."""
     from .. import omics
-    from ..genesets import GO_BP_GMT, go_gene_sets_path
+    from ..genesets import go_gene_sets_path
 
-    found = go_gene_sets_path(cache_dir)
-    if found is not None:
-        return found
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    return omics.export_go_gene_sets(cache_dir / GO_BP_GMT)
+    return go_gene_sets_path() or omics.cached_go_gene_sets("BP")
 
 
 class _Progress:
