@@ -219,7 +219,8 @@ def report(rows: pd.DataFrame, infos: list[dict], out: Path, icc: pd.DataFrame):
     lines = ["# Recovery of the planted truth (benchmarks/bench_recovery.py)", "",
              f"Seeds {sorted(rows.seed.unique().tolist())}; simulate_study with images; radiomics Original + "
              "LoG(4 mm), 32 bins, no Wavelet; ICC(2,1) > 0.75 on 30 training patients; training = 70 % of "
-             "centre A (stratified), external = centre B. Default modelling (recipe 'stable', PRIME-R ridge "
+             "centre A (stratified), external = centre B. Default modelling (recipe 'stable': radiomics "
+             "redundancy filter |r| >= 0.9 + stability selection; learner choice 'one_se'; PRIME-R ridge "
              "stacker on 3x5-fold repeated-CV OOF, PRIME-S stacking of predictive distributions)"
              + (", with the two-point grids (fast)" if fast else ", default grids") + ". "
              f"Modelling time {sum(i.get('seconds', 0) for i in infos) / 60:.1f} min "
