@@ -105,6 +105,22 @@ def test_concordance_heavy_ties_equal_per_replicate_function():
         ev.evaluate(np.full((n, 1), 0.5))
 
 
+def test_uno_with_rows_left_out_beyond_the_resamples_last_censoring():
+    """A row left out of a resample may have G(T-) = 0 under that resample's censoring KM (its time is
+    past the resample's last, censored, time); it carries weight 0 and must not stop the sweep. Uno's
+    and Harrell's C equal concordance_index on the resampled rows (50 replicates)."""
+    rng = np.random.default_rng(0)
+    n = 40
+    t, e, s = rng.exponential(100, n), rng.binomial(1, 0.7, n), rng.normal(size=n)
+    ev = bs.SurvivalWeights(t, e, np.zeros((n, 0)), s, [], metrics=("harrell", "uno"))
+    idx = bs.resample_indices(n, 0, 0, 50)
+    got = ev.evaluate(bs.resample_counts(idx, n))
+    for b, i in enumerate(idx):
+        for tw, name in (("n", "Harrell"), ("n/G2", "Uno (n/G2)")):
+            ref = concordance_index(t[i], e[i], s[i], tw, engine="python").estimate[0]
+            assert abs(got[("C-index", name, np.nan, np.nan)][b] - ref) < 1e-12, (b, name)
+
+
 def test_efron_slope_equals_statsmodels_on_resampled_rows(gbsg):
     """Efron ties (survival::coxph's default): the weighted likelihood of duplicated rows, checked against a
     fully converged statsmodels PHReg(ties="efron") on each resample (month-rounded times: many ties)."""

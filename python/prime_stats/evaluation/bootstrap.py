@@ -276,7 +276,10 @@ def _pair_sums(W, order, rank, run_end, m, tie_slot, n_tied, G_ev, ev_pos, out):
                     if uno:
                         g = ev_pos[k]
                         for j in range(nb):
-                            a = w[s, j] / max(G_ev[g, j0 + j], 1e-300) ** 2
+                            if w[s, j] == 0:     # not in this resample: its G may be 0, its weight is 0
+                                continue
+                            gg = G_ev[g, j0 + j]  # > 0 for an event in the resample (it is at risk)
+                            a = w[s, j] / (gg * gg)
                             out[1, 0, j0 + j] += a * lo[j]
                             out[1, 2, j0 + j] += a * inserted[j]
                             if t >= 0:
