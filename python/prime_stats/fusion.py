@@ -499,8 +499,12 @@ class PrimeS(BaseEstimator):
                                   learner_choice=self.learner_choice)
 
     def _weights(self, loglik, bic_fn, row_weights=None):
+        """The averaging weights; ``row_weights`` None, one row weight per patient, or a matrix of
+        Bayesian-bootstrap draws (one row of weights per draw: a draws x members matrix back)."""
         if self.averaging == "stacking":
-            return stacking_weights(loglik, row_weights)
+            return stacking_weights(loglik, row_weights)       # solves a matrix of draws together
+        if row_weights is not None and np.ndim(row_weights) == 2:
+            return np.array([self._weights(loglik, bic_fn, g) for g in row_weights])
         if self.averaging == "pseudo_bma_plus":
             L = loglik if row_weights is None else loglik * row_weights[:, None]
             return pseudo_bma_plus_weights(L, 1000 if row_weights is None else 200,
@@ -535,9 +539,7 @@ class PrimeS(BaseEstimator):
 
         self.weights_ = self._weights(L, bic_fn)
         rng = np.random.default_rng([int(self.random_state or 0), 4099])
-        g = _dirichlet(rng, len(L), self.n_bootstrap)
-        draws = (stacking_weights(L, g) if self.averaging == "stacking"
-                 else np.array([self._weights(L, bic_fn, gi) for gi in g]))
+        draws = self._weights(L, bic_fn, _dirichlet(rng, len(L), self.n_bootstrap))
         self.weights_ci_ = np.percentile(draws, [2.5, 97.5], axis=0).T
         tab["weight"] = self.weights_
         tab["lower"], tab["upper"] = self.weights_ci_[:, 0], self.weights_ci_[:, 1]

@@ -11,6 +11,7 @@ Kunes et al. (2023) Cytopus immune-cell knowledge base.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -340,8 +341,6 @@ def cached_go_gene_sets(ontology: str = "BP") -> Path:
     ``prime-stats/go_<ontology>.symbols.<org.Hs.eg.db version>_<GO.db version>.gmt``): exported once
     per installed annotation release by :func:`export_go_gene_sets` (about half a minute of R) and
     reused by every later study on the machine; a new release gets a new file."""
-    import os
-
     rbridge.resolve_engine("R", GO_PACKAGES)
     versions = "_".join(rbridge.r_package_version(p) or "none" for p in ("org.Hs.eg.db", "GO.db"))
     root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "prime-stats"

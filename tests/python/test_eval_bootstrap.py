@@ -87,6 +87,20 @@ def test_survival_replicates_equal_per_replicate_functions(gbsg, ties):
         concordance_index(t, e, s).estimate[0], abs=1e-14)
 
 
+def _assert_concordance_replicates_equal_per_replicate(t, e, s, seed, B):
+    """Harrell's and Uno's C of B vectorised replicates equal concordance_index on the resampled rows
+    (1e-12); returns the SurvivalWeights evaluator."""
+    n = len(t)
+    ev = bs.SurvivalWeights(t, e, np.zeros((n, 0)), s, [], metrics=("harrell", "uno"))
+    idx = bs.resample_indices(n, seed, 0, B)
+    got = ev.evaluate(bs.resample_counts(idx, n))
+    for b, i in enumerate(idx):
+        for tw, name in (("n", "Harrell"), ("n/G2", "Uno (n/G2)")):
+            ref = concordance_index(t[i], e[i], s[i], tw, engine="python").estimate[0]
+            assert abs(got[("C-index", name, np.nan, np.nan)][b] - ref) < 1e-12, (b, name)
+    return ev
+
+
 def test_concordance_heavy_ties_equal_per_replicate_function():
     """The Fenwick sweep on data that is mostly ties: 5 distinct times (events and censorings tied with
     each other), 3 distinct risk scores, 40 replicates; Harrell and Uno equal concordance_index on the
@@ -94,13 +108,7 @@ def test_concordance_heavy_ties_equal_per_replicate_function():
     rng = np.random.default_rng(15)
     n = 60
     t, e, s = rng.integers(1, 6, n).astype(float), rng.integers(0, 2, n), rng.integers(0, 3, n).astype(float)
-    ev = bs.SurvivalWeights(t, e, np.zeros((n, 0)), s, [], metrics=("harrell", "uno"))
-    idx = bs.resample_indices(n, 3, 0, 40)
-    got = ev.evaluate(bs.resample_counts(idx, n))
-    for b, i in enumerate(idx):
-        for tw, name in (("n", "Harrell"), ("n/G2", "Uno (n/G2)")):
-            ref = concordance_index(t[i], e[i], s[i], tw, engine="python").estimate[0]
-            assert abs(got[("C-index", name, np.nan, np.nan)][b] - ref) < 1e-12, (b, name)
+    ev = _assert_concordance_replicates_equal_per_replicate(t, e, s, seed=3, B=40)
     with pytest.raises(ValueError, match="whole numbers"):
         ev.evaluate(np.full((n, 1), 0.5))
 
@@ -112,13 +120,7 @@ def test_uno_with_rows_left_out_beyond_the_resamples_last_censoring():
     rng = np.random.default_rng(0)
     n = 40
     t, e, s = rng.exponential(100, n), rng.binomial(1, 0.7, n), rng.normal(size=n)
-    ev = bs.SurvivalWeights(t, e, np.zeros((n, 0)), s, [], metrics=("harrell", "uno"))
-    idx = bs.resample_indices(n, 0, 0, 50)
-    got = ev.evaluate(bs.resample_counts(idx, n))
-    for b, i in enumerate(idx):
-        for tw, name in (("n", "Harrell"), ("n/G2", "Uno (n/G2)")):
-            ref = concordance_index(t[i], e[i], s[i], tw, engine="python").estimate[0]
-            assert abs(got[("C-index", name, np.nan, np.nan)][b] - ref) < 1e-12, (b, name)
+    _assert_concordance_replicates_equal_per_replicate(t, e, s, seed=0, B=50)
 
 
 def test_efron_slope_equals_statsmodels_on_resampled_rows(gbsg):

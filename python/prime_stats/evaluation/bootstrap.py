@@ -458,7 +458,7 @@ class SurvivalWeights:
         out = {}
         G = np.empty((len(self._at_G), W.shape[1]))
         _km_sweep(W, nb, self.time, self._censored, self._at_G, self._at_G_order, G)
-        np.maximum(G, 1e-300, out=G)      # G = 0 only after the last row: no weight left to divide
+        np.maximum(G, 1e-300, out=G)      # G = 0 only past a resample's last (censored) time, at rows of weight 0
         G_ev, G_t = G[:n_ev], G[n_ev:]
         ms = set(self.metrics)
         if self.conc is not None:
