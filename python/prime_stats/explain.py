@@ -272,19 +272,15 @@ def interventional_shapley(f, X: np.ndarray, background: np.ndarray, *, exact_ma
         masks = ((codes[:, None] >> np.arange(q)) & 1).astype(bool)  # coalition c holds j if bit j
         w = _shapley_weights(q)[masks.sum(axis=1).clip(max=q - 1)]
         name = "exact interventional Shapley (all coalitions)"
+        per_row = len(masks) * m
+
+        def coalition_rows(x):
+            return np.where(masks[:, None, :], x[None, None, :], bg[None, :, :]).reshape(-1, q), None
     else:
         name = f"antithetic permutation Shapley ({n_permutations} orders + reverses)"
-    values, base = [], []
-    for x in X:
-        if q <= exact_max_features:
-            Z = np.where(masks[:, None, :], x[None, None, :], bg[None, :, :]).reshape(-1, q)
-            v = np.asarray(f(Z), dtype=float).reshape(len(masks), m, -1).mean(axis=1)  # C x T
-            phi = np.empty((q, v.shape[1]))
-            for j in range(q):
-                without = codes[~masks[:, j]]
-                phi[j] = (w[without, None] * (v[without | (1 << j)] - v[without])).sum(axis=0)
-            b0 = v[0]
-        else:
+        per_row = 2 * n_permutations * (q + 1) * m
+
+        def coalition_rows(x):
             orders = np.array([rng.permutation(q) for _ in range(n_permutations)])
             orders = np.concatenate([orders, orders[:, ::-1]])
             steps = np.zeros((len(orders), q + 1, q), dtype=bool)
@@ -292,16 +288,32 @@ def interventional_shapley(f, X: np.ndarray, background: np.ndarray, *, exact_ma
                 steps[:, k + 1] = steps[:, k]
                 steps[np.arange(len(orders)), k + 1, orders[:, k]] = True
             flat = steps.reshape(-1, q)
-            Z = np.where(flat[:, None, :], x[None, None, :], bg[None, :, :]).reshape(-1, q)
-            v = np.asarray(f(Z), dtype=float).reshape(len(orders), q + 1, m, -1).mean(axis=2)
-            gain = np.diff(v, axis=1)  # orders x q x T, gain of the k-th feature in each order
-            phi = np.zeros((q, v.shape[2]))
-            for o in range(len(orders)):
-                phi[orders[o]] += gain[o]
-            phi /= len(orders)
-            b0 = v[0, 0]
-        values.append(phi)
-        base.append(b0)
+            return np.where(flat[:, None, :], x[None, None, :], bg[None, :, :]).reshape(-1, q), orders
+
+    # the coalition rows of several explained rows go to f together (<= _SCREEN_MAX_CELLS cells)
+    batch = max(1, _SCREEN_MAX_CELLS // (per_row * q))
+    values, base = [], []
+    for i0 in range(0, n, batch):
+        built = [coalition_rows(x) for x in X[i0:i0 + batch]]
+        out = np.asarray(f(np.concatenate([Z for Z, _ in built])), dtype=float).reshape(len(built), per_row, -1)
+        for v_rows, (_, orders) in zip(out, built):
+            if orders is None:
+                v = v_rows.reshape(len(masks), m, -1).mean(axis=1)  # C x T
+                phi = np.empty((q, v.shape[1]))
+                for j in range(q):
+                    without = codes[~masks[:, j]]
+                    phi[j] = (w[without, None] * (v[without | (1 << j)] - v[without])).sum(axis=0)
+                b0 = v[0]
+            else:
+                v = v_rows.reshape(len(orders), q + 1, m, -1).mean(axis=2)
+                gain = np.diff(v, axis=1)  # orders x q x T, gain of the k-th feature in each order
+                phi = np.zeros((q, v.shape[2]))
+                for o in range(len(orders)):
+                    phi[orders[o]] += gain[o]
+                phi /= len(orders)
+                b0 = v[0, 0]
+            values.append(phi)
+            base.append(b0)
     values, base = np.asarray(values), np.asarray(base)
     if values.shape[2] == 1:
         values, base = values[:, :, 0], base[:, 0]
@@ -309,29 +321,40 @@ def interventional_shapley(f, X: np.ndarray, background: np.ndarray, *, exact_ma
 
 
 def _screened_shapley(f_full, xt: np.ndarray, bg: np.ndarray, exact_max_features: int,
-                      n_permutations: int, seed: int):
+                      n_permutations: int, seed: int, candidates: np.ndarray | None = None):
     """Interventional Shapley values on the active features only (inactive ones get exactly 0).
 
-    The inactive columns are held at the first background row's values. With the group-tested
-    screen (:func:`_active_features`) this reduced game must reproduce f on the explained and the
-    background rows (so that efficiency holds for the full model); if it does not (effects that
-    cancel within a tested block), the exact per-column screen is used instead."""
+    The inactive columns are held at the first background row's values. ``candidates`` (boolean
+    mask, e.g. the columns a fitted PRIME model selected) narrows the screen: when the game on the
+    candidates alone reproduces f on the explained and background rows, the other columns are
+    inactive and only the candidates are screened. With the group-tested screen
+    (:func:`_active_features`) the reduced game must reproduce f on those rows (so that efficiency
+    holds for the full model); if it does not (effects that cancel within a tested block), the exact
+    per-column screen is used instead."""
     p = xt.shape[1]
     out_x = np.asarray(f_full(xt), dtype=float)
     out_bg = np.asarray(f_full(bg), dtype=float)
     base_out = out_bg.mean(axis=0)
     fixed = bg[0].copy()
+    ref = np.concatenate([out_x, out_bg])
+    atol = 1e-10 * max(float(np.abs(ref).max(initial=0.0)), np.finfo(float).tiny)
+
+    def reproduces(mask):
+        red = np.asarray(_reduced_game(f_full, fixed, mask)(np.concatenate([xt, bg])[:, mask]), dtype=float)
+        return red.shape == ref.shape and np.allclose(red, ref, rtol=0, atol=atol)
+
     if p <= exact_max_features:
         active = np.ones(p, dtype=bool)
     else:
-        active = _active_features(f_full, xt, bg, base=out_x)
-        if not active.all():
-            ref = np.concatenate([out_x, out_bg])
-            red = np.asarray(_reduced_game(f_full, fixed, active)(np.concatenate([xt, bg])[:, active]),
-                             dtype=float)
-            atol = 1e-10 * max(float(np.abs(ref).max(initial=0.0)), np.finfo(float).tiny)
-            if red.shape != ref.shape or not np.allclose(red, ref, rtol=0, atol=atol):
-                active = _active_features(f_full, xt, bg, base=out_x, block_size=1)
+        if candidates is not None and 0 < candidates.sum() < p and reproduces(candidates):
+            idx = np.flatnonzero(candidates)
+            active = np.zeros(p, dtype=bool)
+            active[idx[_active_features(_reduced_game(f_full, fixed, candidates), xt[:, idx], bg[:, idx],
+                                        base=out_x)]] = True
+        else:
+            active = _active_features(f_full, xt, bg, base=out_x)
+        if not active.all() and not reproduces(active):
+            active = _active_features(f_full, xt, bg, base=out_x, block_size=1)
     values = np.zeros((len(xt), p) + np.shape(base_out))
     if not active.any():
         return values, np.tile(base_out, (len(xt),) + (1,) * np.ndim(base_out)), "constant model", 0
@@ -342,6 +365,14 @@ def _screened_shapley(f_full, xt: np.ndarray, bg: np.ndarray, exact_max_features
     return values, base, name, int(active.sum())
 
 
+def _selected_columns(model, cols) -> np.ndarray | None:
+    """Mask of the columns a fitted PRIME model (``selected_features_`` table) kept, or None."""
+    table = getattr(model, "selected_features_", None)
+    if not isinstance(table, pd.DataFrame) or "feature" not in table:
+        return None
+    return np.isin(np.asarray(cols, dtype=object), table["feature"].astype(str).to_numpy())
+
+
 def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_max_features,
                           n_permutations, rng):
     cols = list(X_train.columns)
@@ -350,7 +381,8 @@ def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_ma
     xt = X_test.to_numpy(dtype=float)
     values, base, name, n_active = _screened_shapley(_prediction_function(model, cols, output), xt, bg,
                                                      exact_max_features, n_permutations,
-                                                     int(rng.integers(2**31 - 1)))
+                                                     int(rng.integers(2**31 - 1)),
+                                                     _selected_columns(model, list(map(str, cols))))
     return values, xt, list(map(str, cols)), base, name, output, n_active
 
 
@@ -558,7 +590,7 @@ def survshap(model, X: pd.DataFrame, times, *, background: pd.DataFrame, n_backg
     bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
     p = len(cols)
     sv, base, name, n_active = _screened_shapley(f, X.to_numpy(dtype=float), bg, exact_max_features,
-                                                 n_permutations, random_state)
+                                                 n_permutations, random_state, _selected_columns(model, cols))
     name = f"SurvSHAP(t): {name} on {n_active} of {p} features (the others do not change S(t|x))"
     values = np.transpose(sv.reshape(len(X), p, len(times)), (0, 2, 1))  # n x T x p
     base = base.reshape(len(X), len(times))

@@ -399,6 +399,31 @@ def test_group_screen_leaves_shap_values_unchanged(wide, sim, monkeypatch):
     np.testing.assert_allclose(new.base_values + new.values.sum(axis=2), new.prediction, atol=1e-10)
 
 
+def test_screen_narrowed_to_the_selected_columns_leaves_shap_values_unchanged(wide, monkeypatch):
+    """A model's selected columns (PRIME's ``selected_features_``) narrow the screen when the game on
+    them reproduces f; a list that misses a used column is detected and the whole width is screened."""
+    X, _, model = wide
+    xt, bg = X.iloc[100:106].to_numpy(), X.iloc[:10].to_numpy()
+    f = explain._prediction_function(model, list(X.columns), "prediction")
+    full = explain._screened_shapley(f, xt, bg, 4, 4, 0)
+    for cand, width in ((USED + [0, 10, 200], 8), (USED[1:] + [0], 300)):
+        mask = np.isin(np.arange(300), cand)
+        widths = []
+        real = explain._active_features
+        monkeypatch.setattr(explain, "_active_features",
+                            lambda f_, x, *a, **k: widths.append(x.shape[1]) or real(f_, x, *a, **k))
+        narrowed = explain._screened_shapley(f, xt, bg, 4, 4, 0, mask)
+        monkeypatch.undo()
+        assert widths == [width]
+        np.testing.assert_array_equal(narrowed[0], full[0])
+        np.testing.assert_array_equal(narrowed[1], full[1])
+        assert narrowed[3] == full[3] == 5
+    table = pd.DataFrame({"feature": ["x3", "x77", "nope"]})
+    model_with = type("M", (), {"selected_features_": table})()
+    np.testing.assert_array_equal(np.flatnonzero(explain._selected_columns(model_with, list(X.columns))), [3, 77])
+    assert explain._selected_columns(model, list(X.columns)) is None
+
+
 def test_group_screen_falls_back_when_effects_cancel_within_a_block(monkeypatch):
     """f = (x0 - x1) + x0 * x4 with x0 == x1 in every row and x4 == 0 in the explained rows:
     replacing the block {x0..x3} changes no output, each of x0, x1 alone does. The reduced game

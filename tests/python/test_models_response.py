@@ -125,6 +125,33 @@ def test_tune_refuses_nan_scores(bc):
              X[cols], y, scoring=nan_scorer)
 
 
+def test_tune_checks_inputs_and_settings_before_its_unchecked_fits(bc):
+    """The learner fits skip scikit-learn's per-call checks, so tune_learners checks once: an infinite
+    value is refused by the imputation, a missing value a pipeline does not impute is named, and an
+    invalid grid setting raises scikit-learn's own error before any fit."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = bc
+    cols = ["mean radius", "mean texture"]
+    pipe = make_response_pipeline("stochastic_gb", "radiomics", random_state=0)
+    bad = X[cols].copy()
+    bad.iloc[7, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        tune(pipe, {"model__n_estimators": [5]}, bad, y)
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression
+
+    no_imputation = Pipeline([("scale", StandardScaler().set_output(transform="pandas")),
+                              ("model", LogisticRegression())])
+    gappy = X[cols].copy()
+    gappy.iloc[3, 0] = np.nan
+    with pytest.raises(ValueError, match=r"preprocessing left missing or infinite values.*mean radius"):
+        tune(no_imputation, {"model__C": [1.0]}, gappy, y)
+    with pytest.raises(InvalidParameterError, match="n_estimators"):
+        tune(pipe, {"model__n_estimators": [5, -1]}, X[cols], y)
+
+
 def test_modality_classifier_picks_learner_by_cv_auc(bc):
     X, y = bc
     clin = [c for c in X.columns if c.startswith("mean")]

@@ -23,9 +23,20 @@ def _run(folder: Path):
     return run_study(folder / "study.yaml", progress=False, report=False).output_dir
 
 
+#: columns that are iterative solutions known only to the solver's accuracy, not to 1e-9: the
+#: Bayesian-bootstrap percentiles of the fusion weights (200 stacking EM problems solved together,
+#: each stopped at its own convergence; 1.8e-8 from the one-at-a-time solutions), which move by
+#: ~1e-10-1e-8 when the members' out-of-fold scores move in their last bits
+SOLVER_ACCURACY = {"fusion_weights.csv": (("lower", "upper"), 1e-7)}
+
+
 def _same(actual: pd.DataFrame, expected: pd.DataFrame, what: str):
-    pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=1e-9, atol=1e-12,
-                                  obj=what)
+    cols, atol = SOLVER_ACCURACY.get(what, ((), 0.0))
+    for c in cols:
+        pd.testing.assert_series_equal(actual[c], expected[c], check_exact=False, rtol=0, atol=atol,
+                                       obj=f"{what} {c}")
+    pd.testing.assert_frame_equal(actual.drop(columns=list(cols)), expected.drop(columns=list(cols)),
+                                  check_exact=False, rtol=1e-9, atol=1e-12, obj=what)
 
 
 @pytest.fixture(scope="module")

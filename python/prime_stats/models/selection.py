@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_classifier
 from sklearn.metrics import get_scorer
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
@@ -75,8 +76,12 @@ def _predict(model, Z):
 
 
 def _fit_score(model, params, Ztr, ytr, Zva, yva, scorer):
-    m = clone(model).set_params(**params).fit(Ztr, ytr)
-    return scorer(m, Zva, yva), _predict(m, Zva)
+    # tune_learners checked that the features are finite and validated each setting once:
+    # scikit-learn's per-call checks (repeated for every tree of an ensemble) are skipped here,
+    # which changes no number
+    with config_context(assume_finite=True, skip_parameter_validation=True):
+        m = clone(model).set_params(**params).fit(Ztr, ytr)
+        return scorer(m, Zva, yva), _predict(m, Zva)
 
 
 def _model_grid(grid, final):
@@ -134,7 +139,19 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
     par = Parallel(n_jobs=n_jobs)
     splits = folds + [(np.arange(len(y)), None)]
     fitted = par(delayed(_fit_pre)(pre, X, y, tr, va) for tr, va in splits)
+    for _, Ztr, Zva in fitted:
+        for Z in (Ztr, Zva) if Zva is not None else (Ztr,):
+            bad = ~np.isfinite(np.asarray(Z, dtype=float)).all(axis=0)
+            if bad.any():
+                names = list(getattr(Z, "columns", range(bad.size)))
+                raise ValueError("the preprocessing left missing or infinite values in features "
+                                 f"{[names[j] for j in np.flatnonzero(bad)][:5]}; the learners need finite inputs")
     combos = {name: _model_grid(grid, "model") for name, (_, grid) in learners.items()}
+    for name, (model, _) in learners.items():
+        for c in combos[name]:
+            setting = clone(model).set_params(**c)
+            if hasattr(setting, "_parameter_constraints"):   # scikit-learn's own estimators
+                setting._validate_params()
     jobs = [(name, ci, f) for name in learners for ci in range(len(combos[name])) for f in range(len(folds))]
     out = par(delayed(_fit_score)(learners[name][0], combos[name][ci], fitted[f][1], y[folds[f][0]],
                                   fitted[f][2], y[folds[f][1]], scorer) for name, ci, f in jobs)
@@ -168,8 +185,9 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
 
 
 def _oof_split(pipeline, X, y, tr, va):
-    m = clone(pipeline).fit(_rows(X, tr), y[tr])
-    return _predict(m, _rows(X, va))
+    with config_context(skip_parameter_validation=True):   # settings validated by the tuning
+        m = clone(pipeline).fit(_rows(X, tr), y[tr])
+        return _predict(m, _rows(X, va))
 
 
 def repeated_oof(pipeline, X, y, n_repeats=3, cv=5, random_state=0, n_jobs=1):
