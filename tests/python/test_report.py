@@ -537,9 +537,11 @@ def test_fusion_weights_are_one_table_per_model_without_the_other_models_columns
     fw = pd.DataFrame({
         "term": ["intercept", "logit_p_clinical", "logit_p_radiomics", None, None],
         "coefficient": [0.1, 0.8, 0.4, np.nan, np.nan],
+        "lower": [-0.3, 0.2, 0.0, 0.41, 9.9e-324],
+        "upper": [0.5, 1.4, 0.9, 1.0, 0.000213],
         "feature_kind": [None, None, None, "clinical", "radiomics"],
         "learner": [None, None, None, "coxnet", "rsf"],
-        "weight": [np.nan, np.nan, np.nan, 0.7, 0.3],
+        "weight": [np.nan, np.nan, np.nan, 1.0, 4.2e-12],
         "model": ["PRIME-R (stacker)"] * 3 + ["PRIME-S (stacking)"] * 2})
     st = rb._Study(tmp_path, {}, {}, tables={"fusion_weights": fw})
     st.paths["table:fusion_weights"] = "tables/fusion_weights.csv"
@@ -548,6 +550,9 @@ def test_fusion_weights_are_one_table_per_model_without_the_other_models_columns
     r, s = (b["html"] for b in blocks)
     assert "PRIME-R (stacker)" in r and "Coefficient" in r and "Weight" not in r and "Learner" not in r
     assert "PRIME-S (stacking)" in s and "Weight" in s and "Coefficient" not in s
+    # the member first, then its weight and interval; weights driven to ~0 by the solver read 0
+    assert s.index("Feature kind") < s.index("Learner") < s.index("Weight") < s.index("Lower") < s.index("Upper")
+    assert "e-" not in s and "9.9" not in s and "2.1" not in s
 
 
 def test_paradox_sentences_come_from_the_tables_that_ran(tmp_path):

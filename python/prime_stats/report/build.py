@@ -290,6 +290,23 @@ RANKED = {"shap_response", "shap_survival", "shap_frozen_response", "shap_frozen
           "features_response", "features_survival", "de", "gsea", "de_survival", "gsea_survival", "go", "go_survival"}
 UNCLIPPED = {"hyperparameters", "tuning", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
 BY_MODEL = {"fusion_weights"}   # one table per model: PRIME-R's stacker coefficients and PRIME-S's weights differ in layout
+WEIGHT_COLUMNS = ("weight", "lower", "upper", "share")
+
+
+def _weights_layout(df: pd.DataFrame) -> pd.DataFrame:
+    """One model's fusion weights as read: its own columns, the term or member first, then the
+    estimate and its interval; weights and shares (on [0, 1]) to 3 decimals, so that a weight the
+    solver drove to 1e-300 reads 0."""
+    df = df.dropna(axis=1, how="all")
+    lead = [c for c in ("term", "feature_kind", "learner", "coefficient", "weight", "lower", "upper")
+            if c in df]
+    df = df[lead + [c for c in df.columns if c not in lead]].copy()
+    if "weight" in df:   # PRIME-S: simplex weights and their interval
+        for c in (c for c in WEIGHT_COLUMNS if c in df):
+            df[c] = df[c].round(3)
+    elif "share" in df:
+        df["share"] = df["share"].round(3)
+    return df
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
@@ -492,7 +509,7 @@ class _Builder:
         """A table's blocks: one per model for the tables in BY_MODEL (each with its own columns)."""
         df = self.st.tables[key]
         if key in BY_MODEL and "model" in df and df["model"].nunique() > 1:
-            return [self.table(key, df[df["model"] == m].drop(columns="model"), str(m))
+            return [self.table(key, _weights_layout(df[df["model"] == m].drop(columns="model")), str(m))
                     for m in dict.fromkeys(df["model"])]
         return [self.table(key)]
 
