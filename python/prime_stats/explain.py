@@ -379,11 +379,11 @@ def _agnostic_explanation(model, X_train, X_test, output, n_background, exact_ma
     bg = X_train.to_numpy(dtype=float)
     bg = bg[rng.choice(len(bg), size=min(n_background, len(bg)), replace=False)]
     xt = X_test.to_numpy(dtype=float)
+    names = list(map(str, cols))
     values, base, name, n_active = _screened_shapley(_prediction_function(model, cols, output), xt, bg,
                                                      exact_max_features, n_permutations,
-                                                     int(rng.integers(2**31 - 1)),
-                                                     _selected_columns(model, list(map(str, cols))))
-    return values, xt, list(map(str, cols)), base, name, output, n_active
+                                                     int(rng.integers(2**31 - 1)), _selected_columns(model, names))
+    return values, xt, names, base, name, output, n_active
 
 
 def _explain_fitted(model, X_train: pd.DataFrame, X_test: pd.DataFrame, explainer: str, output: str,

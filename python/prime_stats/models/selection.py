@@ -139,13 +139,12 @@ def tune_learners(pre, learners, X, y, cv=5, scoring=None, n_jobs=1, random_stat
     par = Parallel(n_jobs=n_jobs)
     splits = folds + [(np.arange(len(y)), None)]
     fitted = par(delayed(_fit_pre)(pre, X, y, tr, va) for tr, va in splits)
-    for _, Ztr, Zva in fitted:
-        for Z in (Ztr, Zva) if Zva is not None else (Ztr,):
-            bad = ~np.isfinite(np.asarray(Z, dtype=float)).all(axis=0)
-            if bad.any():
-                names = list(getattr(Z, "columns", range(bad.size)))
-                raise ValueError("the preprocessing left missing or infinite values in features "
-                                 f"{[names[j] for j in np.flatnonzero(bad)][:5]}; the learners need finite inputs")
+    for Z in (Z for _, Ztr, Zva in fitted for Z in (Ztr, Zva) if Z is not None):
+        bad = ~np.isfinite(np.asarray(Z, dtype=float)).all(axis=0)
+        if bad.any():
+            names = list(getattr(Z, "columns", range(bad.size)))
+            raise ValueError("the preprocessing left missing or infinite values in features "
+                             f"{[names[j] for j in np.flatnonzero(bad)][:5]}; the learners need finite inputs")
     combos = {name: _model_grid(grid, "model") for name, (_, grid) in learners.items()}
     for name, (model, _) in learners.items():
         for c in combos[name]:

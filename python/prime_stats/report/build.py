@@ -290,23 +290,6 @@ RANKED = {"shap_response", "shap_survival", "shap_frozen_response", "shap_frozen
           "features_response", "features_survival", "de", "gsea", "de_survival", "gsea_survival", "go", "go_survival"}
 UNCLIPPED = {"hyperparameters", "tuning", "fusion_weights", "features_response", "features_survival"}  # model spec: whole
 BY_MODEL = {"fusion_weights"}   # one table per model: PRIME-R's stacker coefficients and PRIME-S's weights differ in layout
-WEIGHT_COLUMNS = ("weight", "lower", "upper", "share")
-
-
-def _weights_layout(df: pd.DataFrame) -> pd.DataFrame:
-    """One model's fusion weights as read: its own columns, the term or member first, then the
-    estimate and its interval; weights and shares (on [0, 1]) to 3 decimals, so that a weight the
-    solver drove to 1e-300 reads 0."""
-    df = df.dropna(axis=1, how="all")
-    lead = [c for c in ("term", "feature_kind", "learner", "coefficient", "weight", "lower", "upper")
-            if c in df]
-    df = df[lead + [c for c in df.columns if c not in lead]].copy()
-    if "weight" in df:   # PRIME-S: simplex weights and their interval
-        for c in (c for c in WEIGHT_COLUMNS if c in df):
-            df[c] = df[c].round(3)
-    elif "share" in df:
-        df["share"] = df["share"].round(3)
-    return df
 KEEP_ROWS = 20            # tables up to this many rows are not split across pages
 PER_PATIENT_ROWS = 20     # per-patient tables longer than this are summarised, not listed
 FLOW_LABEL = {"train": "Training", "test": "Internal test", "external": "External validation"}
@@ -326,6 +309,20 @@ class _Study:
     paths: dict = field(default_factory=dict)       # "table:key" / "figure:key" -> relative path
     unusable: dict = field(default_factory=dict)    # key -> reason
     figure_engines: dict = field(default_factory=dict)  # figure key -> "R" | "python"
+
+
+def _weights_layout(df: pd.DataFrame) -> pd.DataFrame:
+    """One model's fusion weights as read: its own columns, the term or member first, then the
+    estimate and its interval; simplex weights (PRIME-S, with their interval) and shares to 3
+    decimals, so that a weight the solver drove to 1e-300 reads 0."""
+    df = df.dropna(axis=1, how="all")
+    lead = [c for c in ("term", "feature_kind", "learner", "coefficient", "weight", "lower", "upper")
+            if c in df]
+    df = df[lead + [c for c in df.columns if c not in lead]].copy()
+    on_simplex = ["weight", "lower", "upper", "share"] if "weight" in df else ["share"]
+    for c in (c for c in on_simplex if c in df):
+        df[c] = df[c].round(3)
+    return df
 
 
 def _png_size(data: bytes) -> tuple[int, int, float]:
