@@ -416,15 +416,17 @@ class StabilitySelector(_Reporting):
     path is computed over two decades of the penalty (``family="logistic"``: the binomial deviance's
     quadratic approximation at the null model, i.e. glmnet's first IRLS step, by coordinate descent
     with sklearn ``enet_path``; ``family="gaussian"``: the same least-squares path of a numeric
-    outcome; ``family="cox"``: the scikit-survival ``CoxnetSurvivalAnalysis`` path) and the first ``n_per_resample`` features to enter it are
-    "selected" (the region of the path where q = ``n_per_resample`` variables are chosen, M&B
-    section 2.4). A feature's selection probability is the share of subsamples that selected it;
+    outcome; ``family="cox"``: the scikit-survival ``CoxnetSurvivalAnalysis`` path), followed only
+    until ``n_per_resample`` features have entered, and those first features are "selected" (the
+    region of the path where q = ``n_per_resample`` variables are chosen, M&B section 2.4). A
+    feature's selection probability is the share of subsamples that selected it;
     features with probability >= ``threshold`` are kept, at most ``max_features`` (highest
     probability first) and at least ``min_features`` (the report says when the fallback applies).
     With q variables per subsample among p, the expected number of noise features kept is at most
     q^2 / ((2 threshold - 1) p) (M&B theorem 1 under exchangeability). ``family="auto"`` picks Cox
-    for a structured survival ``y``, logistic for two classes, gaussian otherwise. Expects z-scored input. R twin: ``stabs::stabsel`` with
-    ``glmnet.lasso`` (``sampling.type = "SS"``, ``q``, ``cutoff``).
+    for a structured survival ``y``, logistic for two classes, gaussian otherwise. Expects z-scored
+    input. R twin: ``stabs::stabsel`` with ``glmnet.lasso`` (``sampling.type = "SS"``, ``q``,
+    ``cutoff``).
 
     Fitted: ``support_``, ``selection_probability_``, ``n_failed_resamples_``, ``report_``.
     """
@@ -444,11 +446,20 @@ class StabilitySelector(_Reporting):
     def _entry_order(self, X, y, family):
         """Path position at which each feature first enters (inf = never), and |coef| there."""
         if family == "cox":
+            # scikit-survival's Coxnet path over two decades below its own alpha_max (read from a
+            # two-point path that stops just under it), followed only until ``n_per_resample``
+            # features have entered: the path is warm-started in grid order, so its first k
+            # solutions are the same numbers whether the grid stops at k or goes on
             from sksurv.linear_model import CoxnetSurvivalAnalysis
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                coef = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, n_alphas=self.n_lambdas,
-                                              alpha_min_ratio=0.01).fit(X, y).coef_
+                top = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, n_alphas=2,
+                                             alpha_min_ratio=1 - 1e-9).fit(X, y).alphas_[0]
+                grid = np.geomspace(top, top * 0.01, self.n_lambdas)
+                for k in range(min(4, self.n_lambdas), self.n_lambdas + 4, 4):
+                    coef = CoxnetSurvivalAnalysis(l1_ratio=self.l1_ratio, alphas=grid[:k]).fit(X, y).coef_
+                    if np.count_nonzero(np.abs(coef).max(axis=1)) >= self.n_per_resample:
+                        break
         else:
             # the binomial deviance's quadratic approximation at the null model (glmnet's first
             # IRLS step: constant weights p(1-p), working response proportional to y - p) is a
