@@ -130,9 +130,21 @@ def load_data(folder: str | Path) -> Any:
     return dec(json.loads((folder / "data.json").read_text()))
 
 
+def _plain_column(values: pd.Index | pd.Series):
+    """A column as a numpy array (numeric, boolean or all-text columns: one array per column in a
+    skops file) or, for mixed columns such as text with missing values, a plain list."""
+    arr = values.to_numpy(copy=True)
+    if arr.dtype != object:
+        return arr
+    if all(isinstance(v, str) for v in arr):
+        return arr.astype(str)
+    return arr.tolist()
+
+
 class TableAttr:
-    """A fitted attribute that reads as a pandas DataFrame (or Series) but is stored as plain lists,
-    so fitted models stay serialisable with skops (which refuses pandas internals)."""
+    """A fitted attribute that reads as a pandas DataFrame (or Series) but is stored as numpy arrays
+    and plain lists, so fitted models stay serialisable with skops (which refuses pandas internals)
+    and a report of thousands of features is a few arrays, not thousands of skops nodes."""
 
     def __init__(self, series=False):
         self.series = series
@@ -154,5 +166,5 @@ class TableAttr:
     def __set__(self, obj, value):
         df = value.to_frame() if isinstance(value, pd.Series) else value
         obj.__dict__[self.key] = {"columns": [str(c) for c in df.columns],
-                                  "data": [df[c].tolist() for c in df.columns],
-                                  "index": df.index.tolist(), "index_name": df.index.name}
+                                  "data": [_plain_column(df[c]) for c in df.columns],
+                                  "index": _plain_column(df.index), "index_name": df.index.name}

@@ -54,3 +54,24 @@ def test_skops_loads_trusted_types_only(tmp_path):
     persist.dump_skops({"f": _Foreign(2)}, tmp_path / "f.skops")
     with pytest.raises(persist.UntrustedFileError, match="refusing to load types"):
         persist.load_skops(tmp_path / "f.skops")
+
+
+class _WithReport:
+    report_ = persist.TableAttr()
+
+
+def test_table_attribute_round_trips_through_skops_as_arrays(tmp_path):
+    """Numeric, boolean and all-text columns are stored as numpy arrays (a few skops entries, not one
+    per cell); a text column with missing values stays a list; the frame reads back unchanged."""
+    table = pd.DataFrame({"feature": ["a", "b", "c"], "value": [0.5, np.nan, 2.0], "kept": [True, False, True],
+                          "reason": ["", None, "kept"]}, index=pd.Index([3, 1, 2], name="row"))
+    obj = _WithReport()
+    obj.report_ = table
+    store = obj.__dict__["_report_store"]
+    assert [type(c).__name__ for c in store["data"]] == ["ndarray", "ndarray", "ndarray", "list"]
+    persist.dump_skops(store, tmp_path / "t.skops")
+    back = _WithReport()
+    back.__dict__["_report_store"] = persist.load_skops(tmp_path / "t.skops")
+    pd.testing.assert_frame_equal(back.report_, table)
+    table.loc[3, "value"] = 9.0
+    assert obj.report_.loc[3, "value"] == 0.5
