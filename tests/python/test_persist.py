@@ -75,3 +75,20 @@ def test_table_attribute_round_trips_through_skops_as_arrays(tmp_path):
     pd.testing.assert_frame_equal(back.report_, table)
     table.loc[3, "value"] = 9.0
     assert obj.report_.loc[3, "value"] == 0.5
+
+
+def test_models_written_by_parallel_workers_load_back(tmp_path):
+    """write_models with 2 workers: an array above joblib's memmapping threshold (1 MB) reaches the
+    worker as a memmap, and must still be stored as a plain array that read_models can load."""
+    from prime_stats.study.fit import read_models, write_models
+
+    X, y = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 2
+    models = {"response": {"a": LogisticRegression().fit(X, y), "b": LogisticRegression().fit(X, 1 - y)}}
+    names = np.array([f"feature_{i:06d}" for i in range(50_000)])   # 2.8 MB of text
+    for m in models["response"].values():
+        m.feature_report_ = names
+    write_models(models, tmp_path, n_jobs=2)
+    back = read_models(tmp_path, n_jobs=2)
+    assert type(back["response"]["a"].feature_report_) is np.ndarray
+    np.testing.assert_array_equal(back["response"]["b"].feature_report_, names)
+    np.testing.assert_allclose(back["response"]["b"].coef_, models["response"]["b"].coef_)

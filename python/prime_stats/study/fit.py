@@ -208,7 +208,9 @@ def write_models(models: dict, folder: Path, n_jobs: int = 1) -> dict:
             f = f"{endpoint}_{slug(name)}.skops"
             jobs.append((m, folder / f))
             index.setdefault(endpoint, {})[name] = f
-    Parallel(n_jobs=max(1, min(n_jobs, len(jobs))))(delayed(persist.dump_skops)(m, path) for m, path in jobs)
+    # max_nbytes=None: no memmapped arguments, which skops would store as memmaps it cannot load
+    Parallel(n_jobs=max(1, min(n_jobs, len(jobs))), max_nbytes=None)(
+        delayed(persist.dump_skops)(m, path) for m, path in jobs)
     (folder / "index.json").write_text(json.dumps(index, indent=2))
     return index
 
