@@ -558,15 +558,20 @@ class PrimeS(BaseEstimator):
         self.selection_report_ = _concat([b.selection_report_ for b in self.bases_.values()])
         return self
 
+    def _member_score(self, key, X) -> np.ndarray:
+        return np.asarray(self.pipelines_[key].predict(self.bases_[key.split("/")[0]]._X(X)), dtype=float)
+
     def member_risk(self, X):
         """Each averaged model's own risk score (columns "kind/learner")."""
         check_is_fitted(self, "weights_")
-        return pd.DataFrame({key: p.predict(self.bases_[key.split("/")[0]]._X(X))
-                             for key, p in self.pipelines_.items()}, index=getattr(X, "index", None))
+        return pd.DataFrame({key: self._member_score(key, X) for key in self.pipelines_},
+                            index=getattr(X, "index", None))
 
     def _scores(self, X):
-        risk = self.member_risk(X)
-        return [(w, self.calibrations_[key], risk[key].to_numpy())
+        """(weight, calibration, risk score) of the members with positive weight; the others are
+        not evaluated (SHAP calls the prediction thousands of times)."""
+        check_is_fitted(self, "weights_")
+        return [(w, self.calibrations_[key], self._member_score(key, X))
                 for w, key in zip(self.weights_, self.pipelines_) if w > 0]
 
     def predict(self, X):

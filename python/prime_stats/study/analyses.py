@@ -121,7 +121,7 @@ def optimism_rows(optimism: pd.DataFrame, n: int) -> pd.DataFrame:
 def note_collapse(metrics: pd.DataFrame, models: dict) -> pd.DataFrame:
     """PRIME-R/PRIME-S rows say when the fusion collapsed onto one member or modality (>= 0.95 of the
     weight), so nobody reads them as a multimodal model."""
-    m = metrics.assign(note=metrics["note"] if "note" in metrics else np.nan)
+    m = metrics.assign(note=(metrics["note"] if "note" in metrics else np.nan)).astype({"note": object})
     for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
         fitted = models.get(endpoint, {}).get(key)
         if fitted is not None and getattr(fitted, "collapsed_", False):

@@ -139,12 +139,19 @@ def stage_inputs(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig) ->
     return (fs.X.loc[train_ids], fs.clinical, fs.radiomics, y_resp, y_surv, cfg.seed, settings)
 
 
+def refit_learners(model) -> tuple:
+    """The candidate learners of the CV-SHAP refits: those the frozen model chose (any modality)."""
+    return tuple(dict.fromkeys(model.chosen_learners_.values()))
+
+
 def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
     """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
     explain the held-out fifth) and SurvSHAP(t) of the frozen PRIME-S on up to 30 external patients
-    with a training background, at the horizons inside its follow-up. The explained inputs are the features the final PRIME models
-    selected on the whole training split (a description of those models, not a performance
-    estimate). Returns {"response": ShapResult, "survival": ShapResult, "survshap": SurvShapResult}."""
+    with a training background, at the horizons inside its follow-up. The refits explain the final
+    PRIME models' choices: their inputs are the features those models selected on the whole
+    training split and their candidate learners the ones those models chose (:func:`refit_learners`;
+    the fast grids are re-tuned in each fold). A description of the final models, not a performance
+    estimate. Returns {"response": ShapResult, "survival": ShapResult, "survshap": SurvShapResult}."""
     from sklearn.base import clone
 
     from .. import explain
@@ -161,7 +168,8 @@ def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyCo
         clin_used = [f for f in used if f in fs.clinical]
         rad_used = [f for f in used if f in fs.radiomics]
         klass = PrimeR if endpoint == "response" else PrimeS
-        est = klass(clin_used, rad_used, fast=True, random_state=cfg.seed, n_jobs=cfg.models.n_jobs,
+        est = klass(clin_used, rad_used, learners=refit_learners(m), fast=True, random_state=cfg.seed,
+                    n_jobs=cfg.models.n_jobs,
                     **selection_settings(cfg), **({"oof_repeats": 1} if klass is PrimeR else
                                                  {"averaging": cfg.models.averaging}))
         res[endpoint] = explain.cv_shap(clone(est), Xtr[clin_used + rad_used], y, cv=cfg.explain.cv,

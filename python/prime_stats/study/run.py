@@ -22,8 +22,8 @@ from . import analyses, development, render
 from .config import StudyConfig
 from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
 from .fit import (FROZEN_BACKGROUND, fit_baseline, fit_prime, frozen_shap_results, nested_cv_table, optimism_table,
-                  read_models, save_frozen_models, shap_results, stage_inputs, write_models)
-from .predictions import PRIME_R, Predictions, predict_all
+                  read_models, refit_learners, save_frozen_models, shap_results, stage_inputs, write_models)
+from .predictions import PRIME_R, PRIME_S, Predictions, predict_all
 from .record import Artefacts, write_provenance
 from .stage_cache import Codec, StageCache
 
@@ -180,9 +180,13 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
     t0 = time.time()
     key = inputs + (asdict(cfg.explain), cfg.times, fs.X.loc[external_ids[:30]])
     res = cache("shap", key, shap_results, models, fs, train, y_resp, y_surv, cfg, external_ids)
-    for endpoint in ("response", "survival"):
+    for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
         if endpoint in res:
-            art.table(f"shap_{endpoint}", res[endpoint].ranking)
+            chosen = models[endpoint][key].chosen_learners_
+            art.table(f"shap_{endpoint}", res[endpoint].ranking.assign(
+                method=f"{cfg.explain.cv}-fold refits on the frozen model's selected features, candidate "
+                       f"learners {', '.join(refit_learners(models[endpoint][key]))} (the frozen model's choice: "
+                       + ", ".join(f"{k} {v}" for k, v in chosen.items()) + ")"))
     if "response" in res and "survival" in res:
         art.table("divergence", explain.divergence_table(res["response"], res["survival"], top=10))
     if "survshap" in res:
