@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 #: a fusion "collapses" when one member (or one modality) carries at least this share of the weight
 COLLAPSE = 0.95
 AVERAGING = ("stacking", "pseudo_bma_plus", "bic_softmax")
+#: PRIME-S members with a smaller weight are not evaluated when it predicts: the EM of the stacking
+#: weights approaches a zero weight without reaching it (1e-71 and 1e-308 are typical), and such a
+#: member moves the averaged risk score by less than 1e-12 of its own score
+NEGLIGIBLE_WEIGHT = 1e-12
 #: ridge penalties (per patient, on the mean log-loss) tried by the stacker's cross-validation
 STACKER_PENALTIES = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
@@ -568,11 +572,12 @@ class PrimeS(BaseEstimator):
                             index=getattr(X, "index", None))
 
     def _scores(self, X):
-        """(weight, calibration, risk score) of the members with positive weight; the others are
-        not evaluated (SHAP calls the prediction thousands of times)."""
+        """(weight, calibration, risk score) of the members with a weight above
+        :data:`NEGLIGIBLE_WEIGHT`; the others are not evaluated (SHAP calls the prediction thousands
+        of times)."""
         check_is_fitted(self, "weights_")
         return [(w, self.calibrations_[key], self._member_score(key, X))
-                for w, key in zip(self.weights_, self.pipelines_) if w > 0]
+                for w, key in zip(self.weights_, self.pipelines_) if w > NEGLIGIBLE_WEIGHT]
 
     def predict(self, X):
         """Averaged risk score: weighted mean Cox log hazard ratio (higher = shorter survival)."""
@@ -585,7 +590,7 @@ class PrimeS(BaseEstimator):
         index = next(iter(self.bases_.values())).oof_.index
         risk = sum(w * self.calibrations_[key].linear_predictor(
             self.bases_[key.split("/")[0]].results_[key.split("/")[1]].oof_)
-            for w, key in zip(self.weights_, self.pipelines_) if w > 0)
+            for w, key in zip(self.weights_, self.pipelines_) if w > NEGLIGIBLE_WEIGHT)
         return pd.Series(np.asarray(risk, dtype=float), index=index)
 
     @property

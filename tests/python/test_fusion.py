@@ -292,6 +292,23 @@ def test_bma_risk_and_survival_function(prime_s, gbsg_split):
     assert np.all(S[hi].mean(axis=0)[:-1] < S[~hi].mean(axis=0)[:-1])
 
 
+def test_members_with_negligible_weight_are_not_evaluated(prime_s, gbsg_split, monkeypatch):
+    """A member whose stacking weight is below NEGLIGIBLE_WEIGHT (EM leaves 1e-71-sized weights
+    instead of zeros) is not predicted, and the averaged risk still equals the full weighted sum."""
+    from prime_stats.fusion import NEGLIGIBLE_WEIGHT
+
+    _, Xte, _, _ = gbsg_split
+    member = prime_s.member_risk(Xte)
+    weights = np.array([0.7, 0.3 - 1e-71, 1e-71, 0.0])
+    monkeypatch.setattr(prime_s, "weights_", weights)
+    full = sum(w * cal.linear_predictor(member[k]) for w, (k, cal) in zip(weights, prime_s.calibrations_.items()))
+    called = []
+    original = prime_s._member_score
+    monkeypatch.setattr(prime_s, "_member_score", lambda key, X: called.append(key) or original(key, X))
+    np.testing.assert_allclose(prime_s.predict(Xte), full, rtol=1e-12, atol=1e-12)
+    assert called == ["clinical/gbsa", "clinical/fast_svm"] and weights[2] < NEGLIGIBLE_WEIGHT
+
+
 def test_compare_modalities_table(bc_split):
     Xtr, _, ytr, _, clin, rad = bc_split
     X, y = Xtr.iloc[:150], ytr[:150]
