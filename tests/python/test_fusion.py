@@ -309,6 +309,19 @@ def test_members_with_negligible_weight_are_not_evaluated(prime_s, gbsg_split, m
     assert called == ["clinical/gbsa", "clinical/fast_svm"] and weights[2] < NEGLIGIBLE_WEIGHT
 
 
+def test_cv_shap_refits_use_the_learners_the_frozen_predictions_use(prime_r, prime_s, monkeypatch):
+    """PRIME-R: each modality's chosen learner; PRIME-S: the members with a non-negligible weight,
+    whatever each modality's best learner by CV C-index was."""
+    from prime_stats.study.fit import refit_learners
+
+    assert refit_learners(prime_r) == tuple(dict.fromkeys(prime_r.chosen_learners_.values()))
+    monkeypatch.setattr(prime_s, "weights_", np.array([0.0, 1e-71, 0.4, 0.6]))
+    assert list(prime_s.pipelines_) == ["clinical/gbsa", "clinical/fast_svm", "radiomics/gbsa", "radiomics/fast_svm"]
+    assert refit_learners(prime_s) == ("gbsa", "fast_svm")
+    monkeypatch.setattr(prime_s, "weights_", np.array([0.0, 1.0, 1e-71, 0.0]))
+    assert refit_learners(prime_s) == ("fast_svm",)
+
+
 def test_compare_modalities_table(bc_split):
     Xtr, _, ytr, _, clin, rad = bc_split
     X, y = Xtr.iloc[:150], ytr[:150]

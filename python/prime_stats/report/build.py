@@ -144,7 +144,7 @@ def _frozen_shap(st) -> str:
 def _cv_shap(st) -> str:
     k = (st.config.get("explain") or {}).get("cv")
     return ("CV-averaged SHAP of fast-grid refits: PRIME-R and PRIME-S refitted with the fast grids on the "
-            f"features the frozen models selected and with the learners they chose, in "
+            f"features the frozen models selected and with the learners their predictions use, in "
             f"{f'{k}-fold' if k else 'K-fold'} cross-validation of the training split, each refit explaining its "
             "held-out fold (a description of the frozen models' choices, not of the frozen models themselves).")
 

@@ -182,11 +182,10 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
     res = cache("shap", key, shap_results, models, fs, train, y_resp, y_surv, cfg, external_ids)
     for endpoint, key in (("response", PRIME_R), ("survival", PRIME_S)):
         if endpoint in res:
-            chosen = models[endpoint][key].chosen_learners_
             art.table(f"shap_{endpoint}", res[endpoint].ranking.assign(
                 method=f"{cfg.explain.cv}-fold refits on the frozen model's selected features, candidate "
-                       f"learners {', '.join(refit_learners(models[endpoint][key]))} (the frozen model's choice: "
-                       + ", ".join(f"{k} {v}" for k, v in chosen.items()) + ")"))
+                       f"learners {', '.join(refit_learners(models[endpoint][key]))} (those the frozen "
+                       "model's predictions use)"))
     if "response" in res and "survival" in res:
         art.table("divergence", explain.divergence_table(res["response"], res["survival"], top=10))
     if "survshap" in res:
