@@ -283,6 +283,11 @@ class PrimeR(ClassifierMixin, BaseEstimator):
         self.selection_report_ = _concat([b.selection_report_ for b in self.bases_.values()])
         return self
 
+    @property
+    def predicting_learners_(self) -> tuple:
+        """The learners whose predictions PRIME-R combines: each modality's chosen learner."""
+        return tuple(dict.fromkeys(self.chosen_learners_.values()))
+
     def base_proba(self, X):
         """Each modality's probability of the positive class (DataFrame, one column per modality)."""
         check_is_fitted(self, "meta_")
@@ -571,13 +576,21 @@ class PrimeS(BaseEstimator):
         return pd.DataFrame({key: self._member_score(key, X) for key in self.pipelines_},
                             index=getattr(X, "index", None))
 
-    def _scores(self, X):
-        """(weight, calibration, risk score) of the members with a weight above
-        :data:`NEGLIGIBLE_WEIGHT`; the others are not evaluated (SHAP calls the prediction thousands
-        of times)."""
+    def _used_members(self) -> list:
+        """(weight, "kind/learner") of the members the prediction evaluates: those with a weight above
+        :data:`NEGLIGIBLE_WEIGHT` (SHAP calls the prediction thousands of times)."""
         check_is_fitted(self, "weights_")
-        return [(w, self.calibrations_[key], self._member_score(key, X))
-                for w, key in zip(self.weights_, self.pipelines_) if w > NEGLIGIBLE_WEIGHT]
+        return [(w, key) for w, key in zip(self.weights_, self.pipelines_) if w > NEGLIGIBLE_WEIGHT]
+
+    @property
+    def predicting_learners_(self) -> tuple:
+        """The learners of the members the prediction uses (not each modality's best by CV C-index,
+        which the averaging may weight zero)."""
+        return tuple(dict.fromkeys(key.split("/")[1] for _, key in self._used_members()))
+
+    def _scores(self, X):
+        """(weight, calibration, risk score) of the members the prediction uses."""
+        return [(w, self.calibrations_[key], self._member_score(key, X)) for w, key in self._used_members()]
 
     def predict(self, X):
         """Averaged risk score: weighted mean Cox log hazard ratio (higher = shorter survival)."""
@@ -586,11 +599,10 @@ class PrimeS(BaseEstimator):
     def oof_predict(self) -> pd.Series:
         """PRIME-S's out-of-fold risk score for each training row: the members' out-of-fold scores
         (their tuning folds) through the frozen calibrations and weights, indexed like the training X."""
-        check_is_fitted(self, "weights_")
         index = next(iter(self.bases_.values())).oof_.index
         risk = sum(w * self.calibrations_[key].linear_predictor(
             self.bases_[key.split("/")[0]].results_[key.split("/")[1]].oof_)
-            for w, key in zip(self.weights_, self.pipelines_) if w > NEGLIGIBLE_WEIGHT)
+            for w, key in self._used_members())
         return pd.Series(np.asarray(risk, dtype=float), index=index)
 
     @property

@@ -312,14 +312,12 @@ def test_members_with_negligible_weight_are_not_evaluated(prime_s, gbsg_split, m
 def test_cv_shap_refits_use_the_learners_the_frozen_predictions_use(prime_r, prime_s, monkeypatch):
     """PRIME-R: each modality's chosen learner; PRIME-S: the members with a non-negligible weight,
     whatever each modality's best learner by CV C-index was."""
-    from prime_stats.study.fit import refit_learners
-
-    assert refit_learners(prime_r) == tuple(dict.fromkeys(prime_r.chosen_learners_.values()))
+    assert prime_r.predicting_learners_ == tuple(dict.fromkeys(prime_r.chosen_learners_.values()))
     monkeypatch.setattr(prime_s, "weights_", np.array([0.0, 1e-71, 0.4, 0.6]))
     assert list(prime_s.pipelines_) == ["clinical/gbsa", "clinical/fast_svm", "radiomics/gbsa", "radiomics/fast_svm"]
-    assert refit_learners(prime_s) == ("gbsa", "fast_svm")
+    assert prime_s.predicting_learners_ == ("gbsa", "fast_svm")
     monkeypatch.setattr(prime_s, "weights_", np.array([0.0, 1.0, 1e-71, 0.0]))
-    assert refit_learners(prime_s) == ("fast_svm",)
+    assert prime_s.predicting_learners_ == ("fast_svm",)
 
 
 def test_compare_modalities_table(bc_split):

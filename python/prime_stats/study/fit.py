@@ -139,27 +139,13 @@ def stage_inputs(fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig) ->
     return (fs.X.loc[train_ids], fs.clinical, fs.radiomics, y_resp, y_surv, cfg.seed, settings)
 
 
-def refit_learners(model) -> tuple:
-    """The candidate learners of the CV-SHAP refits: those the frozen model's predictions use.
-    PRIME-R: each modality's chosen learner; PRIME-S: every averaged member whose weight is above
-    :data:`prime_stats.fusion.NEGLIGIBLE_WEIGHT` (not its per-modality best, which the averaging
-    may weight zero)."""
-    from ..fusion import NEGLIGIBLE_WEIGHT
-
-    if hasattr(model, "pipelines_"):
-        used = [key.split("/")[1] for w, key in zip(model.weights_, model.pipelines_) if w > NEGLIGIBLE_WEIGHT]
-    else:
-        used = list(model.chosen_learners_.values())
-    return tuple(dict.fromkeys(used))
-
-
 def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyConfig, external_ids=()) -> dict:
     """Cross-validated SHAP of PRIME-R and PRIME-S on the training split (fit on four fifths,
     explain the held-out fifth) and SurvSHAP(t) of the frozen PRIME-S on up to 30 external patients
     with a training background, at the horizons inside its follow-up. The refits explain the final
     PRIME models' choices: their inputs are the features those models selected on the whole
     training split and their candidate learners the ones those models' predictions use
-    (:func:`refit_learners`; the fast grids are re-tuned in each fold). A description of the final
+    (``predicting_learners_``; the fast grids are re-tuned in each fold). A description of the final
     models, not a performance estimate. Returns {"response": ShapResult, "survival": ShapResult,
     "survshap": SurvShapResult}."""
     from sklearn.base import clone
@@ -178,7 +164,7 @@ def shap_results(models, fs: FeatureSet, train_ids, y_resp, y_surv, cfg: StudyCo
         clin_used = [f for f in used if f in fs.clinical]
         rad_used = [f for f in used if f in fs.radiomics]
         klass = PrimeR if endpoint == "response" else PrimeS
-        est = klass(clin_used, rad_used, learners=refit_learners(m), fast=True, random_state=cfg.seed,
+        est = klass(clin_used, rad_used, learners=m.predicting_learners_, fast=True, random_state=cfg.seed,
                     n_jobs=cfg.models.n_jobs,
                     **selection_settings(cfg), **({"oof_repeats": 1} if klass is PrimeR else
                                                  {"averaging": cfg.models.averaging}))

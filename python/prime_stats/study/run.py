@@ -22,7 +22,7 @@ from . import analyses, development, render
 from .config import StudyConfig
 from .design import FeatureSet, build_features, check_horizons, load_cohort, split_cohort
 from .fit import (FROZEN_BACKGROUND, fit_baseline, fit_prime, frozen_shap_results, nested_cv_table, optimism_table,
-                  read_models, refit_learners, save_frozen_models, shap_results, stage_inputs, write_models)
+                  read_models, save_frozen_models, shap_results, stage_inputs, write_models)
 from .predictions import PRIME_R, PRIME_S, Predictions, predict_all
 from .record import Artefacts, write_provenance
 from .stage_cache import Codec, StageCache
@@ -184,7 +184,7 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
         if endpoint in res:
             art.table(f"shap_{endpoint}", res[endpoint].ranking.assign(
                 method=f"{cfg.explain.cv}-fold refits on the frozen model's selected features, candidate "
-                       f"learners {', '.join(refit_learners(models[endpoint][key]))} (those the frozen "
+                       f"learners {', '.join(models[endpoint][key].predicting_learners_)} (those the frozen "
                        "model's predictions use)"))
     if "response" in res and "survival" in res:
         art.table("divergence", explain.divergence_table(res["response"], res["survival"], top=10))
