@@ -206,9 +206,10 @@ def extraction_repeatability(d: Path, n_patients: int = 2) -> dict:
         new = extract_manifest(man, Path(tmp) / "again.parquet", settings=SETTINGS, workers=1,
                                progress=False).features
     old = pd.read_parquet(d / "radiomics.parquet").loc[new.index, new.columns]
-    diff = (new - old).abs().to_numpy()
-    return {"seed_dir": d.name, "patients": list(new.index), "n_values": int(diff.size),
-            "max_abs_difference": float(np.nanmax(diff)), "n_different": int((diff > 0).sum())}
+    differ = ~((new == old) | (new.isna() & old.isna())).to_numpy()   # a NaN on one side only differs
+    return {"seed_dir": d.name, "patients": list(new.index), "n_values": int(differ.size),
+            "max_abs_difference": float(np.nanmax((new - old).abs().to_numpy(), initial=0.0)),
+            "n_different": int(differ.sum())}
 
 
 DRIVERS = ["Maximum3DDiameter", "MajorAxisLength", "Sphericity", "Elongation", "Flatness"]
