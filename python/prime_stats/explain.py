@@ -507,7 +507,7 @@ def frozen_shap(model, X: pd.DataFrame, *, background: pd.DataFrame, groups=None
     fold_importance = values.abs().groupby(groups).mean()
     fold_importance.index.name = "group"
     mean_abs = values.abs().mean(axis=0)
-    ranking = pd.DataFrame({"feature": list(used), "mean_abs_shap": mean_abs.to_numpy()})
+    ranking = pd.DataFrame({"feature": pd.Series(list(used), dtype=object), "mean_abs_shap": mean_abs.to_numpy()})
     ranking["share"] = ranking["mean_abs_shap"] / ranking["mean_abs_shap"].sum()
     ranking = ranking.sort_values("mean_abs_shap", ascending=False, kind="mergesort").reset_index(drop=True)
     ranking["rank"] = np.arange(1, len(ranking) + 1)

@@ -131,6 +131,13 @@ def test_frozen_shap_explains_the_fitted_model_without_refitting(breast):
                                atol=1e-10)
     with pytest.raises(ValueError, match="same columns"):
         explain.frozen_shap(lin, X.iloc[100:, :3], background=X.iloc[:100])
+    # a constant model (e.g. PRIME-R whose stacker weights are all 0): no feature changes the output,
+    # and the empty ranking still joins on its feature names
+    from sklearn.dummy import DummyClassifier
+    const = explain.frozen_shap(DummyClassifier().fit(X.iloc[:100], y[:100]), X.iloc[100:130],
+                                background=X.iloc[:100], groups=np.repeat(["external"], 30))
+    assert const.ranking.empty and const.values.shape == (30, 0)
+    assert const.ranking.join(const.fold_importance.T, on="feature").empty
 
 
 def test_input_errors(breast):

@@ -222,6 +222,10 @@ def _frozen_explanations(art: Artefacts, cache: StageCache, inputs: tuple, model
     who = ", ".join(f"{counts[s]} of {(split == s).sum()} {s}" for s in ("test", "external") if s in counts)
     values = []
     for endpoint, r in res.items():
+        if r.ranking.empty:
+            art.notes[f"shap_frozen_{endpoint}"] = ("not tabulated: every SHAP value is 0 (the frozen model gives "
+                                                    "the same output for every explained patient)")
+            continue
         by_split = r.fold_importance.T.add_prefix("mean_abs_shap_")
         art.table(f"shap_frozen_{endpoint}", r.ranking.join(by_split, on="feature").assign(
             output=r.output, method=r.explainer, explained=f"{who} patients"))
