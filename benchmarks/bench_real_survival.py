@@ -118,7 +118,7 @@ def main(argv=None):
              "(benchmarks/bench_real_survival.py)", "",
              f"Split-sample: {args.splits} random 70/30 splits per data set (stratified on the event); "
              "Harrell's C on the 30 % validation rows. PRIME-S with its default learners, grids, stable "
-             "selection and stacking; plain Cox = unpenalised Efron Cox on the same encoded predictors "
+             "selection and averaging (" + PrimeS().averaging + "); plain Cox = unpenalised Efron Cox on the same encoded predictors "
              "(median-imputed); ridge Cox = the study's baseline (z-scored, alpha 10). Member columns: "
              "PRIME-S's own tuned members.", "",
              "## Mean validation C per data set", "", mean.round(3).to_markdown(), "",

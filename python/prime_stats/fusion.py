@@ -33,7 +33,7 @@ __all__ = ["PrimeR", "PrimeS", "NonNegativeStacker", "CoxCalibration", "compare_
 log = logging.getLogger(__name__)
 #: a fusion "collapses" when one member (or one modality) carries at least this share of the weight
 COLLAPSE = 0.95
-AVERAGING = ("stacking", "pseudo_bma_plus", "bic_softmax")
+AVERAGING = ("bagged_stacking", "stacking", "pseudo_bma_plus", "bic_softmax")
 #: PRIME-S members with a smaller weight are not evaluated when it predicts: the EM of the stacking
 #: weights approaches a zero weight without reaching it (1e-71 and 1e-308 are typical), and such a
 #: member moves the averaged risk score by less than 1e-12 of its own score
@@ -445,7 +445,13 @@ class PrimeS(BaseEstimator):
     makes each member a predictive distribution S_m(t|x) = S0_m(t)^exp(beta_m z_m(x)). The weights
     (``averaging``):
 
-    * ``"stacking"`` (default): stacking of predictive distributions (Yao et al. 2018), simplex
+    * ``"bagged_stacking"`` (default): the mean of the stacking weights over ``n_bootstrap``
+      Bayesian-bootstrap reweightings of the out-of-fold rows (bagging of the stacking weights,
+      Breiman 1996; the mean of replicate weights as in Smyth & Wolpert 1998 and
+      ``MuMIn::stackingWeights``): at n ~ 80 the stacking optimum sits on a vertex of the simplex and
+      moves between members from one resample to the next, and the mean keeps the members the data
+      cannot tell apart;
+    * ``"stacking"``: stacking of predictive distributions (Yao et al. 2018), simplex
       weights maximising the out-of-fold log score of the mixture (``stacking_weights`` on
       ``survival_log_score``);
     * ``"pseudo_bma_plus"``: pseudo-BMA+ with Bayesian-bootstrap regularisation of the
@@ -474,8 +480,8 @@ class PrimeS(BaseEstimator):
     selection_report_ = TableAttr()
 
     def __init__(self, clinical_features=(), radiomics_features=(), learners=SURVIVAL_LEARNERS, cv=5,
-                 fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable", averaging="stacking",
-                 n_bootstrap=200, learner_choice="one_se"):
+                 fast=False, grids=None, random_state=0, n_jobs=1, recipe="stable",
+                 averaging="bagged_stacking", n_bootstrap=200, learner_choice="one_se"):
         self.clinical_features = clinical_features
         self.radiomics_features = radiomics_features
         self.learners = learners
@@ -510,7 +516,7 @@ class PrimeS(BaseEstimator):
     def _weights(self, loglik, bic_fn, row_weights=None):
         """The averaging weights; ``row_weights`` None, one row weight per patient, or a matrix of
         Bayesian-bootstrap draws (one row of weights per draw: a draws x members matrix back)."""
-        if self.averaging == "stacking":
+        if self.averaging in ("stacking", "bagged_stacking"):
             return stacking_weights(loglik, row_weights)       # solves a matrix of draws together
         if row_weights is not None and np.ndim(row_weights) == 2:
             return np.array([self._weights(loglik, bic_fn, g) for g in row_weights])
@@ -546,9 +552,9 @@ class PrimeS(BaseEstimator):
                 return tab["bic"].to_numpy()
             return np.array([-2 * _weighted_partial_loglik(e, event, time, g) + np.log(n_events) for e in etas])
 
-        self.weights_ = self._weights(L, bic_fn)
         rng = np.random.default_rng([int(self.random_state or 0), 4099])
         draws = self._weights(L, bic_fn, _dirichlet(rng, len(L), self.n_bootstrap))
+        self.weights_ = draws.mean(axis=0) if self.averaging == "bagged_stacking" else self._weights(L, bic_fn)
         self.weights_ci_ = np.percentile(draws, [2.5, 97.5], axis=0).T
         tab["weight"] = self.weights_
         tab["lower"], tab["upper"] = self.weights_ci_[:, 0], self.weights_ci_[:, 1]
@@ -654,7 +660,7 @@ def _outer_fold(late, X, y, tr, te, survival):
 
 def compare_modalities(X, y, clinical_features, radiomics_features, outer_cv=5, cv=5, learners=None,
                        fast=False, grids=None, random_state=0, n_jobs=1, return_folds=False, progress=None,
-                       recipe="stable", averaging="stacking", oof_repeats=3, learner_choice="one_se"):
+                       recipe="stable", averaging="bagged_stacking", oof_repeats=3, learner_choice="one_se"):
     """Nested-CV comparison of clinical only, radiomics only, early fusion and late fusion.
 
     Outer ``outer_cv``-fold stratified CV (on the response, or on the event indicator); inside each

@@ -246,15 +246,27 @@ def test_survival_log_score_is_the_breslow_predictive_density(prime_s, gbsg_spli
 
 def test_stacking_weights_solve_the_yao_objective(prime_s, gbsg_split):
     """Stacking of predictive distributions (Yao et al. 2018): the EM solution equals scipy's SLSQP
-    on the simplex (the same concave objective), on the real GBSG2 members' out-of-fold log scores."""
+    on the simplex (the same concave objective), on the real GBSG2 members' out-of-fold log scores;
+    the default (bagged) weights are the mean of the same solution over Bayesian-bootstrap
+    reweightings of the rows, each of which also solves its weighted objective."""
     from scipy.optimize import minimize
 
-    from prime_stats.fusion import pseudo_bma_plus_weights, stacking_weights, survival_log_score
-    _, _, ytr, _ = gbsg_split
+    from prime_stats.fusion import _dirichlet, pseudo_bma_plus_weights, stacking_weights, survival_log_score
+    Xtr, _, ytr, _ = gbsg_split
     L = np.column_stack([survival_log_score(cal, prime_s.bases_[k.split("/")[0]].results_[k.split("/")[1]].oof_, ytr)
                          for k, cal in prime_s.calibrations_.items()])
     w = stacking_weights(L)
-    np.testing.assert_allclose(w, prime_s.weights_, atol=1e-8)
+    plain = clone(prime_s).set_params(averaging="stacking")._average(Xtr, ytr, prime_s.bases_)
+    np.testing.assert_allclose(w, plain.weights_, atol=1e-8)
+    G = _dirichlet(np.random.default_rng([0, 4099]), len(L), prime_s.n_bootstrap)
+    draws = stacking_weights(L, G)
+    np.testing.assert_allclose(prime_s.weights_, draws.mean(axis=0), atol=1e-12)
+    assert prime_s.averaging == "bagged_stacking" and prime_s.weights_.sum() == pytest.approx(1.0)
+    g_obj = lambda v: -np.sum(G[0] * np.log(np.exp(L) @ v))                 # noqa: E731
+    K = L.shape[1]
+    g_ref = minimize(g_obj, np.full(K, 1 / K), method="SLSQP", bounds=[(0, 1)] * K,
+                     constraints=[{"type": "eq", "fun": lambda v: v.sum() - 1}], options={"ftol": 1e-14})
+    assert g_obj(draws[0]) <= g_ref.fun * (1 + 1e-9)
     K = L.shape[1]
     obj = lambda v: -np.sum(np.log(np.exp(L) @ v))                         # noqa: E731
     ref = minimize(obj, np.full(K, 1 / K), method="SLSQP", bounds=[(0, 1)] * K,

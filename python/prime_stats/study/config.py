@@ -46,7 +46,7 @@ class ModelConfig:
     family: str = "prime"          # "prime" (PRIME-R/PRIME-S) or "baseline" (penalised GLMs)
     recipe: str = "stable"         # feature selection: "stable" (stability selection) or "paper" (p < 0.05 screen)
     learner_choice: str = "one_se"  # per modality: "one_se" (simplest learner within 1 SE of the best CV score) or "best" (the paper)
-    averaging: str = "stacking"    # PRIME-S: "stacking" (Yao 2018), "pseudo_bma_plus" or "bic_softmax"
+    averaging: str = "bagged_stacking"  # PRIME-S: "bagged_stacking", "stacking", "pseudo_bma_plus", "bic_softmax"
     fast: bool = False             # smaller grids and inner CV (tests, quick looks)
     n_jobs: int = 1
     cache: bool = True             # reuse fitted models, nested CV and SHAP from <output>/cache when
@@ -160,8 +160,9 @@ class StudyConfig:
             raise ConfigError("config key 'models.recipe' must be 'stable' or 'paper'")
         if self.models.learner_choice not in ("one_se", "best"):
             raise ConfigError("config key 'models.learner_choice' must be 'one_se' or 'best'")
-        if self.models.averaging not in ("stacking", "pseudo_bma_plus", "bic_softmax"):
-            raise ConfigError("config key 'models.averaging' must be stacking, pseudo_bma_plus or bic_softmax")
+        if self.models.averaging not in ("bagged_stacking", "stacking", "pseudo_bma_plus", "bic_softmax"):
+            raise ConfigError("config key 'models.averaging' must be bagged_stacking, stacking, pseudo_bma_plus "
+                              "or bic_softmax")
         if self.explain.frozen_rows < 1:
             raise ConfigError(f"config key 'explain.frozen_rows' must be >= 1, got {self.explain.frozen_rows}")
         if self.evaluation.engine not in ("auto", "python", "R"):
