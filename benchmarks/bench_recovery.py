@@ -3,7 +3,8 @@
 For each seed: ``simulate_study`` WITH images (centre A = development, centre B = external) ->
 radiomics extraction of both phases (observer 1 for every patient, observer 2 for 30 training
 patients) -> ICC(2,1) filter > 0.75 on those patients -> the default modelling on the training split
-(centre A, stratified 7:3 on response; the 30 % internal test is not used here):
+(centre A split as the study default ``split.test_fraction`` does: 0, the whole centre; a positive
+fraction holds out a stratified internal test, not used here):
 
 * PRIME-R (default recipe and fusion), its clinical-only and radiomics-only bases, early fusion, a
   ridge logistic regression on every clinical feature (LogisticRegressionCV, l2), the true response
@@ -39,10 +40,13 @@ import pandas as pd
 from scipy import stats
 from sklearn.model_selection import train_test_split
 
+from prime_stats.study.config import SplitConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"bin_count": 32, "bin_width": None,
             "image_types": {"Original": {}, "LoG": {"sigma": [4.0]}}}
 ICC_PATIENTS = 30
+TEST_FRACTION = SplitConfig().test_fraction
 
 
 def prepare(seed: int, cache: Path, workers: int = 2) -> Path:
@@ -57,10 +61,12 @@ def prepare(seed: int, cache: Path, workers: int = 2) -> Path:
     if not (d / "manifest.csv").is_file():
         simulate_study(d, seed=seed, n_expression=0, workers=workers)
     clinical = pd.read_csv(d / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
-    a = clinical.index[clinical.centre == "A"]
-    train, test = train_test_split(list(a), test_size=0.3, stratify=clinical.loc[a, "response_3m"],
-                                   random_state=seed)
+    a = list(clinical.index[clinical.centre == "A"])
     split = pd.Series("external", index=clinical.index)
+    train, test = a, []
+    if TEST_FRACTION > 0:    # the study default's split of the development centre
+        train, test = train_test_split(a, test_size=TEST_FRACTION, stratify=clinical.loc[a, "response_3m"],
+                                       random_state=seed)
     split[train], split[test] = "train", "test"
     rng = np.random.default_rng(seed)
     icc_ids = sorted(rng.choice(sorted(train), ICC_PATIENTS, replace=False))
@@ -258,10 +264,11 @@ def report(rows: pd.DataFrame, infos: list[dict], out: Path, icc: pd.DataFrame, 
         checks.append(_check("|PRIME-R nested-CV - external| <= 0.05: difference", gap, lambda m: abs(m) <= 0.05))
     lines = ["# Recovery of the planted truth (benchmarks/bench_recovery.py)", "",
              f"Seeds {sorted(rows.seed.unique().tolist())}; simulate_study with images; radiomics Original + "
-             "LoG(4 mm), 32 bins, no Wavelet; ICC(2,1) > 0.75 on 30 training patients; training = 70 % of "
-             "centre A (stratified), external = centre B. Default modelling (recipe 'stable': radiomics "
+             "LoG(4 mm), 32 bins, no Wavelet; ICC(2,1) > 0.75 on 30 training patients; training = "
+             + ("the whole of centre A" if TEST_FRACTION == 0 else f"{1 - TEST_FRACTION:.0%} of centre A (stratified)")
+             + ", external = centre B. Default modelling (recipe 'stable': radiomics "
              "redundancy filter |r| >= 0.9 + stability selection; learner choice 'one_se'; PRIME-R ridge "
-             "stacker on 3x5-fold repeated-CV OOF, PRIME-S stacking of predictive distributions)"
+             "stacker on 3x5-fold repeated-CV OOF, PRIME-S Bayesian-bootstrap-bagged stacking of predictive distributions)"
              + (", with the two-point grids (fast)" if fast else ", default grids") + ". "
              f"Modelling time {sum(i.get('seconds', 0) for i in infos) / 60:.1f} min "
              "(sum over seeds, on a shared 2-core machine).", "",

@@ -27,7 +27,8 @@ def _config(folder, clinical, **sections):
 
 
 def test_survival_only_study(tmp_path, clinical):
-    cfg = _config(tmp_path / "s", clinical.drop(columns="response_3m"), columns={"response": None})
+    cfg = _config(tmp_path / "s", clinical.drop(columns="response_3m"), columns={"response": None},
+                  split={"test_fraction": 0.3})
     res = run_study(cfg, progress=False, report=False)
     assert set(res.metrics.endpoint) == {"survival"}
     assert not any(c.startswith("prob_") for c in res.predictions.columns)

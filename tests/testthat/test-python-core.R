@@ -16,7 +16,7 @@ test_that("the Python core simulates a cohort and runs a study from R", {
   res <- ps_run(sim$files[["config"]], output = file.path(dir, "results"), progress = FALSE,
                 settings = list(models = list(family = "baseline")))
   expect_s3_class(res, "ps_study")
-  expect_setequal(unique(res$predictions$split), c("train", "test", "external"))
+  expect_setequal(unique(res$predictions$split), c("train", "external"))   # split.test_fraction 0 (default)
   expect_equal(nrow(res$predictions), 140)
   auc <- res$metrics$estimate[res$metrics$metric == "AUC"]
   expect_true(all(auc >= 0 & auc <= 1))

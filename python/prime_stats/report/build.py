@@ -540,8 +540,9 @@ class _Builder:
         rows = [
             ("Development centre(s)", ", ".join(map(str, g("split", "development", []) or [])) or "not set"),
             ("External validation centre(s)", ", ".join(map(str, g("split", "external", []) or [])) or "none"),
-            ("Development split", (f"{1 - tf:.0%} training / {tf:.0%} internal test, stratified by "
-                                   f"{g('split', 'stratify', 'none')}") if isinstance(tf, (int, float)) else "not set"),
+            ("Development split", "not set" if not isinstance(tf, (int, float))
+             else "none: the whole development centre is the training set (no internal test split)" if tf == 0
+             else f"{1 - tf:.0%} training / {tf:.0%} internal test, stratified by {g('split', 'stratify', 'none')}"),
             ("Data use", self.data_use(g("models", "family", "prime"))),
             ("Response endpoint", f"{cols.get('response', 'response_3m')} (binary)" if cols.get("response", 1)
              else "none"),

@@ -30,7 +30,7 @@ class DataConfig:
 class SplitConfig:
     development: list = field(default_factory=lambda: ["A"])
     external: list = field(default_factory=lambda: ["B"])
-    test_fraction: float = 0.3
+    test_fraction: float = 0.0      # 0: develop on the whole centre (validated by nested CV); 0.3: the paper
     stratify: str = "auto"         # auto: by response when the study has it, else by event
 
 

@@ -1,9 +1,10 @@
 """One PRIME study, end to end, in the order of a paper's methods section:
 split -> features -> models -> predictions -> statistics -> figures -> report.
 
-The development centre is split once (7:3, stratified by response) into training and internal
-test; every learned step is fitted on the training split only, and the internal test and external
-centres receive the frozen models.
+By default the whole development centre is the training split and internal validation is nested CV
+(``split.test_fraction: 0.3`` holds out the paper's stratified internal test); every learned step
+is fitted on the training split only, and the internal test and external centres receive the
+frozen models.
 """
 from __future__ import annotations
 
