@@ -489,7 +489,12 @@ class _Builder:
 
     def missing(self, kind: str, key: str) -> dict:
         what = caption(kind, key)
-        reason = self.st.unusable.get(f"{kind}:{key}") or self.st.notes.get(key) or "not produced by this study run"
+        reason = self.st.unusable.get(f"{kind}:{key}") or self.st.notes.get(key)
+        no_test_split = ((self.st.config or {}).get("split") or {}).get("test_fraction") == 0
+        if not reason and key.endswith("_test") and no_test_split:
+            reason = ("not applicable: no internal test split (split.test_fraction 0: the whole development "
+                      "centre is the training set)")
+        reason = reason or "not produced by this study run"
         return {"kind": "missing", "what": f"{what or key} ({kind} '{key}')", "reason": self.text(reason)}
 
     def table(self, key: str, rows: pd.DataFrame | None = None, model: str = "") -> dict:
