@@ -620,3 +620,18 @@ def test_report_says_which_shap_is_which_and_which_recipe_ran(tmp_path):
     assert "CV-averaged SHAP of fast-grid refits" in cv_only and "SHAP of the frozen model" not in cv_only
     frozen_only = page(shap_frozen_response=frozen)
     assert "SHAP of the frozen model" in frozen_only and "CV-averaged" not in frozen_only
+
+
+def test_internal_test_artefacts_of_a_whole_centre_run_are_not_applicable(built, study_dir, tmp_path):
+    """split.test_fraction 0 (no internal test split): an absent internal-test figure says why."""
+    d = tmp_path / "whole_centre"
+    shutil.copytree(study_dir, d)
+    cfg = yaml.safe_load((d / "config.resolved.yaml").read_text())
+    cfg["split"]["test_fraction"] = 0
+    (d / "config.resolved.yaml").write_text(yaml.safe_dump(cfg))
+    art = json.loads((d / "artefacts.json").read_text())
+    del art["figures"]["roc_test"]
+    (d / "artefacts.json").write_text(json.dumps(art, indent=2))
+    text = _visible_text(Path(rb.build_report(d)["html"]).read_text(encoding="utf-8"))
+    assert "not applicable: no internal test split (split.test_fraction 0" in text
+    assert "no internal test split" not in _visible_text(built[1])      # the 7:3 study says nothing of it
