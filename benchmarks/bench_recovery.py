@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.model_selection import train_test_split
 
+from prime_stats.study import StudyConfig, load_cohort, split_cohort
 from prime_stats.study.config import SplitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,14 +60,9 @@ def prepare(seed: int, cache: Path, workers: int = 2) -> Path:
         return d
     if not (d / "manifest.csv").is_file():
         simulate_study(d, seed=seed, n_expression=0, workers=workers)
-    clinical = pd.read_csv(d / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
-    a = list(clinical.index[clinical.centre == "A"])
-    split = pd.Series("external", index=clinical.index)
-    train, test = a, []
-    if TEST_FRACTION > 0:    # the study default's split of the development centre
-        train, test = train_test_split(a, test_size=TEST_FRACTION, stratify=clinical.loc[a, "response_3m"],
-                                       random_state=seed)
-    split[train], split[test] = "train", "test"
+    cfg = StudyConfig.from_yaml(d / "study.yaml")       # the simulated study's own (default) split
+    split = split_cohort(load_cohort(cfg), cfg)
+    train = split.index[split == "train"]
     rng = np.random.default_rng(seed)
     icc_ids = sorted(rng.choice(sorted(train), ICC_PATIENTS, replace=False))
     man = read_manifest(d / "manifest.csv")
