@@ -574,7 +574,8 @@ class PrimeS(BaseEstimator):
         return self
 
     def _member_score(self, key, X) -> np.ndarray:
-        return np.asarray(self.pipelines_[key].predict(self.bases_[key.split("/")[0]]._X(X)), dtype=float)
+        Xd, inverse = self.bases_[key.split("/")[0]]._distinct(X)
+        return np.asarray(self.pipelines_[key].predict(Xd), dtype=float)[inverse]
 
     def member_risk(self, X):
         """Each averaged model's own risk score (columns "kind/learner")."""

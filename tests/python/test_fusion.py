@@ -321,6 +321,41 @@ def test_members_with_negligible_weight_are_not_evaluated(prime_s, gbsg_split, m
     assert called == ["clinical/gbsa", "clinical/fast_svm"] and weights[2] < NEGLIGIBLE_WEIGHT
 
 
+def _count_rows(monkeypatch, obj, method, log, label):
+    """Record the number of rows ``obj.method`` is called with, under ``label``."""
+    original = getattr(obj, method)
+
+    def counted(Z, *args, **kwargs):
+        log.append((label, len(Z)))
+        return original(Z, *args, **kwargs)
+
+    monkeypatch.setattr(obj, method, counted)
+
+
+def test_each_distinct_row_is_scored_once(prime_r, prime_s, bc_split, gbsg_split, monkeypatch):
+    """SHAP's coalition rows repeat each modality's values: PRIME-R's bases and PRIME-S's members score
+    the distinct rows of their modality's columns once, with the numbers of a row-by-row prediction."""
+    from prime_stats.models.selection import distinct_rows
+
+    _, Xs, _, _ = gbsg_split
+    X = Xs.iloc[np.r_[0:10, 0:10, 3:6]].copy()
+    X.iloc[10:20, X.columns.get_loc("progrec")] = X["progrec"].iloc[0]  # clinical values repeated only
+    clin = ["age", "tsize", "pnodes"]
+    rows, inverse = distinct_rows(X, clin)
+    assert len(rows) == 10 and list(rows.columns) == clin
+    np.testing.assert_array_equal(rows.to_numpy()[inverse], X[clin].to_numpy())
+    assert len(distinct_rows(X.astype({"age": int}), clin)[0]) == len(X)   # not all float64: not reduced
+    n_distinct = {"clinical": 10, "radiomics": len(np.unique(X[["progrec", "estrec"]].to_numpy(), axis=0))}
+    log = []
+    for key, pipe in prime_s.pipelines_.items():
+        _count_rows(monkeypatch, pipe[-1], "predict", log, key)
+    risk = prime_s.predict(X)
+    assert sorted(log) == sorted((k, n_distinct[k.split("/")[0]]) for _, k in prime_s._used_members())
+    np.testing.assert_allclose(risk, [prime_s.predict(X.iloc[[i]])[0] for i in range(len(X))], rtol=1e-12)
+    Xr = bc_split[1].iloc[np.r_[0:8, 0:8]]
+    np.testing.assert_allclose(prime_r.predict_proba(Xr)[8:], prime_r.predict_proba(Xr.iloc[:8]), rtol=1e-12)
+
+
 def test_cv_shap_refits_use_the_learners_the_frozen_predictions_use(prime_r, prime_s, monkeypatch):
     """PRIME-R: each modality's chosen learner; PRIME-S: the members with a non-negligible weight,
     whatever each modality's best learner by CV C-index was."""

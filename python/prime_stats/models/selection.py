@@ -28,7 +28,7 @@ from .response import RESPONSE_LEARNERS, check_recipe, make_response_pipeline
 from .survival import SURVIVAL_LEARNERS, cindex_scorer, make_survival_pipeline
 
 __all__ = ["tune", "tune_learners", "TuneResult", "ModalityClassifier", "ModalitySurvival", "feature_table",
-           "check_columns", "repeated_oof", "choose_learner", "LEARNER_CHOICES", "SIMPLEST_FIRST"]
+           "check_columns", "distinct_rows", "repeated_oof", "choose_learner", "LEARNER_CHOICES", "SIMPLEST_FIRST"]
 
 #: every learner from the simplest (penalised linear) to the most flexible: the order in which the
 #: one-standard-error rule prefers them
@@ -45,6 +45,29 @@ def check_columns(X, columns, what="features"):
     if missing:
         raise KeyError(f"{len(missing)} {what} missing from X: {missing[:20]}"
                        + (" ..." if len(missing) > 20 else ""))
+
+
+def distinct_rows(X: pd.DataFrame, columns) -> tuple[pd.DataFrame, np.ndarray]:
+    """(rows, inverse): the distinct rows of ``X[columns]`` and each row's position among them, so that
+    a row-wise model's ``predict(X[columns])`` equals ``predict(rows)[inverse]`` (SHAP's coalition
+    rows repeat a modality's values many times). Rows are equal when their float64 values are equal
+    bit for bit; a frame that is not all float64 is not reduced."""
+    check_columns(X, columns)
+    n = len(X)
+    if n == 0 or not X.columns.is_unique or not (X.dtypes == np.float64).all():
+        return X[columns], np.arange(n)
+    A = X.to_numpy()
+    bits = A.view(np.uint64)
+    cols = X.columns.get_indexer(columns)
+    # adjacent columns are compared in place (a modality's columns usually are)
+    block = slice(cols[0], cols[-1] + 1) if len(cols) and (np.diff(cols) == 1).all() else cols
+    varying = cols[(bits[:, block] != bits[:1, block]).any(axis=0)]
+    first, inverse = np.zeros(1, dtype=int), np.zeros(n, dtype=int)
+    if len(varying):
+        _, first, inverse = np.unique(np.ascontiguousarray(bits[:, varying]), axis=0, return_index=True,
+                                      return_inverse=True)
+    rows = pd.DataFrame(A[np.ix_(first, cols)], index=X.index[first], columns=X.columns[cols])
+    return rows, inverse.reshape(n)
 
 
 @dataclass
@@ -315,10 +338,10 @@ class _ModalityBase(BaseEstimator):
         self.selected_features_ = feature_table(self.best_estimator_)
         return self
 
-    def _X(self, X):
+    def _distinct(self, X):
+        """(X[columns_] on its distinct rows, each row's position among them): :func:`distinct_rows`."""
         check_is_fitted(self, "best_estimator_")
-        check_columns(X, self.columns_)
-        return X[self.columns_]
+        return distinct_rows(X, self.columns_)
 
 
 class ModalityClassifier(ClassifierMixin, _ModalityBase):
@@ -356,7 +379,8 @@ class ModalityClassifier(ClassifierMixin, _ModalityBase):
         return self._fit_learners(X, y, make_response_pipeline)
 
     def predict_proba(self, X):
-        return self.best_estimator_.predict_proba(self._X(X))
+        Xd, inverse = self._distinct(X)
+        return self.best_estimator_.predict_proba(Xd)[inverse]
 
     def predict(self, X):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -391,12 +415,14 @@ class ModalitySurvival(_ModalityBase):
 
     def predict(self, X):
         """Risk score (higher = shorter survival)."""
-        return self.best_estimator_.predict(self._X(X))
+        Xd, inverse = self._distinct(X)
+        return self.best_estimator_.predict(Xd)[inverse]
 
     def predict_survival_function(self, X, return_array=False):
         """S(t|x) of the best pipeline, as scikit-survival: step functions, or with
         ``return_array=True`` the array (n, len(unique_times_))."""
-        return self.best_estimator_.predict_survival_function(self._X(X), return_array=return_array)
+        Xd, inverse = self._distinct(X)
+        return self.best_estimator_.predict_survival_function(Xd, return_array=return_array)[inverse]
 
     @property
     def unique_times_(self):
