@@ -573,15 +573,26 @@ class PrimeS(BaseEstimator):
         self.selection_report_ = _concat([b.selection_report_ for b in self.bases_.values()])
         return self
 
-    def _member_score(self, key, X) -> np.ndarray:
-        Xd, inverse = self.bases_[key.split("/")[0]]._distinct(X)
-        return np.asarray(self.pipelines_[key].predict(Xd), dtype=float)[inverse]
+    def _member_scores(self, X, keys) -> dict:
+        """{"kind/learner": risk score} of the members ``keys`` for the rows of X. A modality's members
+        share one fitted preprocessing (``tune_learners``): it transforms the distinct rows of the
+        modality's columns once (``_distinct``; SHAP's coalition rows repeat them), and each member's
+        model predicts from that."""
+        scores, prepared = {}, {}
+        for key in keys:
+            kind, pipe = key.split("/")[0], self.pipelines_[key]
+            shared = (kind, *(id(step) for _, step in pipe.steps[:-1]))
+            if shared not in prepared:
+                Xd, inverse = self.bases_[kind]._distinct(X)
+                prepared[shared] = pipe[:-1].transform(Xd), inverse
+            Xt, inverse = prepared[shared]
+            scores[key] = np.asarray(pipe[-1].predict(Xt), dtype=float)[inverse]
+        return scores
 
     def member_risk(self, X):
         """Each averaged model's own risk score (columns "kind/learner")."""
         check_is_fitted(self, "weights_")
-        return pd.DataFrame({key: self._member_score(key, X) for key in self.pipelines_},
-                            index=getattr(X, "index", None))
+        return pd.DataFrame(self._member_scores(X, list(self.pipelines_)), index=getattr(X, "index", None))
 
     def _used_members(self) -> list:
         """(weight, "kind/learner") of the members the prediction evaluates: those with a weight above
@@ -597,7 +608,9 @@ class PrimeS(BaseEstimator):
 
     def _scores(self, X):
         """(weight, calibration, risk score) of the members the prediction uses."""
-        return [(w, self.calibrations_[key], self._member_score(key, X)) for w, key in self._used_members()]
+        used = self._used_members()
+        scores = self._member_scores(X, [key for _, key in used])
+        return [(w, self.calibrations_[key], scores[key]) for w, key in used]
 
     def predict(self, X):
         """Averaged risk score: weighted mean Cox log hazard ratio (higher = shorter survival)."""

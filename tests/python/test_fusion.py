@@ -315,8 +315,8 @@ def test_members_with_negligible_weight_are_not_evaluated(prime_s, gbsg_split, m
     monkeypatch.setattr(prime_s, "weights_", weights)
     full = sum(w * cal.linear_predictor(member[k]) for w, (k, cal) in zip(weights, prime_s.calibrations_.items()))
     called = []
-    original = prime_s._member_score
-    monkeypatch.setattr(prime_s, "_member_score", lambda key, X: called.append(key) or original(key, X))
+    original = prime_s._member_scores
+    monkeypatch.setattr(prime_s, "_member_scores", lambda X, keys: called.extend(keys) or original(X, keys))
     np.testing.assert_allclose(prime_s.predict(Xte), full, rtol=1e-12, atol=1e-12)
     assert called == ["clinical/gbsa", "clinical/fast_svm"] and weights[2] < NEGLIGIBLE_WEIGHT
 
@@ -334,7 +334,8 @@ def _count_rows(monkeypatch, obj, method, log, label):
 
 def test_each_distinct_row_is_scored_once(prime_r, prime_s, bc_split, gbsg_split, monkeypatch):
     """SHAP's coalition rows repeat each modality's values: PRIME-R's bases and PRIME-S's members score
-    the distinct rows of their modality's columns once, with the numbers of a row-by-row prediction."""
+    the distinct rows of their modality's columns once (PRIME-S's members of one modality through their
+    one shared preprocessing), with the numbers of a row-by-row prediction."""
     from prime_stats.models.selection import distinct_rows
 
     _, Xs, _, _ = gbsg_split
@@ -349,8 +350,12 @@ def test_each_distinct_row_is_scored_once(prime_r, prime_s, bc_split, gbsg_split
     log = []
     for key, pipe in prime_s.pipelines_.items():
         _count_rows(monkeypatch, pipe[-1], "predict", log, key)
+    for kind in n_distinct:
+        _count_rows(monkeypatch, prime_s.pipelines_[f"{kind}/gbsa"][0], "transform", log, kind)
     risk = prime_s.predict(X)
-    assert sorted(log) == sorted((k, n_distinct[k.split("/")[0]]) for _, k in prime_s._used_members())
+    used = [key for _, key in prime_s._used_members()]
+    kinds = list(dict.fromkeys(key.split("/")[0] for key in used))
+    assert sorted(log) == sorted([(k, n_distinct[k]) for k in kinds] + [(k, n_distinct[k.split("/")[0]]) for k in used])
     np.testing.assert_allclose(risk, [prime_s.predict(X.iloc[[i]])[0] for i in range(len(X))], rtol=1e-12)
     Xr = bc_split[1].iloc[np.r_[0:8, 0:8]]
     np.testing.assert_allclose(prime_r.predict_proba(Xr)[8:], prime_r.predict_proba(Xr.iloc[:8]), rtol=1e-12)
