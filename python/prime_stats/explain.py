@@ -38,7 +38,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from scipy.special import logit
 from sklearn.pipeline import Pipeline
 
-from .evaluation._survcore import survival_at as step_survival_at
+from .evaluation._survcore import step_at, survival_at as step_survival_at
 
 __all__ = ["ShapResult", "cv_shap", "frozen_shap", "interventional_shapley", "SurvShapResult", "survshap", "survival_at",
            "divergence_table"]
@@ -527,19 +527,31 @@ def survival_at(model, X: pd.DataFrame, times) -> np.ndarray:
 
     Accepts models whose ``predict_survival_function`` returns scikit-survival step functions
     (scikit-survival's models, prime_stats' PrimeS and ModalitySurvival; evaluated by
-    :func:`prime_stats.models.survival.survival_at`) or a lifelines-style times x samples DataFrame.
-    Times beyond the model's last time are refused: nothing is explained past follow-up.
+    :func:`prime_stats.evaluation._survcore.survival_at`; a model with ``unique_times_`` gives, as
+    scikit-survival's do, the same functions as an array on that grid with ``return_array=True``,
+    read by the same rule, :func:`~prime_stats.evaluation._survcore.step_at`) or a lifelines-style
+    times x samples DataFrame. Times beyond the model's last time are refused: nothing is explained
+    past follow-up.
     """
     times = np.asarray(times, dtype=float)
+
+    def check_domain(last):
+        if times.min() < 0 or times.max() > last:
+            raise ValueError(f"times must lie within the model's follow-up domain [0, {last:g}], "
+                             f"got [{times.min():g}, {times.max():g}]")
+
+    grid = getattr(model, "unique_times_", None)
+    if grid is not None:
+        grid = np.asarray(grid, dtype=float)
+        check_domain(grid[-1])
+        return step_at(grid, np.asarray(model.predict_survival_function(X, return_array=True), dtype=float),
+                       times, 1.0)
     sf = model.predict_survival_function(X)
     if isinstance(sf, pd.DataFrame):
         return sf.to_numpy(dtype=float).T
     sf = np.asarray(sf)
     if sf.dtype == object:
-        last = sf[0].x[-1]
-        if times.min() < 0 or times.max() > last:
-            raise ValueError(f"times must lie within the model's follow-up domain [0, {last:g}], "
-                             f"got [{times.min():g}, {times.max():g}]")
+        check_domain(sf[0].x[-1])
         return step_survival_at(sf, times)
     raise TypeError(f"predict_survival_function returned {type(sf).__name__} of shape {sf.shape}; "
                     "expected scikit-survival step functions or a DataFrame")

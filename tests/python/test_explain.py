@@ -22,6 +22,7 @@ from sksurv.util import Surv
 
 from prime_stats import explain
 from prime_stats.clinical import add_clinical_indices
+from prime_stats.evaluation._survcore import survival_at as step_survival_at
 from prime_stats.simulate import simulate_cohort
 
 RESPONSE_DRIVERS = {"tumour_diameter_mm", "pni"}
@@ -207,6 +208,9 @@ def test_survshap_matches_brute_force_and_efficiency(sim):
         np.testing.assert_allclose(res.values[i], ref.T, atol=1e-10)
     np.testing.assert_allclose(res.base_values + res.values.sum(axis=2), res.prediction, atol=1e-10)
     np.testing.assert_allclose(res.prediction, f(Xs.iloc[300:306].to_numpy()))
+    # a model with unique_times_ is read as an array: the values of its step functions
+    np.testing.assert_array_equal(res.prediction, step_survival_at(model.predict_survival_function(Xs.iloc[300:306]),
+                                                                   times))
     assert res.ranking["feature"].iloc[-1] == "age"  # no effect on survival in the simulator
     # survshap's "integral" aggregation per patient, averaged over patients
     per_patient = np.trapezoid(np.abs(res.values), times, axis=1).mean(axis=0)

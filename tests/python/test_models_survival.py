@@ -8,7 +8,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.metrics import concordance_index_censored
 from sksurv.util import Surv
 
-from prime_stats.evaluation._survcore import survival_at
+from prime_stats.evaluation._survcore import step_at, survival_at
 from prime_stats.features import survival_arrays, survival_folds
 from prime_stats.models import (SURVIVAL_LEARNERS, CoxCalibratedSurvivalSVM, ModalitySurvival,
                                 cindex_scorer, default_grid, make_survival_pipeline,
@@ -85,6 +85,9 @@ def test_survival_at_evaluates_step_functions(gbsg):
     # unsorted times give the same values
     perm = np.array([3, 0, 5, 1, 4, 2])
     np.testing.assert_allclose(survival_at(fns, times[perm]), S[:, perm])
+    # the same rule on the array form (n x unique_times_), several functions at once
+    S_array = model.predict_survival_function(X.iloc[:3], return_array=True)
+    np.testing.assert_array_equal(step_at(model.unique_times_, S_array, times, 1.0), S)
 
 
 def test_svm_gets_a_cox_breslow_survival_function(whas):

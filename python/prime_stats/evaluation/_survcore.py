@@ -41,11 +41,12 @@ TIES = ("efron", "breslow")
 
 def step_at(grid: np.ndarray, values: np.ndarray, t, start: float, left: bool = False) -> np.ndarray:
     """A right-continuous step function (``values`` from ``grid[k]`` on) at ``t``; ``start`` before
-    ``grid[0]``, the last value carried beyond ``grid[-1]``. ``left=True`` gives the left limit f(t-)."""
+    ``grid[0]``, the last value carried beyond ``grid[-1]``. ``left=True`` gives the left limit f(t-).
+    ``values`` may hold several functions on the same grid (n x len(grid): n x len(t) back)."""
     idx = np.searchsorted(grid, np.asarray(t, dtype=float), side="left" if left else "right") - 1
     if values.size == 0:
-        return np.full(np.shape(idx), start, dtype=float)
-    return np.where(idx >= 0, values[np.maximum(idx, 0)], start)
+        return np.full(values.shape[:-1] + np.shape(idx), start, dtype=float)
+    return np.where(idx >= 0, values[..., np.maximum(idx, 0)], start)
 
 
 def survival_at(step_functions, times) -> np.ndarray:
