@@ -61,13 +61,13 @@ def distinct_rows(X: pd.DataFrame, columns) -> tuple[pd.DataFrame, np.ndarray]:
     cols = X.columns.get_indexer(columns)
     # adjacent columns are compared in place (a modality's columns usually are)
     block = slice(cols[0], cols[-1] + 1) if len(cols) and (np.diff(cols) == 1).all() else cols
-    varying = cols[(bits[:, block] != bits[:1, block]).any(axis=0)]
-    first, inverse = np.zeros(1, dtype=int), np.zeros(n, dtype=int)
-    if len(varying):
-        _, first, inverse = np.unique(np.ascontiguousarray(bits[:, varying]), axis=0, return_index=True,
-                                      return_inverse=True)
+    inverse = np.zeros(n, dtype=np.int64)   # distinct rows so far, numbered in order of appearance
+    for j in cols[(bits[:, block] != bits[:1, block]).any(axis=0)]:
+        codes, values = pd.factorize(bits[:, j])   # hashing: O(n) per varying column
+        inverse = pd.factorize(inverse * len(values) + codes)[0]
+    first = np.unique(inverse, return_index=True)[1]
     rows = pd.DataFrame(A[np.ix_(first, cols)], index=X.index[first], columns=X.columns[cols])
-    return rows, inverse.reshape(n)
+    return rows, inverse
 
 
 @dataclass
