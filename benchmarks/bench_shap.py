@@ -35,7 +35,7 @@ from prime_stats.models.selection import _ModalityBase, check_columns
 from prime_stats.study import StudyConfig
 from prime_stats.study.design import build_features
 from prime_stats.study.fit import fit_prime, frozen_shap_results, shap_results
-from prime_stats.study.run import _Progress, load_cohort, split_cohort
+from prime_stats.study.run import _Progress, frozen_shap_patients, load_cohort, split_cohort
 
 OUT = Path(__file__).resolve().parent / "results" / "shap.md"
 
@@ -158,14 +158,7 @@ def main():
     y_resp, y_surv = cohort.response.loc[train].astype(int), cohort.survival(train)
     models = fit_prime(fs, train, y_resp, y_surv, cfg, log)
     external = list(split.index[split == "external"])
-    # the frozen models' patients, as the study samples them (study.run._frozen_explanations)
-    rng, explained = np.random.default_rng(cfg.seed), []
-    for s in ("test", "external"):
-        ids = split.index[split == s]
-        if len(ids) > cfg.explain.frozen_rows:
-            ids = ids[np.sort(rng.choice(len(ids), cfg.explain.frozen_rows, replace=False))]
-        explained.append(pd.Series(s, index=ids))
-    explained = pd.concat(explained)
+    explained = frozen_shap_patients(split, cfg)   # the frozen models' patients, as the study samples them
 
     rows = []
     for rep in range(args.repeats):

@@ -200,11 +200,10 @@ def _explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: 
     return res
 
 
-def _frozen_explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: FeatureSet, train, split,
-                         cfg: StudyConfig, log) -> dict:
-    """SHAP of the frozen PRIME-R and PRIME-S on up to ``explain.frozen_rows`` test and external patients
-    each (a seeded sample, in the split's order): per-model rankings with the mean |SHAP| per split and
-    the method, and the top features' values per patient (the figures' table; cached with the models)."""
+def frozen_shap_patients(split: pd.Series, cfg: StudyConfig) -> pd.Series:
+    """The patients whose frozen-model SHAP the study computes (patient id -> split): up to
+    ``explain.frozen_rows`` test and external patients each, a sample seeded by ``cfg.seed``, in the
+    split's order."""
     rng = np.random.default_rng(cfg.seed)
     explained = []
     for s in ("test", "external"):
@@ -212,7 +211,15 @@ def _frozen_explanations(art: Artefacts, cache: StageCache, inputs: tuple, model
         if len(ids) > cfg.explain.frozen_rows:
             ids = ids[np.sort(rng.choice(len(ids), cfg.explain.frozen_rows, replace=False))]
         explained.append(pd.Series(s, index=ids))
-    explained = pd.concat(explained)
+    return pd.concat(explained)
+
+
+def _frozen_explanations(art: Artefacts, cache: StageCache, inputs: tuple, models, fs: FeatureSet, train, split,
+                         cfg: StudyConfig, log) -> dict:
+    """SHAP of the frozen PRIME-R and PRIME-S on up to ``explain.frozen_rows`` test and external patients
+    each (a seeded sample, in the split's order): per-model rankings with the mean |SHAP| per split and
+    the method, and the top features' values per patient (the figures' table; cached with the models)."""
+    explained = frozen_shap_patients(split, cfg)
     if explained.empty:
         art.notes["shap_frozen"] = "not computed: no test or external patients to explain"
         return {}
