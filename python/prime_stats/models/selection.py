@@ -65,6 +65,8 @@ def distinct_rows(X: pd.DataFrame, columns) -> tuple[pd.DataFrame, np.ndarray]:
     for j in cols[(bits[:, block] != bits[:1, block]).any(axis=0)]:
         codes, values = pd.factorize(bits[:, j])   # hashing: O(n) per varying column
         inverse = pd.factorize(inverse * len(values) + codes)[0]
+        if inverse[-1] == n - 1:   # numbered in order of appearance: every row is already distinct
+            break
     first = np.unique(inverse, return_index=True)[1]
     rows = pd.DataFrame(A[np.ix_(first, cols)], index=X.index[first], columns=X.columns[cols])
     return rows, inverse
